@@ -1,0 +1,53 @@
+//! Local users: argon2id password hashing and the role model (xapi's six user roles).
+//!
+//! Verification is CPU-heavy (tens of ms), so callers run it on a blocking thread. Passwords are
+//! never stored or logged in clear: only PHC strings reach the log.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+
+/// xapi's roles, most privileged first (ocaml/idl/datamodel_roles.ml).
+pub const ROLES: [&str; 6] = ["pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only"];
+
+/// The built-in superuser.
+pub const ROOT: &str = "root";
+
+pub fn is_role(name: &str) -> bool {
+    ROLES.contains(&name)
+}
+
+/// Hashes a password as an argon2id PHC string with a random salt.
+pub fn hash_password(password: &str) -> String {
+    Argon2::default().hash_password(password.as_bytes()).expect("argon2 hashing succeeds").to_string()
+}
+
+/// Checks a password against a PHC string.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(hash) => Argon2::default().verify_password(password.as_bytes(), &hash).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A random password for a first start without `XENLEDGER_ROOT_PASSWORD`.
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).expect("the OS provides randomness");
+    bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_and_verify() {
+        let phc = hash_password("s3cret");
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password("s3cret", &phc));
+        assert!(!verify_password("wrong", &phc));
+        assert!(!verify_password("s3cret", "not a phc string"));
+    }
+}

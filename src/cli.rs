@@ -1,0 +1,241 @@
+//! Command line: `serve` and local user management. The only place that reads argv and the
+//! environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth;
+use crate::entry::{Actor, Change};
+use crate::ledger::{Job, Ledger};
+use crate::node::{FirstStart, Node};
+use crate::rpc::NodeHandler;
+use crate::server::{Server, ServerConfig, TlsSource};
+use crate::value::Value;
+
+/// Default data dir, relative to the working directory.
+pub const DATA_DIR_DEFAULT: &str = "./xenledger-data";
+/// Default HTTPS listener.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:8443";
+
+#[derive(Parser)]
+#[command(name = "xenledger", version, about = "A XenAPI-compatible management server")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default command).
+    Serve(ServeArgs),
+    /// Manage local users of a data dir (the server must not be running on it).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        #[arg(long, default_value = DATA_DIR_DEFAULT, global = true)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    #[arg(long, default_value = DATA_DIR_DEFAULT)]
+    data_dir: PathBuf,
+    /// HTTPS listener.
+    #[arg(long, default_value = LISTEN_DEFAULT)]
+    listen: String,
+    /// Optional plain-HTTP listener (Ansible defaults to http://).
+    #[arg(long)]
+    http: Option<String>,
+    /// Optional unix socket (HTTP; callers there are trusted as root, as with xapi's).
+    #[arg(long)]
+    unix: Option<PathBuf>,
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password comes from XENLEDGER_PASSWORD or the first line of stdin.
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Change a user's password (XENLEDGER_PASSWORD or stdin).
+    Passwd { name: String },
+    /// Remove a user.
+    Del { name: String },
+    /// List users and roles.
+    List,
+}
+
+pub fn run() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        None => serve(ServeArgs { data_dir: DATA_DIR_DEFAULT.into(), listen: LISTEN_DEFAULT.into(), ..Default::default() }),
+        Some(Command::Serve(a)) => serve(a),
+        Some(Command::User { command, data_dir }) => user(&data_dir, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xenledger: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
+    text.parse().map_err(|e| anyhow::anyhow!("bad address {text:?}: {e}"))
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let first = FirstStart {
+        root_password: std::env::var("XENLEDGER_ROOT_PASSWORD").ok().filter(|p| !p.is_empty()),
+        hostname: hostname(),
+        address: "127.0.0.1".into(),
+    };
+    let (node, generated) = Node::open(&args.data_dir, &first)?;
+    let report = node.ledger.open_report().clone();
+    eprintln!(
+        "xenledger: data dir {} (checkpoint at entry {}, {} entries replayed, log at {})",
+        args.data_dir.display(),
+        report.checkpoint_seq,
+        report.tail_entries,
+        report.last_seq
+    );
+    let config = ServerConfig {
+        https: Some(parse_addr(&args.listen)?),
+        http: args.http.as_deref().map(parse_addr).transpose()?,
+        unix: args.unix.clone(),
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+            _ => TlsSource::SelfSigned { dir: args.data_dir.clone() },
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        if let Some(addr) = server.https_addr() {
+            eprintln!("xenledger: listening on https://{addr}/ (XML-RPC at /, JSON-RPC at /jsonrpc)");
+        }
+        if let Some(addr) = server.http_addr() {
+            eprintln!("xenledger: listening on http://{addr}/");
+        }
+        if let Some(path) = &args.unix {
+            eprintln!("xenledger: listening on unix socket {}", path.display());
+        }
+        if let Some(fp) = crate::server::certificate_fingerprint_sha256(&args.data_dir) {
+            eprintln!("xenledger: TLS certificate SHA-256 fingerprint {fp}");
+        }
+        match &generated {
+            Some(p) => eprintln!("xenledger: first start: log in as user 'root' with password '{p}' (shown once; set XENLEDGER_ROOT_PASSWORD to choose it)"),
+            None => eprintln!("xenledger: log in as 'root' (or another user added with `xenledger user add`)"),
+        }
+        let gc_node = node.clone();
+        let gc = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::node::collect_garbage(&gc_node).await {
+                    tracing::warn!("session gc: {e}");
+                }
+            }
+        });
+        let handler = Arc::new(NodeHandler { node: node.clone() });
+        server.serve(handler, shutdown_signal()).await?;
+        gc.abort();
+        anyhow::Ok(())
+    })?;
+    // Every connection is closed; write the final checkpoint.
+    let seq = node.ledger.checkpoint().map_err(|e| anyhow::anyhow!(e))?;
+    eprintln!("xenledger: stopped cleanly (checkpoint at entry {seq})");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("xenledger: shutting down: finishing in-flight calls");
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("XENLEDGER_PASSWORD") {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let p = line.trim_end_matches(['\n', '\r']).to_string();
+    anyhow::ensure!(!p.is_empty(), "no password: set XENLEDGER_PASSWORD or give it on stdin");
+    Ok(p)
+}
+
+fn user(dir: &Path, command: UserCommand) -> anyhow::Result<()> {
+    let ledger = Ledger::open(dir)?;
+    let actor = Actor { session: String::new(), user: "cli".into(), originator: "xenledger user".into() };
+    let state = ledger.snapshot();
+    let (method, change) = match command {
+        UserCommand::List => {
+            for (name, u) in state.users.iter() {
+                println!("{name}\t{}", u.role);
+            }
+            return Ok(());
+        }
+        UserCommand::Add { name, role } => {
+            anyhow::ensure!(auth::is_role(&role), "unknown role {role:?}; roles are {}", auth::ROLES.join(", "));
+            anyhow::ensure!(!state.users.contains_key(&name), "user {name:?} exists");
+            anyhow::ensure!(!name.is_empty(), "empty user name");
+            let phc = auth::hash_password(&read_password()?);
+            ("user.add", Change::UserPut { name, role, password_hash: phc })
+        }
+        UserCommand::Passwd { name } => {
+            let user = state.users.get(&name).ok_or_else(|| anyhow::anyhow!("no user {name:?}"))?;
+            let phc = auth::hash_password(&read_password()?);
+            ("user.passwd", Change::UserPut { name, role: user.role.clone(), password_hash: phc })
+        }
+        UserCommand::Del { name } => {
+            anyhow::ensure!(state.users.contains_key(&name), "no user {name:?}");
+            anyhow::ensure!(name != auth::ROOT, "root cannot be removed");
+            ("user.del", Change::UserDelete { name })
+        }
+    };
+    let name = match &change {
+        Change::UserPut { name, .. } | Change::UserDelete { name } => name.clone(),
+        _ => unreachable!(),
+    };
+    let job = Job {
+        actor,
+        method: method.into(),
+        params: vec![Value::String(name.clone())],
+        work: Box::new(move |tx| {
+            tx.push(change);
+            Ok(Value::String(String::new()))
+        }),
+    };
+    let (_, seq) = ledger.call_blocking(job).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ledger.close();
+    println!("{method} {name}: done (log entry {seq})");
+    Ok(())
+}

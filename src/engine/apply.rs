@@ -1,0 +1,230 @@
+//! The fold: applies one recorded `Change` to a `State`. Deterministic and total for valid logs;
+//! an impossible change (a dangling ref, an unknown class) is a programmer error and panics,
+//! because the log and the projections would otherwise disagree silently.
+//!
+//! Derived relation sets (`VM.VBDs`, `SR.VDIs`, …) are never recorded in the log: the fold keeps
+//! them in step with the single-ref side, as xapi's database does.
+
+use std::sync::Arc;
+
+use imbl::OrdSet;
+
+use super::state::{Deletion, Object, State, User};
+use crate::entry::Change;
+use crate::schema::{schema, ClassId, FieldId, Relation, Ty};
+use crate::value::{Value, NULL_REF};
+
+/// Applies every change of an entry and stamps `seq` on what they touch.
+pub fn apply_changes(state: &mut State, seq: u64, changes: &[Change]) {
+    assert!(seq > state.seq, "entry {seq} applied after {}", state.seq);
+    for change in changes {
+        apply(state, seq, change);
+    }
+    state.seq = seq;
+}
+
+/// Applies one change at log position `seq`.
+pub fn apply(state: &mut State, seq: u64, change: &Change) {
+    let s = schema();
+    match change {
+        Change::Create { class, reference, fields } => {
+            let class = s.class_id(class).unwrap_or_else(|| panic!("entry {seq}: unknown class {class}"));
+            create(state, seq, class, reference, fields);
+        }
+        Change::Set { class, reference, field, value } => {
+            let cid = s.class_id(class).unwrap_or_else(|| panic!("entry {seq}: unknown class {class}"));
+            let fid = s.classes[cid].field(field).unwrap_or_else(|| panic!("entry {seq}: unknown field {class}.{field}"));
+            set_field(state, seq, cid, reference, fid, value.clone());
+        }
+        Change::Destroy { class, reference } => {
+            let class = s.class_id(class).unwrap_or_else(|| panic!("entry {seq}: unknown class {class}"));
+            destroy(state, seq, class, reference);
+        }
+        Change::Touch { class, reference } => {
+            let class = s.class_id(class).unwrap_or_else(|| panic!("entry {seq}: unknown class {class}"));
+            touch(state, seq, class, reference);
+        }
+        Change::UserPut { name, role, password_hash } => {
+            state.users.insert(name.clone(), User { role: role.clone(), password_hash: password_hash.clone() });
+        }
+        Change::UserDelete { name } => {
+            state.users.remove(name);
+        }
+    }
+}
+
+fn create(state: &mut State, seq: u64, class: ClassId, reference: &str, given: &[(String, Value)]) {
+    let c = &schema().classes[class];
+    assert!(!state.exists(class, reference), "entry {seq}: {} {reference} created twice", c.name);
+    let mut fields: Vec<Value> = c.fields.iter().map(crate::schema::default_value).collect();
+    for (name, value) in given {
+        let fid = c.field(name).unwrap_or_else(|| panic!("entry {seq}: unknown field {}.{name}", c.name));
+        fields[fid] = value.clone();
+    }
+    // Derived sets start from what already points here (normally nothing).
+    for (fid, f) in c.fields.iter().enumerate() {
+        if let Relation::Many { .. } = f.relation {
+            fields[fid] = Value::Set(Vec::new());
+        }
+    }
+    let object = Object { fields, created: seq, modified: seq };
+    index_insert(state, class, reference, &object);
+    state.tables[class].objects.insert(reference.to_string(), Arc::new(object));
+    // Link the other ends of this object's relations.
+    for (fid, f) in c.fields.iter().enumerate() {
+        let value = state.tables[class].objects[reference].fields[fid].clone();
+        link(state, seq, class, reference, fid, f.relation, None, Some(&value));
+    }
+}
+
+fn set_field(state: &mut State, seq: u64, class: ClassId, reference: &str, fid: FieldId, value: Value) {
+    let c = &schema().classes[class];
+    let relation = c.fields[fid].relation;
+    assert!(!matches!(relation, Relation::Many { .. }), "entry {seq}: derived field {}.{} set", c.name, c.fields[fid].name);
+    let old = {
+        let table = &state.tables[class];
+        let object = table.objects.get(reference).unwrap_or_else(|| panic!("entry {seq}: no {} {reference}", c.name));
+        object.fields[fid].clone()
+    };
+    if Some(fid) == c.name_label_field || Some(fid) == c.uuid_field {
+        let object = state.tables[class].objects[reference].clone();
+        index_remove(state, class, reference, &object);
+        let mut updated = (*object).clone();
+        updated.fields[fid] = value.clone();
+        index_insert(state, class, reference, &updated);
+    }
+    update(state, seq, class, reference, |o| o.fields[fid] = value.clone());
+    link(state, seq, class, reference, fid, relation, Some(&old), Some(&value));
+}
+
+fn destroy(state: &mut State, seq: u64, class: ClassId, reference: &str) {
+    let c = &schema().classes[class];
+    let object = state.tables[class]
+        .objects
+        .remove(reference)
+        .unwrap_or_else(|| panic!("entry {seq}: destroy of missing {} {reference}", c.name));
+    index_remove(state, class, reference, &object);
+    for (fid, f) in c.fields.iter().enumerate() {
+        match f.relation {
+            Relation::One { .. } | Relation::ManyToMany { .. } => {
+                link(state, seq, class, reference, fid, f.relation, Some(&object.fields[fid]), None);
+            }
+            Relation::Many { class: oc, field: of } => {
+                // Objects still pointing here lose their ref, so no ref dangles.
+                for r in refs(&object.fields[fid]) {
+                    if state.exists(oc, &r) {
+                        update(state, seq, oc, &r, |o| o.fields[of] = Value::Ref(NULL_REF.to_string()));
+                    }
+                }
+            }
+            Relation::None => {}
+        }
+    }
+    state.deletions.push_back(Deletion { seq, class, reference: reference.to_string(), created: object.created });
+}
+
+fn touch(state: &mut State, seq: u64, class: ClassId, reference: &str) {
+    update(state, seq, class, reference, |_| {});
+}
+
+/// Keeps the other end of a relation in step after `(class, reference).fid` went from `old` to `new`.
+#[allow(clippy::too_many_arguments)]
+fn link(
+    state: &mut State,
+    seq: u64,
+    class: ClassId,
+    reference: &str,
+    fid: FieldId,
+    relation: Relation,
+    old: Option<&Value>,
+    new: Option<&Value>,
+) {
+    let _ = (class, fid);
+    let (other_class, other_field) = match relation {
+        Relation::One { class, field } | Relation::ManyToMany { class, field } => (class, field),
+        Relation::Many { .. } | Relation::None => return,
+    };
+    let old_refs: OrdSet<String> = old.map(refs).unwrap_or_default().into_iter().collect();
+    let new_refs: OrdSet<String> = new.map(refs).unwrap_or_default().into_iter().collect();
+    for gone in old_refs.clone().relative_complement(new_refs.clone()) {
+        if state.exists(other_class, &gone) {
+            update(state, seq, other_class, &gone, |o| set_remove(&mut o.fields[other_field], reference));
+        }
+    }
+    for added in new_refs.relative_complement(old_refs) {
+        if state.exists(other_class, &added) {
+            update(state, seq, other_class, &added, |o| set_add(&mut o.fields[other_field], reference));
+        }
+    }
+}
+
+/// The non-null refs held by a ref or a ref set.
+fn refs(value: &Value) -> Vec<String> {
+    match value {
+        Value::Ref(r) if r != NULL_REF => vec![r.clone()],
+        Value::Set(items) => items.iter().filter_map(|v| v.as_str()).filter(|r| *r != NULL_REF).map(String::from).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn set_add(set: &mut Value, reference: &str) {
+    if let Value::Set(items) = set {
+        if !items.iter().any(|v| v.as_str() == Some(reference)) {
+            items.push(Value::Ref(reference.to_string()));
+        }
+    }
+}
+
+fn set_remove(set: &mut Value, reference: &str) {
+    if let Value::Set(items) = set {
+        items.retain(|v| v.as_str() != Some(reference));
+    }
+}
+
+/// Changes one object in place (copy-on-write) and stamps it modified at `seq`.
+fn update(state: &mut State, seq: u64, class: ClassId, reference: &str, f: impl FnOnce(&mut Object)) {
+    let table = &mut state.tables[class];
+    let slot = table.objects.get_mut(reference).unwrap_or_else(|| panic!("entry {seq}: update of missing {reference}"));
+    let object = Arc::make_mut(slot);
+    f(object);
+    object.modified = seq;
+}
+
+fn index_insert(state: &mut State, class: ClassId, reference: &str, object: &Object) {
+    let c = &schema().classes[class];
+    let table = &mut state.tables[class];
+    if let Some(uuid) = c.uuid_field.and_then(|f| object.fields[f].as_str()) {
+        table.by_uuid.insert(uuid.to_string(), reference.to_string());
+    }
+    if let Some(label) = c.name_label_field.and_then(|f| object.fields[f].as_str()) {
+        table.by_name_label.entry(label.to_string()).or_default().insert(reference.to_string());
+    }
+}
+
+fn index_remove(state: &mut State, class: ClassId, reference: &str, object: &Object) {
+    let c = &schema().classes[class];
+    let table = &mut state.tables[class];
+    if let Some(uuid) = c.uuid_field.and_then(|f| object.fields[f].as_str()) {
+        if table.by_uuid.get(uuid).map(String::as_str) == Some(reference) {
+            table.by_uuid.remove(uuid);
+        }
+    }
+    if let Some(label) = c.name_label_field.and_then(|f| object.fields[f].as_str()) {
+        if let Some(set) = table.by_name_label.get_mut(label) {
+            set.remove(reference);
+            if set.is_empty() {
+                table.by_name_label.remove(label);
+            }
+        }
+    }
+}
+
+/// Whether a type can hold refs that relations or the dangling-ref check must follow.
+pub fn holds_refs(ty: &Ty) -> bool {
+    match ty {
+        Ty::Ref(_) => true,
+        Ty::Set(t) | Ty::Option(t) => holds_refs(t),
+        Ty::Map(k, v) => holds_refs(k) || holds_refs(v),
+        _ => false,
+    }
+}

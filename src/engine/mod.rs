@@ -1,0 +1,79 @@
+//! The pure engine: executes calls against a state and folds recorded changes.
+//!
+//! Architecture invariant: nothing in this module does I/O, reads a clock or draws randomness.
+//! Time and the seed for new refs come in through [`Ctx`]; results are recorded as [`Change`]s
+//! so that replay folds them without re-executing anything.
+//!
+//! [`Change`]: crate::entry::Change
+
+pub mod apply;
+pub mod custom;
+pub mod db_string;
+pub mod generic;
+pub mod snapshot;
+pub mod state;
+pub mod tx;
+pub mod where_expr;
+
+pub use state::{Object, State};
+pub use tx::{Ctx, Tx};
+
+use crate::entry::Change;
+use crate::error::ApiError;
+use crate::schema::{coerce, Class, Kind, Message};
+use crate::value::Value;
+
+/// Checks the argument count and coerces wire values to the message's parameter types
+/// (xapi gen_server.ml order: count first, then types). `args` excludes the session.
+pub fn prepare_args(method: &str, msg: &Message, raw: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+    let params = msg.args();
+    let required = msg.required_args();
+    if raw.len() < required || (raw.len() > params.len() && !has_defaults(msg)) {
+        return Err(ApiError::parameter_count_mismatch(method, required, raw.len()));
+    }
+    let mut out = Vec::with_capacity(params.len());
+    let mut raw = raw.into_iter();
+    for p in params {
+        match raw.next() {
+            Some(v) => out.push(coerce(v, &p.ty, &p.name)?),
+            None => out.push(p.default.clone().expect("count checked above")),
+        }
+    }
+    Ok(out)
+}
+
+/// Messages with defaulted trailing parameters ignore extra arguments (xapi gen_server.ml).
+fn has_defaults(msg: &Message) -> bool {
+    msg.args().iter().any(|p| p.default.is_some())
+}
+
+/// Whether a message only reads state and can be served from a snapshot.
+pub fn is_read(class: &Class, msg: &Message) -> bool {
+    msg.kind.is_read() || custom::is_read(&class.name, &msg.name)
+}
+
+/// Serves a read-only message from a snapshot.
+pub fn read(state: &State, ctx: &Ctx, class: &Class, msg: &Message, args: &[Value]) -> Result<Value, ApiError> {
+    if msg.kind == Kind::Custom {
+        return custom::read(state, ctx, class, msg, args);
+    }
+    generic::read(state, class, msg, args)
+}
+
+/// Executes a side-effecting message: the call's result and the changes it made, or an error and
+/// no changes at all.
+pub fn execute(state: &State, ctx: &Ctx, class: &Class, msg: &Message, args: &[Value]) -> Result<(Value, State, Vec<Change>), ApiError> {
+    let mut tx = Tx::new(state.clone(), ctx);
+    let result = execute_in(&mut tx, class, msg, args)?;
+    let (state, changes) = tx.finish();
+    Ok((result, state, changes))
+}
+
+/// Executes inside an existing transaction (used by messages that call others).
+pub fn execute_in(tx: &mut Tx, class: &Class, msg: &Message, args: &[Value]) -> Result<Value, ApiError> {
+    match msg.kind {
+        Kind::Custom => custom::write(tx, class, msg, args),
+        k if k.is_read() => generic::read(&tx.state, class, msg, args),
+        _ => generic::write(tx, class, msg, args),
+    }
+}

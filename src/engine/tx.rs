@@ -1,0 +1,91 @@
+//! `Tx`: one call's working copy of the state plus the changes it has made so far.
+//!
+//! Every change goes through [`Tx::push`], which applies it with the same fold replay uses, so a
+//! hand-written message sees its own earlier changes and the recorded list is exactly what
+//! produced the new state. Dropping a `Tx` discards everything: a failing call changes nothing.
+
+use super::apply::apply;
+use super::state::State;
+use crate::entry::{Actor, Change};
+use crate::value::Value;
+
+/// Everything a call may depend on besides the state: injected, never read from the machine.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// Wall-clock time of the call, microseconds since the epoch.
+    pub now_us: i64,
+    pub actor: Actor,
+    /// Seed for the refs and uuids this call creates (random per call; the results are recorded).
+    pub seed: [u8; 32],
+}
+
+impl Ctx {
+    pub fn now_secs(&self) -> i64 {
+        self.now_us.div_euclid(1_000_000)
+    }
+}
+
+pub struct Tx<'c> {
+    pub state: State,
+    pub ctx: &'c Ctx,
+    /// The position this call's entry will take in the log.
+    pub seq: u64,
+    changes: Vec<Change>,
+    ids_issued: u64,
+}
+
+impl<'c> Tx<'c> {
+    pub fn new(state: State, ctx: &'c Ctx) -> Tx<'c> {
+        let seq = state.seq + 1;
+        Tx { state, ctx, seq, changes: Vec::new(), ids_issued: 0 }
+    }
+
+    /// Records a change and folds it into the working state.
+    pub fn push(&mut self, change: Change) {
+        apply(&mut self.state, self.seq, &change);
+        self.changes.push(change);
+    }
+
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// Ends the call: the new state and the changes that made it.
+    pub fn finish(mut self) -> (State, Vec<Change>) {
+        if !self.changes.is_empty() {
+            self.state.seq = self.seq;
+        }
+        (self.state, self.changes)
+    }
+
+    /// A fresh version-4 UUID derived from the call's seed.
+    pub fn new_uuid(&mut self) -> String {
+        self.ids_issued += 1;
+        let mut hasher = blake3::Hasher::new_keyed(&self.ctx.seed);
+        hasher.update(&self.ids_issued.to_le_bytes());
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        format_uuid(&b)
+    }
+
+    /// A fresh object reference, `OpaqueRef:<uuid>`.
+    pub fn new_ref(&mut self) -> String {
+        format!("OpaqueRef:{}", self.new_uuid())
+    }
+
+    pub fn set(&mut self, class: &str, reference: &str, field: &str, value: Value) {
+        self.push(Change::Set {
+            class: class.to_string(),
+            reference: reference.to_string(),
+            field: field.to_string(),
+            value,
+        });
+    }
+}
+
+pub fn format_uuid(b: &[u8; 16]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}

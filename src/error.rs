@@ -1,0 +1,92 @@
+//! `ApiError`: a XenAPI failure exactly as it goes on the wire, `[CODE, param1, param2, …]`.
+//!
+//! Codes and parameter orders come from schema/xenapi.json (`errors`); the `codes_used_exist` test
+//! checks that every code named in this file is one of them. Constructors are typed so that the
+//! parameter order cannot drift between call sites.
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: String,
+    pub params: Vec<String>,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        for p in &self.params {
+            write!(f, " {p:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    pub fn new(code: &str, params: impl IntoIterator<Item = impl Into<String>>) -> ApiError {
+        ApiError { code: code.to_string(), params: params.into_iter().map(Into::into).collect() }
+    }
+
+    /// `HANDLE_INVALID [class, ref]`.
+    pub fn handle_invalid(class: &str, reference: &str) -> ApiError {
+        ApiError::new("HANDLE_INVALID", [class, reference])
+    }
+
+    /// `UUID_INVALID [class, uuid]`.
+    pub fn uuid_invalid(class: &str, uuid: &str) -> ApiError {
+        ApiError::new("UUID_INVALID", [class, uuid])
+    }
+
+    /// `MAP_DUPLICATE_KEY [table, field, ref, key]` (xapi db_cache_impl.ml).
+    pub fn map_duplicate_key(class: &str, field: &str, reference: &str, key: &str) -> ApiError {
+        ApiError::new("MAP_DUPLICATE_KEY", [class, field, reference, key])
+    }
+
+    /// `FIELD_TYPE_ERROR [param]`: a parameter or struct member of the wrong type (xapi's generated
+    /// unmarshallers, ocaml/idl/ocaml_backend/gen_api.ml `ty_of_xmlrpc`).
+    pub fn field_type_error(field: &str) -> ApiError {
+        ApiError::new("FIELD_TYPE_ERROR", [field])
+    }
+
+    /// `INVALID_VALUE [field, value]`.
+    pub fn invalid_value(field: &str, value: &str) -> ApiError {
+        ApiError::new("INVALID_VALUE", [field, value])
+    }
+
+    /// `INTERNAL_ERROR [text]`.
+    pub fn internal(text: impl Into<String>) -> ApiError {
+        ApiError { code: "INTERNAL_ERROR".to_string(), params: vec![text.into()] }
+    }
+
+    /// `MESSAGE_METHOD_UNKNOWN [method]`.
+    pub fn method_unknown(method: &str) -> ApiError {
+        ApiError::new("MESSAGE_METHOD_UNKNOWN", [method])
+    }
+
+    /// `MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected, received]` (xapi gen_server.ml).
+    pub fn parameter_count_mismatch(method: &str, expected: usize, received: usize) -> ApiError {
+        ApiError::new("MESSAGE_PARAMETER_COUNT_MISMATCH", [method.to_string(), expected.to_string(), received.to_string()])
+    }
+
+    /// `SESSION_INVALID [session]`.
+    pub fn session_invalid(session: &str) -> ApiError {
+        ApiError::new("SESSION_INVALID", [session])
+    }
+
+    /// `OPERATION_NOT_ALLOWED [reason]`.
+    pub fn operation_not_allowed(reason: &str) -> ApiError {
+        ApiError::new("OPERATION_NOT_ALLOWED", [reason])
+    }
+
+    /// `NOT_IMPLEMENTED [function]`: a message this server does not carry out (never a silent success).
+    pub fn not_implemented(function: &str) -> ApiError {
+        ApiError::new("NOT_IMPLEMENTED", [function])
+    }
+
+    /// The wire list `[code, params…]`.
+    pub fn to_wire(&self) -> Vec<String> {
+        std::iter::once(self.code.clone()).chain(self.params.iter().cloned()).collect()
+    }
+}

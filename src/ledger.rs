@@ -1,0 +1,355 @@
+//! `Ledger`: the engine, its projections and its log, behind one handle.
+//!
+//! One writer thread owns the store's write side. Callers submit jobs (closures over a [`Tx`]);
+//! the writer drains whatever is queued into one batch, executes each job against a working
+//! copy of the state, appends all resulting entries in one durable redb transaction (group
+//! commit), publishes the new state as a snapshot, wakes waiters, and only then answers each
+//! caller. Readers load the current snapshot and never wait for the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use tokio::sync::{oneshot, watch};
+
+use crate::engine::apply::apply_changes;
+use crate::engine::{snapshot, Ctx, State, Tx};
+use crate::entry::{Actor, Entry};
+use crate::error::ApiError;
+use crate::schema::schema;
+use crate::store::{codec, Store, StoreError};
+use crate::value::Value;
+
+/// Most jobs folded into one durable commit.
+pub const BATCH_JOBS_MAX: usize = 4096;
+/// Jobs that may wait for the writer before `submit` blocks.
+pub const QUEUE_JOBS_MAX: usize = 16_384;
+/// A checkpoint is written after this many entries (and at clean shutdown).
+pub const CHECKPOINT_INTERVAL_ENTRIES: u64 = 100_000;
+
+/// The work of one call: runs inside the writer against a fresh `Tx`.
+pub type Work = Box<dyn for<'c> FnOnce(&mut Tx<'c>) -> Result<Value, ApiError> + Send>;
+
+/// A call for the writer: who, what (for the log), and the work.
+pub struct Job {
+    pub actor: Actor,
+    pub method: String,
+    /// Parameters as logged (secrets already redacted, session omitted).
+    pub params: Vec<Value>,
+    pub work: Work,
+}
+
+/// What a committed call answers: its result and the log position of its entry (0 if it changed nothing).
+pub type Outcome = Result<(Value, u64), ApiError>;
+
+enum Message {
+    Job(Job, oneshot::Sender<Outcome>),
+    Checkpoint(oneshot::Sender<Result<u64, String>>),
+    Stop,
+}
+
+/// What opening a data dir found.
+#[derive(Clone, Debug)]
+pub struct OpenReport {
+    pub checkpoint_seq: u64,
+    pub tail_entries: u64,
+    pub last_seq: u64,
+}
+
+pub struct Ledger {
+    state: Arc<ArcSwap<State>>,
+    queue: SyncSender<Message>,
+    committed: watch::Receiver<u64>,
+    writer: Option<JoinHandle<()>>,
+    store: Arc<Store>,
+    dir: PathBuf,
+    report: OpenReport,
+}
+
+impl Ledger {
+    /// Opens (or creates) a data dir: loads the newest checkpoint, verifies and folds the tail.
+    pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        std::fs::create_dir_all(dir).map_err(|e| LedgerError::Io(dir.display().to_string(), e))?;
+        let store = Arc::new(Store::open(dir, &schema().hash)?);
+        let (state, report, last_hash) = recover(&store)?;
+        let seq = state.seq;
+        let state = Arc::new(ArcSwap::from_pointee(state));
+        let (queue, rx) = mpsc::sync_channel(QUEUE_JOBS_MAX);
+        let (committed_tx, committed) = watch::channel(seq);
+        let writer = Writer {
+            store: store.clone(),
+            published: state.clone(),
+            committed: committed_tx,
+            last_hash,
+            since_checkpoint: report.tail_entries,
+        };
+        let handle = std::thread::Builder::new()
+            .name("xenledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| LedgerError::Io("writer thread".into(), e))?;
+        Ok(Ledger { state, queue, committed, writer: Some(handle), store, dir: dir.to_path_buf(), report })
+    }
+
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The current snapshot. Cheap; never waits for the writer.
+    pub fn snapshot(&self) -> Arc<State> {
+        self.state.load_full()
+    }
+
+    /// A receiver of the last committed log position, for waiters (`event.from`).
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    /// Queues a job; the receiver yields once its entry is durable (or it failed).
+    pub fn submit(&self, job: Job) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(mpsc::SendError(Message::Job(_, reply))) = self.queue.send(Message::Job(job, tx)) {
+            let _ = reply.send(Err(ApiError::internal("the writer has stopped")));
+        }
+        rx
+    }
+
+    /// Submits a job and waits for it (blocking; for the CLI, tests and benches).
+    pub fn call_blocking(&self, job: Job) -> Outcome {
+        self.submit(job).blocking_recv().unwrap_or_else(|_| Err(ApiError::internal("the writer has stopped")))
+    }
+
+    /// Submits a job and awaits it.
+    pub async fn call(&self, job: Job) -> Outcome {
+        self.submit(job).await.unwrap_or_else(|_| Err(ApiError::internal("the writer has stopped")))
+    }
+
+    /// Writes a checkpoint of the current state now; returns its position.
+    pub fn checkpoint(&self) -> Result<u64, String> {
+        let (tx, rx) = oneshot::channel();
+        self.queue.send(Message::Checkpoint(tx)).map_err(|_| "the writer has stopped".to_string())?;
+        rx.blocking_recv().map_err(|_| "the writer has stopped".to_string())?
+    }
+
+    /// Stops the writer after the queued jobs, writing a final checkpoint.
+    pub fn close(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(handle) = self.writer.take() {
+            let _ = self.queue.send(Message::Stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("checkpoint at entry {seq}: {reason}")]
+    Checkpoint { seq: u64, reason: String },
+}
+
+/// Loads the newest checkpoint and folds the verified tail onto it.
+fn recover(store: &Store) -> Result<(State, OpenReport, [u8; 32]), LedgerError> {
+    let (mut state, mut prev) = match store.latest_checkpoint()? {
+        Some(cp) => {
+            let state = snapshot::decode(&cp.state).map_err(|reason| LedgerError::Checkpoint { seq: cp.seq, reason })?;
+            if state.seq != cp.seq {
+                return Err(LedgerError::Checkpoint { seq: cp.seq, reason: format!("holds state at {}", state.seq) });
+            }
+            (state, cp.entry_hash)
+        }
+        None => (State::new(), [0u8; 32]),
+    };
+    let checkpoint_seq = state.seq;
+    let mut tail = 0u64;
+    let report = store.verify_chain(checkpoint_seq + 1, prev, |entry: Entry| {
+        apply_changes(&mut state, entry.seq, &entry.changes);
+        tail += 1;
+    })?;
+    if report.checked > 0 {
+        prev = report.last_hash;
+    }
+    let last_seq = state.seq;
+    Ok((state, OpenReport { checkpoint_seq, tail_entries: tail, last_seq }, prev))
+}
+
+struct Writer {
+    store: Arc<Store>,
+    published: Arc<ArcSwap<State>>,
+    committed: watch::Sender<u64>,
+    last_hash: [u8; 32],
+    since_checkpoint: u64,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Message>) {
+        let mut state: State = (**self.published.load()).clone();
+        loop {
+            let first = match rx.recv_timeout(Duration::from_secs(3600)) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH_JOBS_MAX {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let mut stop = false;
+            let mut replies = Vec::new();
+            let mut records = Vec::new();
+            let mut checkpoints = Vec::new();
+            let before = state.clone();
+            let hash_before = self.last_hash;
+            for message in batch {
+                match message {
+                    Message::Job(job, reply) => {
+                        let outcome = self.run_job(&mut state, job, &mut records);
+                        replies.push((reply, outcome));
+                    }
+                    Message::Checkpoint(reply) => checkpoints.push(reply),
+                    Message::Stop => stop = true,
+                }
+            }
+            if !records.is_empty() {
+                if let Err(e) = self.store.append_batch(&records) {
+                    // Nothing of this batch is durable: roll the working state back and fail every call.
+                    tracing::error!("log append failed: {e}");
+                    state = before;
+                    self.last_hash = hash_before;
+                    for (reply, outcome) in replies {
+                        let _ = reply.send(outcome.and(Err(ApiError::internal(format!("log append failed: {e}")))));
+                    }
+                    replies = Vec::new();
+                } else {
+                    self.since_checkpoint += records.len() as u64;
+                    self.published.store(Arc::new(state.clone()));
+                    self.committed.send_replace(state.seq);
+                }
+            }
+            for (reply, outcome) in replies {
+                let _ = reply.send(outcome);
+            }
+            if self.since_checkpoint >= CHECKPOINT_INTERVAL_ENTRIES || stop {
+                let _ = self.write_checkpoint(&state);
+            }
+            for reply in checkpoints {
+                let _ = reply.send(self.write_checkpoint(&state));
+            }
+            if stop {
+                break;
+            }
+        }
+    }
+
+    fn run_job(&mut self, state: &mut State, job: Job, records: &mut Vec<(u64, Vec<u8>)>) -> Outcome {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).expect("the OS provides randomness");
+        let ctx = Ctx { now_us: now_us(), actor: job.actor, seed };
+        let mut tx = Tx::new(state.clone(), &ctx);
+        let value = (job.work)(&mut tx)?;
+        let (new_state, changes) = tx.finish();
+        if changes.is_empty() {
+            return Ok((value, 0));
+        }
+        let entry = Entry {
+            seq: new_state.seq,
+            timestamp_us: ctx.now_us,
+            actor: ctx.actor.clone(),
+            method: job.method,
+            params: job.params,
+            changes,
+        };
+        let (record, hash) =
+            codec::encode_entry(&self.last_hash, &entry).map_err(|e| ApiError::internal(format!("log entry: {e}")))?;
+        self.last_hash = hash;
+        records.push((entry.seq, record));
+        *state = new_state;
+        Ok((value, entry.seq))
+    }
+
+    fn write_checkpoint(&mut self, state: &State) -> Result<u64, String> {
+        if state.seq == 0 {
+            return Ok(0);
+        }
+        let image = snapshot::encode(state);
+        self.store.put_checkpoint(state.seq, &image).map_err(|e| e.to_string())?;
+        self.since_checkpoint = 0;
+        Ok(state.seq)
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+impl Ledger {
+    /// The in-process API: runs `class.message` (no session; `raw_args` as a wire would send them
+    /// after the session) as `actor`, blocking until durable. Reads are served from the snapshot and
+    /// answer seq 0.
+    pub fn invoke(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Outcome {
+        let job = prepare(actor, method, raw_args)?;
+        match job {
+            Prepared::Read(class, msg, args) => {
+                let ctx = Ctx { now_us: now_us(), actor: Actor::default(), seed: [0; 32] };
+                crate::engine::read(&self.snapshot(), &ctx, class, msg, &args).map(|v| (v, 0))
+            }
+            Prepared::Write(job) => self.call_blocking(job),
+        }
+    }
+
+    /// Async form of [`Ledger::invoke`].
+    pub async fn invoke_async(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Outcome {
+        match prepare(actor, method, raw_args)? {
+            Prepared::Read(class, msg, args) => {
+                let ctx = Ctx { now_us: now_us(), actor: Actor::default(), seed: [0; 32] };
+                crate::engine::read(&self.snapshot(), &ctx, class, msg, &args).map(|v| (v, 0))
+            }
+            Prepared::Write(job) => self.call(job).await,
+        }
+    }
+}
+
+enum Prepared {
+    Read(&'static crate::schema::Class, &'static crate::schema::Message, Vec<Value>),
+    Write(Job),
+}
+
+fn prepare(actor: Actor, method: &str, raw_args: Vec<Value>) -> Result<Prepared, ApiError> {
+    let (class, msg) = schema().lookup(method).ok_or_else(|| ApiError::method_unknown(method))?;
+    let args = crate::engine::prepare_args(method, msg, raw_args)?;
+    if crate::engine::is_read(class, msg) {
+        return Ok(Prepared::Read(class, msg, args));
+    }
+    let params = args.clone();
+    Ok(Prepared::Write(Job {
+        actor,
+        method: msg.wire_name.clone(),
+        params,
+        work: Box::new(move |tx| crate::engine::execute_in(tx, class, msg, &args)),
+    }))
+}

@@ -1,0 +1,125 @@
+//! First start: the root user, the pool, this host and its metrics, because every real client
+//! reads them right after login (XENAPI-SEMANTICS.md §i; the Go SDK refuses to log in without
+//! `software_version.xapi`). Logged as ordinary entries, so replay rebuilds them too.
+
+use crate::auth;
+use crate::engine::generic::create_internal;
+use crate::engine::State;
+use crate::entry::{Actor, Change};
+use crate::ledger::{Job, Ledger, LedgerError};
+use crate::schema::schema;
+use crate::value::{Value, NULL_REF};
+
+/// What a first start needs from outside.
+#[derive(Clone, Debug, Default)]
+pub struct FirstStart {
+    /// The root password; `None` generates one (returned once to be printed).
+    pub root_password: Option<String>,
+    pub hostname: String,
+    pub address: String,
+}
+
+/// The product version the host reports (clients split it on dots into ints).
+pub const PRODUCT_VERSION: &str = "8.4.0";
+/// The `xapi` version key: `major.minor` (clients such as the Go SDK require it).
+pub const XAPI_VERSION: &str = "25.33";
+
+/// Creates what a fresh server has, unless the data dir already has a pool. Returns the
+/// generated root password, if one was generated.
+pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, LedgerError> {
+    let pool = schema().class("pool").expect("pool class");
+    if !ledger.snapshot().table(pool.id).objects.is_empty() {
+        return Ok(None);
+    }
+    let (password, generated) = match &first.root_password {
+        Some(p) => (p.clone(), None),
+        None => {
+            let p = auth::generate_password();
+            (p.clone(), Some(p))
+        }
+    };
+    let phc = auth::hash_password(&password);
+    let first = first.clone();
+    let job = Job {
+        actor: Actor { session: String::new(), user: "xenledger".into(), originator: "first-start".into() },
+        method: "xenledger.first_start".into(),
+        params: vec![],
+        work: Box::new(move |tx| {
+            tx.push(Change::UserPut { name: auth::ROOT.into(), role: "pool-admin".into(), password_hash: phc });
+            let s = schema();
+            let now = Value::DateTime(tx.ctx.now_secs());
+            let metrics = create_internal(
+                tx,
+                "host_metrics",
+                vec![
+                    ("memory_total", Value::Int(16 << 30)),
+                    ("memory_free", Value::Int(15 << 30)),
+                    ("live", Value::Bool(true)),
+                    ("last_updated", now.clone()),
+                ],
+            );
+            let software_version = Value::string_map([
+                ("product_version", PRODUCT_VERSION),
+                ("product_version_text", "8.4"),
+                ("product_version_text_short", "8.4"),
+                ("platform_name", "XCP"),
+                ("platform_version", "3.4.0"),
+                ("product_brand", "xenledger"),
+                ("build_number", "xenledger"),
+                ("xapi", XAPI_VERSION),
+                ("xapi_build", XAPI_VERSION),
+                ("hostname", "localhost"),
+                ("network_backend", "openvswitch"),
+                ("db_schema", "5.809"),
+                ("xen", "4.17.0"),
+                ("linux", "6.1.0"),
+            ]);
+            let api = format!("{}.{}", s.api_version_major, s.api_version_minor);
+            let mut sv = software_version;
+            if let Value::Map(entries) = &mut sv {
+                entries.push((Value::str("xencenter_min"), Value::str(api.clone())));
+                entries.push((Value::str("xencenter_max"), Value::str(api)));
+            }
+            let host = create_internal(
+                tx,
+                "host",
+                vec![
+                    ("name_label", Value::String(first.hostname.clone())),
+                    ("name_description", Value::str("Default install")),
+                    ("hostname", Value::String(first.hostname.clone())),
+                    ("address", Value::String(first.address.clone())),
+                    ("enabled", Value::Bool(true)),
+                    ("API_version_major", Value::Int(s.api_version_major)),
+                    ("API_version_minor", Value::Int(s.api_version_minor)),
+                    ("API_version_vendor", Value::str("XenSource")),
+                    ("software_version", sv),
+                    ("sched_policy", Value::str("credit")),
+                    ("supported_bootloaders", Value::Set(vec![Value::str("pygrub"), Value::str("eliloader")])),
+                    ("metrics", Value::Ref(metrics)),
+                    ("cpu_info", Value::string_map([("cpu_count", "2"), ("socket_count", "1"), ("vendor", "GenuineIntel")])),
+                ],
+            );
+            create_internal(
+                tx,
+                "pool",
+                vec![
+                    ("name_label", Value::str("")),
+                    ("master", Value::Ref(host)),
+                    ("default_SR", Value::Ref(NULL_REF.into())),
+                    ("other_config", Value::string_map([("memory-ratio-hvm", "0.25"), ("memory-ratio-pv", "0.25")])),
+                    ("ha_cluster_stack", Value::str("xhad")),
+                ],
+            );
+            Ok(Value::String(String::new()))
+        }),
+    };
+    ledger.call_blocking(job).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: format!("first start failed: {e}") })?;
+    Ok(generated)
+}
+
+/// This host: the pool master.
+pub fn this_host(state: &State) -> Option<String> {
+    let pool = schema().class("pool")?;
+    let master = pool.field("master")?;
+    state.table(pool.id).objects.values().next().and_then(|o| o.fields[master].as_str().map(String::from))
+}

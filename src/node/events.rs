@@ -1,0 +1,287 @@
+//! `event.from`, `event.inject` and the legacy `register`/`next`, served from the log position.
+//!
+//! A token names a log position, in xapi's shape (`"%020d,%020d"`: position, then 0 for the
+//! message generation), so tokens stay valid across restarts and re-logins. Waiters park on the
+//! ledger's committed-position watch — no thread each — and wake when the writer commits.
+//! Every object carries the position that created it and the one that last changed it, and
+//! deletions are kept with theirs, so a token from any earlier position sees every `add`, `mod`
+//! and `del` since (XENAPI-SEMANTICS.md §e.1; unlike xapi, deletions are never dropped).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Caller, Node};
+use crate::engine::State;
+use crate::entry::{Actor, Change};
+use crate::error::ApiError;
+use crate::ledger::Job;
+use crate::schema::{schema, ClassId};
+use crate::value::Value;
+
+/// Longest wait `event.from`/`event.next` accept (xapi's default and overflow value: 24 h).
+pub const EVENT_WAIT_MAX: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone, Debug, PartialEq)]
+enum Subscription {
+    All,
+    Class(ClassId),
+    Object(ClassId, String),
+}
+
+/// Per-session registrations of the legacy API.
+#[derive(Default)]
+pub struct Registrations {
+    sessions: Mutex<HashMap<String, Registration>>,
+}
+
+#[derive(Clone, Default)]
+struct Registration {
+    classes: Vec<String>,
+    /// Position up to which this session has been sent events.
+    seen: u64,
+}
+
+/// Parses `"<gen>,<msggen>"` (or `""`, the beginning).
+fn parse_token(token: &str) -> Result<u64, ApiError> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    let bad = || ApiError::new("EVENT_FROM_TOKEN_PARSE_FAILURE", [token]);
+    let (a, b) = token.split_once(',').ok_or_else(bad)?;
+    let seq: i64 = a.trim().parse().map_err(|_| bad())?;
+    let _msg: i64 = b.trim().parse().map_err(|_| bad())?;
+    u64::try_from(seq).map_err(|_| bad())
+}
+
+pub fn format_token(seq: u64) -> String {
+    format!("{seq:020},{:020}", 0)
+}
+
+fn parse_subscriptions(classes: &[String]) -> Vec<Subscription> {
+    let s = schema();
+    let mut out = Vec::new();
+    for entry in classes {
+        if entry == "*" {
+            out.push(Subscription::All);
+            continue;
+        }
+        let (class, reference) = match entry.split_once('/') {
+            Some((c, r)) => (c, Some(r)),
+            None => (entry.as_str(), None),
+        };
+        // Unknown classes subscribe to nothing, as xapi's splitter accepts them.
+        let Some(c) = s.class_by_lower(class) else { continue };
+        out.push(match reference {
+            Some(r) => Subscription::Object(c.id, r.to_string()),
+            None => Subscription::Class(c.id),
+        });
+    }
+    out
+}
+
+fn wants_class(subs: &[Subscription], class: ClassId) -> bool {
+    subs.iter().any(|s| match s {
+        Subscription::All => true,
+        Subscription::Class(c) | Subscription::Object(c, _) => *c == class,
+    })
+}
+
+fn wants(subs: &[Subscription], class: ClassId, reference: &str) -> bool {
+    subs.iter().any(|s| match s {
+        Subscription::All => true,
+        Subscription::Class(c) => *c == class,
+        Subscription::Object(c, r) => *c == class && r == reference,
+    })
+}
+
+/// The events after position `since`, one per object (latest snapshot), adds, mods, then dels.
+fn collect(state: &State, subs: &[Subscription], since: u64, legacy_time: Option<&str>) -> Vec<Value> {
+    let s = schema();
+    let mut adds = Vec::new();
+    let mut mods = Vec::new();
+    let mut dels = Vec::new();
+    for class in s.classes.iter().filter(|c| c.stored && wants_class(subs, c.id)) {
+        for (r, o) in state.table(class.id).objects.iter() {
+            if o.modified <= since || !wants(subs, class.id, r) {
+                continue;
+            }
+            let op = if o.created > since { "add" } else { "mod" };
+            let event = event_record(o.modified, &class.name_lower, op, r, Some(state.record(class, o)), legacy_time);
+            if op == "add" { adds.push(event) } else { mods.push(event) }
+        }
+    }
+    // Deletions are kept in log order: find the first one after `since`.
+    let start = state.deletions.binary_search_by(|d| if d.seq <= since { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater }).unwrap_or_else(|i| i);
+    for d in state.deletions.iter().skip(start) {
+        if d.created <= since && wants(subs, d.class, &d.reference) {
+            dels.push(event_record(d.seq, &s.classes[d.class].name_lower, "del", &d.reference, None, legacy_time));
+        }
+    }
+    adds.extend(mods);
+    adds.extend(dels);
+    adds
+}
+
+fn event_record(id: u64, class: &str, op: &str, reference: &str, snapshot: Option<Value>, legacy_time: Option<&str>) -> Value {
+    let mut members = vec![
+        ("id".to_string(), Value::String(id.to_string())),
+        ("timestamp".to_string(), Value::String(legacy_time.unwrap_or("0.0").to_string())),
+        ("class".to_string(), Value::String(class.to_string())),
+        ("operation".to_string(), Value::String(op.to_string())),
+        ("ref".to_string(), Value::String(reference.to_string())),
+    ];
+    if let Some(snap) = snapshot {
+        members.push(("snapshot".to_string(), snap));
+    }
+    Value::Record(members)
+}
+
+/// Row counts of every stored class, by lower-cased name (`valid_ref_counts`).
+fn ref_counts(state: &State) -> Value {
+    Value::Record(
+        schema()
+            .classes
+            .iter()
+            .filter(|c| c.stored)
+            .map(|c| (c.name_lower.clone(), Value::Int(state.table(c.id).objects.len() as i64)))
+            .collect(),
+    )
+}
+
+fn timeout_of(value: f64) -> Duration {
+    if value.is_finite() && value > 0.0 {
+        Duration::from_secs_f64(value.min(EVENT_WAIT_MAX.as_secs_f64()))
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// `event.from(classes, token, timeout)`.
+pub async fn from(node: &Arc<Node>, caller: &Caller, classes: &[String], token: &str, timeout: f64) -> Result<Value, ApiError> {
+    let since = parse_token(token)?;
+    let subs = parse_subscriptions(classes);
+    let deadline = Instant::now() + timeout_of(timeout);
+    let mut committed = node.ledger.committed();
+    loop {
+        committed.borrow_and_update();
+        let state = node.ledger.snapshot();
+        node.sessions.check(&state, &caller.session)?;
+        let events = collect(&state, &subs, since, None);
+        let now = Instant::now();
+        if !events.is_empty() || now >= deadline {
+            let token = state.seq.max(since);
+            return Ok(Value::Record(vec![
+                ("events".into(), Value::Set(events)),
+                ("valid_ref_counts".into(), ref_counts(&state)),
+                ("token".into(), Value::String(format_token(token))),
+            ]));
+        }
+        // Parks without a thread until the writer commits or the time is up.
+        let _ = tokio::time::timeout(deadline - now, committed.changed()).await;
+    }
+}
+
+/// `event.inject(class, ref)`: a no-op modification watchers see as `mod`.
+pub async fn inject(node: &Arc<Node>, caller: &Caller, class: &str, reference: &str) -> Result<Value, ApiError> {
+    let c = schema().class(class).filter(|c| c.stored).ok_or_else(|| ApiError::handle_invalid(class, reference))?;
+    if !node.ledger.snapshot().exists(c.id, reference) {
+        return Err(ApiError::handle_invalid(class, reference));
+    }
+    let (class_name, r) = (c.name.clone(), reference.to_string());
+    let job = Job {
+        actor: Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() },
+        method: "event.inject".into(),
+        params: vec![Value::String(class_name.clone()), Value::Ref(r.clone())],
+        work: Box::new(move |tx| {
+            let c = schema().class(&class_name).expect("checked class");
+            if !tx.state.exists(c.id, &r) {
+                return Err(ApiError::handle_invalid(&class_name, &r));
+            }
+            tx.push(Change::Touch { class: class_name, reference: r });
+            Ok(Value::String(String::new()))
+        }),
+    };
+    let (_, seq) = node.ledger.call(job).await?;
+    Ok(Value::String(format_token(seq.saturating_sub(1))))
+}
+
+impl Registrations {
+    pub fn register(&self, session: &str, classes: &[String], now_seq: u64) {
+        let mut map = self.sessions.lock().expect("registrations lock");
+        let reg = map.entry(session.to_string()).or_insert_with(|| Registration { classes: Vec::new(), seen: now_seq });
+        for c in classes {
+            if !reg.classes.contains(c) {
+                reg.classes.push(c.clone());
+            }
+        }
+    }
+
+    pub fn unregister(&self, session: &str, classes: &[String]) {
+        if let Some(reg) = self.sessions.lock().expect("registrations lock").get_mut(session) {
+            reg.classes.retain(|c| !classes.contains(c));
+        }
+    }
+
+    fn get(&self, session: &str) -> Option<Registration> {
+        self.sessions.lock().expect("registrations lock").get(session).cloned()
+    }
+
+    fn advance(&self, session: &str, seq: u64) {
+        if let Some(reg) = self.sessions.lock().expect("registrations lock").get_mut(session) {
+            reg.seen = reg.seen.max(seq);
+        }
+    }
+}
+
+/// Legacy `event.next()`: blocks until events for the session's registration exist. A logout
+/// ends the wait with `SESSION_INVALID`.
+pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> {
+    let mut committed = node.ledger.committed();
+    loop {
+        committed.borrow_and_update();
+        let state = node.ledger.snapshot();
+        node.sessions.check(&state, &caller.session)?;
+        let reg = node
+            .registrations
+            .get(&caller.session)
+            .ok_or_else(|| ApiError::new("SESSION_NOT_REGISTERED", [caller.session.as_str()]))?;
+        let subs = parse_subscriptions(&reg.classes);
+        let now = format!("{}.", super::sessions::now_secs());
+        let events = collect(&state, &subs, reg.seen, Some(&now));
+        if !events.is_empty() {
+            node.registrations.advance(&caller.session, state.seq);
+            return Ok(Value::Set(events));
+        }
+        let _ = tokio::time::timeout(EVENT_WAIT_MAX, committed.changed()).await;
+    }
+}
+
+/// The `event.*` messages.
+pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Value]) -> Option<Result<Value, ApiError>> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_set().map(|s| s.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+    };
+    Some(match message {
+        "from" => {
+            let timeout = match &args[2] {
+                Value::Float(f) => *f,
+                Value::Int(i) => *i as f64,
+                _ => 0.0,
+            };
+            from(node, caller, &strings(&args[0]), args[1].as_str().unwrap_or(""), timeout).await
+        }
+        "inject" => inject(node, caller, args[0].as_str().unwrap_or(""), args[1].as_str().unwrap_or("")).await,
+        "register" => {
+            node.registrations.register(&caller.session, &strings(&args[0]), node.ledger.snapshot().seq);
+            Ok(Value::String(String::new()))
+        }
+        "unregister" => {
+            node.registrations.unregister(&caller.session, &strings(&args[0]));
+            Ok(Value::String(String::new()))
+        }
+        "next" => next(node, caller).await,
+        "get_current_id" => Ok(Value::Int(node.ledger.snapshot().seq as i64)),
+        _ => return None,
+    })
+}

@@ -1,0 +1,207 @@
+//! `Node`: one running xenledger — the ledger plus the call path every adapter shares.
+//!
+//! A call goes: method lookup → argument count → argument types → session check → RBAC → read
+//! (served from the current snapshot, concurrently) or write (a job for the ledger's writer).
+//! This is the only place that decides what a call means; the wire adapters only translate.
+
+mod bootstrap;
+pub mod events;
+mod sessions;
+mod tasks;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use bootstrap::FirstStart;
+pub use sessions::{collect_garbage, Sessions};
+
+use crate::engine::{self, Ctx};
+use crate::entry::Actor;
+use crate::error::ApiError;
+use crate::ledger::{Job, Ledger, LedgerError};
+use crate::schema::{schema, Class, Kind, Message};
+use crate::value::Value;
+
+/// Where a call came from; the unix socket is trusted as root, as xapi's is.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub unix: bool,
+    pub peer: String,
+}
+
+/// What a call answers. `Bare` is `system.listMethods`, which xapi sends without the
+/// Status/Value envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Rpc(Result<Value, ApiError>),
+    Bare(Value),
+}
+
+/// The caller of an authenticated message.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub session: String,
+    pub user: String,
+    pub originator: String,
+    pub superuser: bool,
+    pub role: String,
+}
+
+pub struct Node {
+    pub ledger: Ledger,
+    pub sessions: Sessions,
+    pub registrations: events::Registrations,
+    /// This host's ref (created on first start).
+    pub host: String,
+}
+
+impl Node {
+    /// Opens a data dir; on first start creates root, the pool and this host.
+    pub fn open(dir: &Path, first_start: &FirstStart) -> Result<(Arc<Node>, Option<String>), LedgerError> {
+        let ledger = Ledger::open(dir)?;
+        let generated_password = bootstrap::ensure(&ledger, first_start)?;
+        let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
+        tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
+        let node = Node { ledger, sessions: Sessions::default(), registrations: Default::default(), host };
+        Ok((Arc::new(node), generated_password))
+    }
+
+    /// Handles one call as the wire delivered it.
+    pub async fn call(self: &Arc<Node>, method: &str, params: Vec<Value>, origin: &Origin) -> Reply {
+        if method == "system.listMethods" {
+            return Reply::Bare(list_methods());
+        }
+        if let Some(rest) = method.strip_prefix("system.isAlive:") {
+            let _ = rest;
+            return Reply::Rpc(Ok(params.into_iter().next().unwrap_or(Value::String(String::new()))));
+        }
+        Reply::Rpc(self.call_rpc(method, params, origin).await)
+    }
+
+    async fn call_rpc(self: &Arc<Node>, method: &str, mut params: Vec<Value>, origin: &Origin) -> Result<Value, ApiError> {
+        let s = schema();
+        let (is_async, sync_name) = match method.strip_prefix("Async.") {
+            Some(rest) => (true, rest),
+            None => (false, method),
+        };
+        let Some((class, msg)) = s.lookup(sync_name) else {
+            // xapi treats an unknown method with params as an extension call: session checked first.
+            if let Some(Value::String(session)) = params.first() {
+                self.sessions.check(&self.ledger.snapshot(), session)?;
+            }
+            return Err(ApiError::method_unknown(method));
+        };
+        if is_async && !msg.is_async {
+            return Err(ApiError::new("Fault", [format!("No async mode for this operation (rpc: {sync_name})")]));
+        }
+        if !msg.takes_session {
+            let args = engine::prepare_args(sync_name, msg, params)?;
+            return self.sessionless(class, msg, args, origin).await;
+        }
+        if params.is_empty() {
+            return Err(ApiError::parameter_count_mismatch(sync_name, msg.required_args(), 0));
+        }
+        let session = params.remove(0);
+        let args = engine::prepare_args(sync_name, msg, params)?;
+        let session = match session {
+            Value::String(s) | Value::Ref(s) => s,
+            _ => return Err(ApiError::field_type_error("session_id")),
+        };
+        let snapshot = self.ledger.snapshot();
+        let caller = self.sessions.check(&snapshot, &session)?;
+        check_rbac(&caller, msg, &args)?;
+        if is_async {
+            return tasks::spawn_async(self, caller, class, msg, args).await;
+        }
+        self.dispatch(&caller, class, msg, args).await
+    }
+
+    /// Runs an authenticated, checked call.
+    pub async fn dispatch(self: &Arc<Node>, caller: &Caller, class: &'static Class, msg: &'static Message, args: Vec<Value>) -> Result<Value, ApiError> {
+        if let Some(result) = sessions::session_message(self, caller, class, msg, &args).await {
+            return result;
+        }
+        if msg.kind == Kind::Custom {
+            let handled = match class.name.as_str() {
+                "event" => events::handle(self, caller, &msg.name, &args).await,
+                "task" => tasks::handle(self, caller, &msg.name, &args).await,
+                _ => None,
+            };
+            if let Some(result) = handled {
+                return result;
+            }
+        }
+        if engine::is_read(class, msg) {
+            let snapshot = self.ledger.snapshot();
+            let ctx = Ctx { now_us: 0, actor: caller_actor(caller), seed: [0; 32] };
+            return engine::read(&snapshot, &ctx, class, msg, &args);
+        }
+        if msg.kind == Kind::Custom && !engine::custom::is_write(&class.name, &msg.name) {
+            return Err(ApiError::not_implemented(&msg.wire_name));
+        }
+        let logged = redact(msg, &args);
+        let job = Job {
+            actor: caller_actor(caller),
+            method: msg.wire_name.clone(),
+            params: logged,
+            work: Box::new(move |tx| engine::execute_in(tx, class, msg, &args)),
+        };
+        self.ledger.call(job).await.map(|(v, _)| v)
+    }
+
+    async fn sessionless(self: &Arc<Node>, class: &Class, msg: &Message, args: Vec<Value>, origin: &Origin) -> Result<Value, ApiError> {
+        match (class.name.as_str(), msg.name.as_str()) {
+            ("session", "login_with_password") | ("session", "slave_local_login_with_password") => {
+                let uname = args[0].as_str().unwrap_or("").to_string();
+                let pwd = args[1].as_str().unwrap_or("").to_string();
+                let originator = args.get(3).and_then(Value::as_str).unwrap_or("").to_string();
+                sessions::login(self, &uname, &pwd, &originator, origin).await
+            }
+            _ => Err(ApiError::not_implemented(&msg.wire_name)),
+        }
+    }
+}
+
+fn caller_actor(caller: &Caller) -> Actor {
+    Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() }
+}
+
+/// The parameters as the log keeps them: secrets replaced (xapi marks password params; any
+/// parameter whose name says password or secret is treated so).
+fn redact(msg: &Message, args: &[Value]) -> Vec<Value> {
+    msg.args()
+        .iter()
+        .zip(args)
+        .map(|(p, v)| if is_secret_param(&p.name) { Value::String("(secret)".into()) } else { v.clone() })
+        .collect()
+}
+
+pub fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("pwd") || n.contains("password") || n.contains("secret")
+}
+
+/// RBAC: superusers pass; otherwise the caller's role must be among the message's roles
+/// (XENAPI-SEMANTICS.md §c.4; denial shape from xapi rbac.ml).
+pub fn check_rbac(caller: &Caller, msg: &Message, args: &[Value]) -> Result<(), ApiError> {
+    let _ = args;
+    if caller.superuser || msg.roles.is_empty() || msg.allows_role(&caller.role) {
+        return Ok(());
+    }
+    let roles: Vec<&str> = msg.roles.iter().map(String::as_str).filter(|r| *r != "client-cert").collect();
+    Err(ApiError::new(
+        "RBAC_PERMISSION_DENIED",
+        [msg.permission.clone(), format!("No permission in user session. (Roles with this permission: {})", roles.join(", "))],
+    ))
+}
+
+/// Every synchronous wire name (what `system.listMethods` returns).
+pub fn list_methods() -> Value {
+    let mut names: Vec<Value> = schema()
+        .classes
+        .iter()
+        .flat_map(|c| c.messages.iter().map(|m| Value::String(m.wire_name.clone())))
+        .collect();
+    names.push(Value::String("system.listMethods".into()));
+    Value::Set(names)
+}

@@ -1,0 +1,171 @@
+//! Tasks: `Async.` calls and the `task.*` messages (XENAPI-SEMANTICS.md §f).
+//!
+//! An `Async.` call logs a pending task and answers its ref at once; the call then runs like a
+//! synchronous one, and its outcome is logged on the task: `success` with `result` as an XML-RPC
+//! fragment (`<value>…</value>`, also for JSON-RPC callers, as xapi does), or `failure` with
+//! `error_info`. Tasks still pending when the server stopped are failed on the next start.
+
+use std::sync::Arc;
+
+use super::{Caller, Node};
+use crate::engine::generic::create_internal;
+use crate::engine::Tx;
+use crate::entry::Actor;
+use crate::error::ApiError;
+use crate::ledger::{Job, Ledger};
+use crate::schema::{schema, Class, Message};
+use crate::value::Value;
+
+fn actor(caller: &Caller) -> Actor {
+    Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() }
+}
+
+fn new_task(tx: &mut Tx, host: &str, label: &str, description: &str) -> String {
+    let now = Value::DateTime(tx.ctx.now_secs());
+    create_internal(
+        tx,
+        "task",
+        vec![
+            ("name_label", Value::String(label.to_string())),
+            ("name_description", Value::String(description.to_string())),
+            ("created", now),
+            ("status", Value::Enum("pending".into())),
+            ("resident_on", Value::Ref(host.to_string())),
+            ("progress", Value::Float(0.0)),
+            ("type", Value::String("<none/>".into())),
+            ("backtrace", Value::String("()".into())),
+        ],
+    )
+}
+
+/// Completes a task with the outcome of its call.
+fn finish(tx: &mut Tx, task: &str, outcome: &Result<Value, ApiError>) {
+    let class = schema().class("task").expect("task class");
+    if !tx.state.exists(class.id, task) {
+        return; // destroyed meanwhile
+    }
+    let now = Value::DateTime(tx.ctx.now_secs());
+    tx.set("task", task, "progress", Value::Float(1.0));
+    tx.set("task", task, "finished", now);
+    match outcome {
+        Ok(v) => {
+            let mut fragment = String::new();
+            crate::wire::xmlrpc::encode_value(v, &mut fragment);
+            tx.set("task", task, "result", Value::String(fragment));
+            tx.set("task", task, "status", Value::Enum("success".into()));
+        }
+        Err(e) => {
+            let cancelled = e.code == "TASK_CANCELLED";
+            tx.set("task", task, "error_info", Value::Set(e.to_wire().into_iter().map(Value::String).collect()));
+            tx.set("task", task, "status", Value::Enum(if cancelled { "cancelled" } else { "failure" }.into()));
+        }
+    }
+    tx.set("task", task, "allowed_operations", Value::Set(Vec::new()));
+}
+
+/// Starts an `Async.` call: logs the pending task, runs the call in the background, answers the task ref.
+pub async fn spawn_async(node: &Arc<Node>, caller: Caller, class: &'static Class, msg: &'static Message, args: Vec<Value>) -> Result<Value, ApiError> {
+    let label = format!("Async.{}", msg.wire_name);
+    let host = node.host.clone();
+    let job = Job {
+        actor: actor(&caller),
+        method: "task.create".into(),
+        params: vec![Value::String(label.clone())],
+        work: Box::new(move |tx| Ok(Value::Ref(new_task(tx, &host, &label, "")))),
+    };
+    let (task, _) = node.ledger.call(job).await?;
+    let task_ref = task.as_str().unwrap_or_default().to_string();
+    let node2 = node.clone();
+    let t = task_ref.clone();
+    tokio::spawn(async move {
+        let outcome = Box::pin(node2.dispatch(&caller, class, msg, args)).await;
+        let job = Job {
+            actor: actor(&caller),
+            method: "task.complete".into(),
+            params: vec![Value::Ref(t.clone())],
+            work: Box::new(move |tx| {
+                finish(tx, &t, &outcome);
+                Ok(Value::String(String::new()))
+            }),
+        };
+        if let Err(e) = node2.ledger.call(job).await {
+            tracing::error!("recording the outcome of task failed: {e}");
+        }
+    });
+    Ok(task)
+}
+
+/// The explicit `task.*` messages.
+pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Value]) -> Option<Result<Value, ApiError>> {
+    let class = schema().class("task").expect("task class");
+    let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Null);
+    let host = node.host.clone();
+    let (work, method): (crate::ledger::Work, &str) = match message {
+        "create" => {
+            let (label, description) = (arg(0).as_str().unwrap_or("").to_string(), arg(1).as_str().unwrap_or("").to_string());
+            (Box::new(move |tx| Ok(Value::Ref(new_task(tx, &host, &label, &description)))), "task.create")
+        }
+        "cancel" | "destroy" | "set_status" | "set_progress" | "set_result" | "set_error_info" => {
+            let task = arg(0).as_str().unwrap_or("").to_string();
+            if !node.ledger.snapshot().exists(class.id, &task) {
+                return Some(Err(ApiError::handle_invalid("task", &task)));
+            }
+            let value = arg(1);
+            let message = message.to_string();
+            let work: crate::ledger::Work = Box::new(move |tx| {
+                let class = schema().class("task").expect("task class");
+                if !tx.state.exists(class.id, &task) {
+                    return Err(ApiError::handle_invalid("task", &task));
+                }
+                match message.as_str() {
+                    "cancel" => {
+                        let status = tx.state.get(class.id, &task).map(|o| o.fields[class.field("status").expect("status")].clone());
+                        if status == Some(Value::Enum("pending".into())) {
+                            finish(tx, &task, &Err(ApiError::new("TASK_CANCELLED", [task.as_str()])));
+                        }
+                    }
+                    "destroy" => crate::engine::generic::destroy(tx, class, &task),
+                    "set_status" => tx.set("task", &task, "status", value),
+                    "set_progress" => tx.set("task", &task, "progress", value),
+                    "set_result" => tx.set("task", &task, "result", value),
+                    "set_error_info" => tx.set("task", &task, "error_info", value),
+                    _ => unreachable!(),
+                }
+                Ok(Value::String(String::new()))
+            });
+            (work, "task")
+        }
+        _ => return None,
+    };
+    let job = Job { actor: actor(caller), method: format!("{method}.{message}").replace("task.task.", "task."), params: args.to_vec(), work };
+    Some(node.ledger.call(job).await.map(|(v, _)| v))
+}
+
+/// On start: tasks left pending by a previous run are failed with a clear reason.
+pub fn fail_orphans(ledger: &Ledger) -> Result<(), ApiError> {
+    let class = schema().class("task").expect("task class");
+    let status = class.field("status").expect("status");
+    let pending: Vec<String> = ledger
+        .snapshot()
+        .table(class.id)
+        .objects
+        .iter()
+        .filter(|(_, o)| o.fields[status] == Value::Enum("pending".into()))
+        .map(|(r, _)| r.clone())
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let job = Job {
+        actor: Actor { session: String::new(), user: "xenledger".into(), originator: "start-up".into() },
+        method: "task.fail_orphans".into(),
+        params: pending.iter().map(|r| Value::Ref(r.clone())).collect(),
+        work: Box::new(move |tx| {
+            for t in &pending {
+                finish(tx, t, &Err(ApiError::internal("the server stopped while this task was pending")));
+            }
+            Ok(Value::String(String::new()))
+        }),
+    };
+    ledger.call_blocking(job).map(|_| ())
+}

@@ -1,0 +1,393 @@
+//! [`Store`]: the log, checkpoints and meta tables in one redb file. See the module header in `mod.rs`
+//! for the framing, the chain and the durability argument.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::entry::Entry;
+use crate::store::codec::{
+    decode_checkpoint, decode_record, encode_checkpoint, record_header, Hash, FORMAT_VERSION, GENESIS_HASH,
+};
+use crate::store::{database_path, StoreError};
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const META_FORMAT_VERSION: &str = "format_version";
+const META_SCHEMA_HASH: &str = "schema_hash";
+
+/// How many checkpoints [`Store::put_checkpoint`] keeps. Two, so that a checkpoint found corrupt still
+/// leaves an older one to start from.
+pub const CHECKPOINTS_RETAINED_COUNT: usize = 2;
+
+/// A verified checkpoint: the state after entry `seq`, whose record hash is `entry_hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub entry_hash: Hash,
+    pub state: Vec<u8>,
+}
+
+/// What [`Store::verify_chain`] walked. With nothing to check, `last_seq` is `from_seq - 1` and
+/// `last_hash` the `expected_prev` given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub checked: u64,
+    pub last_seq: u64,
+    pub last_hash: Hash,
+}
+
+/// The log store. Cheap to share by reference across threads; see the module header.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    schema_hash: String,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).field("schema_hash", &self.schema_hash).finish()
+    }
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating the directory and the database if missing. A new database
+    /// records the format version and `schema_hash`; an existing one must match both.
+    pub fn open(dir: &Path, schema_hash: &str) -> Result<Store, StoreError> {
+        assert!(!schema_hash.is_empty(), "Store::open: empty schema hash");
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        let path = database_path(dir);
+        let db = Database::create(&path)?;
+        let mut txn = db.begin_write()?;
+        let created = {
+            let mut meta = txn.open_table(META)?;
+            let log = txn.open_table(LOG)?;
+            let checkpoints = txn.open_table(CHECKPOINTS)?;
+            let stored_version = meta.get(META_FORMAT_VERSION)?.map(|guard| guard.value().to_vec());
+            let stored_schema = meta.get(META_SCHEMA_HASH)?.map(|guard| guard.value().to_vec());
+            match (stored_version, stored_schema) {
+                (None, None) => {
+                    if !log.is_empty()? || !checkpoints.is_empty()? {
+                        let reason = format!("{} holds log records but no meta table", path.display());
+                        return Err(StoreError::Format { reason });
+                    }
+                    meta.insert(META_FORMAT_VERSION, [FORMAT_VERSION].as_slice())?;
+                    meta.insert(META_SCHEMA_HASH, schema_hash.as_bytes())?;
+                    true
+                }
+                (Some(version), Some(stored)) => {
+                    if version != [FORMAT_VERSION] {
+                        let reason = format!("store format version {version:?}, this build reads [{FORMAT_VERSION}]");
+                        return Err(StoreError::Format { reason });
+                    }
+                    let stored = String::from_utf8(stored)
+                        .map_err(|_| StoreError::Format { reason: "schema hash in meta is not UTF-8".into() })?;
+                    if stored != schema_hash {
+                        return Err(StoreError::SchemaMismatch { stored, current: schema_hash.to_string() });
+                    }
+                    false
+                }
+                _ => {
+                    return Err(StoreError::Format {
+                        reason: "meta holds only one of format_version, schema_hash".into(),
+                    })
+                }
+            }
+        };
+        if created {
+            txn.set_durability(Durability::Immediate)?;
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(Store { db, path, schema_hash: schema_hash.to_string() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema hash the store was opened with (and, by then, checked against).
+    pub fn schema_hash(&self) -> &str {
+        &self.schema_hash
+    }
+
+    /// Appends framed records (from [`crate::store::encode_entry`]) in one durable transaction: all of
+    /// them are visible after a crash, or none.
+    ///
+    /// Panics unless the seqs continue the stored log without a gap and each record's `prev_hash` links
+    /// to its predecessor: the single writer owns the seq counter, so a mismatch is a bug in it.
+    pub fn append_batch(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut log = txn.open_table(LOG)?;
+            let (mut prev_seq, mut prev_hash) = match log.last()? {
+                Some((key, value)) => (key.value(), record_header(key.value(), value.value())?.hash),
+                None => (0, GENESIS_HASH),
+            };
+            for (seq, record) in records {
+                let seq = *seq;
+                assert_eq!(seq, prev_seq + 1, "append_batch: seq {seq} does not follow the stored {prev_seq}");
+                let header = match record_header(seq, record) {
+                    Ok(header) => header,
+                    Err(error) => panic!("append_batch: record {seq} is malformed: {error}"),
+                };
+                assert_eq!(header.prev_hash, prev_hash, "append_batch: record {seq} does not link to {prev_seq}");
+                debug_assert!(decode_record(seq, record).is_ok(), "append_batch: record {seq} does not decode");
+                log.insert(seq, record.as_slice())?;
+                (prev_seq, prev_hash) = (seq, header.hash);
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The last stored seq and its record hash, or `None` for an empty log.
+    pub fn last(&self) -> Result<Option<(u64, Hash)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        let Some((key, value)) = log.last()? else {
+            return Ok(None);
+        };
+        let seq = key.value();
+        Ok(Some((seq, record_header(seq, value.value())?.hash)))
+    }
+
+    /// One raw record, or `None` if `seq` is not stored.
+    pub fn record(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        Ok(log.get(seq)?.map(|guard| guard.value().to_vec()))
+    }
+
+    /// Stores a checkpoint of `state` (the caller's encoding of the state after entry `seq`), framed with
+    /// the hash of log record `seq` and a hash of `state`, and drops all but the newest
+    /// [`CHECKPOINTS_RETAINED_COUNT`] in the same durable transaction.
+    ///
+    /// Panics if the log has no entry `seq` or a newer checkpoint exists: both are writer bugs.
+    pub fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let log = txn.open_table(LOG)?;
+            let entry_hash = match log.get(seq)? {
+                Some(guard) => record_header(seq, guard.value())?.hash,
+                None => panic!("put_checkpoint: the log has no entry {seq}"),
+            };
+            let blob = encode_checkpoint(&entry_hash, state)?;
+            let mut checkpoints = txn.open_table(CHECKPOINTS)?;
+            let newest = checkpoints.last()?.map(|(key, _)| key.value());
+            if let Some(newest) = newest {
+                assert!(seq >= newest, "put_checkpoint: seq {seq} is older than the stored checkpoint {newest}");
+            }
+            checkpoints.insert(seq, blob.as_slice())?;
+            let mut seqs = Vec::new();
+            for item in checkpoints.iter()? {
+                seqs.push(item?.0.value());
+            }
+            for old in &seqs[..seqs.len().saturating_sub(CHECKPOINTS_RETAINED_COUNT)] {
+                checkpoints.remove(*old)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The newest checkpoint, verified: its state hash, and its entry hash against log record `seq`.
+    pub fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        let checkpoints = txn.open_table(CHECKPOINTS)?;
+        let Some((key, value)) = checkpoints.last()? else {
+            return Ok(None);
+        };
+        verify_checkpoint(&log, key.value(), value.value()).map(Some)
+    }
+
+    /// Every retained checkpoint, oldest first, each verified as in [`Store::latest_checkpoint`]; the
+    /// first bad one is the error.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        let table = txn.open_table(CHECKPOINTS)?;
+        let mut checkpoints = Vec::new();
+        for item in table.iter()? {
+            let (key, value) = item?;
+            checkpoints.push(verify_checkpoint(&log, key.value(), value.value())?);
+        }
+        Ok(checkpoints)
+    }
+
+    /// Raw records from `from_seq` to `to_seq` (both inclusive; `None` for the end of the log), in seq
+    /// order, from one read snapshot: appends committed after this call are not seen. Each item copies
+    /// its record; [`Store::for_each_record`] lends it instead.
+    pub fn read_range(&self, from_seq: u64, to_seq: Option<u64>) -> Result<RecordIter, StoreError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        // `ReadOnlyTable::range` returns a range that keeps the snapshot alive on its own.
+        let range = match to_seq {
+            None => Some(log.range(from_seq..)?),
+            Some(to_seq) if to_seq >= from_seq => Some(log.range(from_seq..=to_seq)?),
+            Some(_) => None,
+        };
+        Ok(RecordIter { range })
+    }
+
+    /// Calls `f` with each raw record from `from_seq` to `to_seq` (inclusive; `None` for the end), in seq
+    /// order, from one read snapshot, without copying. Stops at the first error, `f`'s or the store's.
+    pub fn for_each_record<E>(
+        &self,
+        from_seq: u64,
+        to_seq: Option<u64>,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<StoreError>,
+    {
+        let mut iter = self.read_range(from_seq, to_seq)?;
+        let Some(range) = iter.range.as_mut() else {
+            return Ok(());
+        };
+        for item in range {
+            let (key, value) = item.map_err(StoreError::from)?;
+            f(key.value(), value.value())?;
+        }
+        Ok(())
+    }
+
+    /// Walks the log from `from_seq` to its end: decodes each record, checks its hash and that its
+    /// `prev_hash` is the previous record's hash (`expected_prev` for the first: [`GENESIS_HASH`] from seq
+    /// 1, a checkpoint's `entry_hash` from the seq after it), and that no seq is missing. Hands each
+    /// entry to `f` in order. The first bad record is [`StoreError::Corrupt`] naming its seq; entries
+    /// before it have been passed to `f`.
+    pub fn verify_chain(
+        &self,
+        from_seq: u64,
+        expected_prev: Hash,
+        mut f: impl FnMut(Entry),
+    ) -> Result<VerifyReport, StoreError> {
+        assert!(from_seq >= 1, "verify_chain: seqs start at 1");
+        let mut report = VerifyReport { checked: 0, last_seq: from_seq - 1, last_hash: expected_prev };
+        self.for_each_record(from_seq, None, |seq, bytes| {
+            let expected_seq = report.last_seq + 1;
+            if seq != expected_seq {
+                return Err(StoreError::corrupt(expected_seq, format!("entry missing; the next stored is {seq}")));
+            }
+            let record = decode_record(seq, bytes)?;
+            if record.prev_hash != report.last_hash {
+                let reason = format!("prev_hash does not match the hash of entry {}", report.last_seq);
+                return Err(StoreError::corrupt(seq, reason));
+            }
+            f(record.entry);
+            report = VerifyReport { checked: report.checked + 1, last_seq: seq, last_hash: record.hash };
+            Ok(())
+        })?;
+        Ok(report)
+    }
+
+    /// Removes every log record and checkpoint after `seq`, durably. For tools and tests (cutting a log
+    /// back to before a corrupt record); the server never truncates.
+    pub fn truncate_after(&self, seq: u64) -> Result<(), StoreError> {
+        let Some(first_removed) = seq.checked_add(1) else {
+            return Ok(());
+        };
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            txn.open_table(LOG)?.retain_in(first_removed.., |_, _| false)?;
+            txn.open_table(CHECKPOINTS)?.retain_in(first_removed.., |_, _| false)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Test support: rewrites log record `seq` with the byte at `byte_index` inverted, bypassing every
+    /// check. Panics if there is no such record or byte.
+    #[doc(hidden)]
+    pub fn corrupt_record_for_test(&self, seq: u64, byte_index: usize) -> Result<(), StoreError> {
+        self.rewrite_for_test(LOG, seq, |bytes| bytes[byte_index] ^= 0xff)
+    }
+
+    /// Test support: as [`Store::corrupt_record_for_test`], for the checkpoint at `seq`.
+    #[doc(hidden)]
+    pub fn corrupt_checkpoint_for_test(&self, seq: u64, byte_index: usize) -> Result<(), StoreError> {
+        self.rewrite_for_test(CHECKPOINTS, seq, |bytes| bytes[byte_index] ^= 0xff)
+    }
+
+    /// Test support: deletes log record `seq`, leaving a gap. Panics if there is no such record.
+    #[doc(hidden)]
+    pub fn delete_record_for_test(&self, seq: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let removed = txn.open_table(LOG)?.remove(seq)?.is_some();
+            assert!(removed, "delete_record_for_test: no record {seq}");
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn rewrite_for_test(
+        &self,
+        table: TableDefinition<u64, &[u8]>,
+        seq: u64,
+        edit: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(table)?;
+            let mut bytes = match table.get(seq)? {
+                Some(guard) => guard.value().to_vec(),
+                None => panic!("rewrite_for_test: no value at seq {seq}"),
+            };
+            edit(&mut bytes);
+            table.insert(seq, bytes.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// Checks a stored checkpoint blob and that the entry hash it names is the hash of log record `seq`.
+fn verify_checkpoint(
+    log: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+    blob: &[u8],
+) -> Result<Checkpoint, StoreError> {
+    let (entry_hash, state) = decode_checkpoint(seq, blob)?;
+    let Some(record) = log.get(seq)? else {
+        return Err(StoreError::corrupt(seq, format!("checkpoint at seq {seq}: the log has no entry {seq}")));
+    };
+    if record_header(seq, record.value())?.hash != entry_hash {
+        let reason = format!("checkpoint at seq {seq}: entry hash differs from log entry {seq}");
+        return Err(StoreError::corrupt(seq, reason));
+    }
+    Ok(Checkpoint { seq, entry_hash, state: state.to_vec() })
+}
+
+/// Raw records `(seq, bytes)` from [`Store::read_range`]. Holds its read snapshot until dropped.
+pub struct RecordIter {
+    range: Option<redb::Range<'static, u64, &'static [u8]>>,
+}
+
+impl fmt::Debug for RecordIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordIter").finish_non_exhaustive()
+    }
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<(u64, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.range.as_mut()?.next()?;
+        Some(item.map(|(key, value)| (key.value(), value.value().to_vec())).map_err(StoreError::from))
+    }
+}

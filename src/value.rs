@@ -1,0 +1,189 @@
+//! `Value`: one typed value of any XenAPI type, as the engine stores it and the adapters encode it.
+//!
+//! The wire decoders produce loosely typed values (XML-RPC sends int64 as plain strings); the dispatcher
+//! coerces them to the schema's type with [`crate::schema::coerce`] before the engine sees them, so inside
+//! the engine every value has the exact variant its type asks for.
+
+use serde::{Deserialize, Serialize};
+
+/// The null reference, as xapi spells it.
+pub const NULL_REF: &str = "OpaqueRef:NULL";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    String(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// Seconds since the Unix epoch, UTC. The wire form is `YYYYMMDDTHH:MM:SSZ`.
+    DateTime(i64),
+    /// An enum value, spelled exactly as in the datamodel (`Halted`, `balance-slb`).
+    Enum(String),
+    /// An object reference (`OpaqueRef:<uuid>` or `OpaqueRef:NULL`).
+    Ref(String),
+    Set(Vec<Value>),
+    /// Map entries in insertion order; keys are unique.
+    Map(Vec<(Value, Value)>),
+    /// A record or a wire struct: field wire name to value.
+    Record(Vec<(String, Value)>),
+    /// XML-RPC `<nil/>`, JSON `null`, or an absent option.
+    Null,
+}
+
+impl Value {
+    pub fn str(s: impl Into<String>) -> Value {
+        Value::String(s.into())
+    }
+
+    pub fn null_ref() -> Value {
+        Value::Ref(NULL_REF.to_string())
+    }
+
+    /// The text of a string-like value (string, enum, ref).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) | Value::Enum(s) | Value::Ref(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_set(&self) -> Option<&[Value]> {
+        match self {
+            Value::Set(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(Value, Value)]> {
+        match self {
+            Value::Map(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Looks a member up in a record.
+    pub fn member(&self, name: &str) -> Option<&Value> {
+        match self {
+            Value::Record(members) => members.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Looks a key up in a map whose keys are string-like.
+    pub fn map_get(&self, key: &str) -> Option<&Value> {
+        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+    }
+
+    /// A string-keyed map from pairs of strings.
+    pub fn string_map<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Value {
+        Value::Map(pairs.into_iter().map(|(k, v)| (Value::String(k.into()), Value::String(v.into()))).collect())
+    }
+}
+
+/// Formats seconds since the epoch as xapi does: `YYYYMMDDTHH:MM:SSZ`.
+pub fn format_datetime(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{:04}{:02}{:02}T{:02}:{:02}:{:02}Z", y, m, d, rem / 3600, (rem / 60) % 60, rem % 60)
+}
+
+/// Parses the ISO-8601 forms xapi accepts: basic (`20250319T04:16:24Z`) or extended (`2025-03-19T04:16:24`),
+/// with `Z`, `±HH:MM`, `±HHMM` or no zone (then UTC); fractional seconds are dropped.
+pub fn parse_datetime(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (date, time) = t.split_once(['T', 't', ' '])?;
+    let digits: String = date.chars().filter(|c| *c != '-').collect();
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let y: i64 = digits[0..4].parse().ok()?;
+    let mo: i64 = digits[4..6].parse().ok()?;
+    let d: i64 = digits[6..8].parse().ok()?;
+    let (clock, offset_secs) = split_zone(time)?;
+    let clock: String = clock.split('.').next()?.chars().filter(|c| *c != ':').collect();
+    if clock.len() != 6 || !clock.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let h: i64 = clock[0..2].parse().ok()?;
+    let mi: i64 = clock[2..4].parse().ok()?;
+    let s: i64 = clock[4..6].parse().ok()?;
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_secs)
+}
+
+fn split_zone(time: &str) -> Option<(&str, i64)> {
+    if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        return Some((clock, 0));
+    }
+    if let Some(pos) = time.rfind(['+', '-']) {
+        let (clock, zone) = time.split_at(pos);
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let zone: String = zone[1..].chars().filter(|c| *c != ':').collect();
+        if zone.len() != 4 || !zone.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let h: i64 = zone[0..2].parse().ok()?;
+        let m: i64 = zone[2..4].parse().ok()?;
+        return Some((clock, sign * (h * 3600 + m * 60)));
+    }
+    Some((time, 0))
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_round_trip_and_forms() {
+        assert_eq!(format_datetime(0), "19700101T00:00:00Z");
+        let t = parse_datetime("20250319T04:16:24Z").unwrap();
+        assert_eq!(format_datetime(t), "20250319T04:16:24Z");
+        assert_eq!(parse_datetime("2025-03-19T04:16:24Z"), Some(t));
+        assert_eq!(parse_datetime("20250319T04:16:24"), Some(t));
+        assert_eq!(parse_datetime("2025-03-19T05:16:24+01:00"), Some(t));
+        assert_eq!(parse_datetime("2025-03-19T04:16:24.123Z"), Some(t));
+        assert_eq!(parse_datetime("garbage"), None);
+        assert_eq!(format_datetime(-1), "19691231T23:59:59Z");
+    }
+}
