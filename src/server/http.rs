@@ -82,12 +82,12 @@ enum BodyError {
 /// Reads the whole body, refusing it before reading anything if its `Content-Length` is over
 /// the limit, and as soon as the running total is for a chunked body.
 async fn read_body(mut body: Incoming) -> Result<Bytes, BodyError> {
-    let size_bytes_min = body.size_hint().lower();
-    if size_bytes_min > BODY_SIZE_BYTES_MAX as u64 {
+    // The lower bound is the Content-Length when there is one, and 0 for a chunked body.
+    let size_bytes_min = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    if size_bytes_min > BODY_SIZE_BYTES_MAX {
         return Err(BodyError::TooLarge);
     }
-    // The lower bound is the Content-Length when there is one, and at most the limit here.
-    let mut buffer = BytesMut::with_capacity(size_bytes_min as usize);
+    let mut buffer = BytesMut::with_capacity(size_bytes_min);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(BodyError::Read)?;
         if let Ok(data) = frame.into_data() {

@@ -77,6 +77,12 @@ struct ConnectionContext {
 impl Server {
     /// Loads or generates the certificate (if HTTPS is wanted) and binds every configured
     /// listener. Port 0 binds a free port; the accessors report the real addresses.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Tls`] if the certificate cannot be loaded or generated, and
+    /// [`ServerError::Bind`] or [`ServerError::BindUnix`] if a listener cannot be bound (a Unix
+    /// socket path that another server is listening on, or that is not a socket, included).
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let https = match config.https {
             Some(addr) => {
@@ -127,8 +133,13 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
     /// for up to [`DRAIN_TIMEOUT`], drops whatever is left, removes the Unix socket file and
-    /// returns. Dropping the returned future instead stops accepting at once, and the
-    /// connections end shortly after (they see the shutdown channel close).
+    /// returns. Dropping the returned future instead stops accepting and drops every
+    /// connection at once, without draining (their tasks see the shutdown channel close).
+    ///
+    /// # Errors
+    ///
+    /// None at present: per-connection and accept failures are logged and survived. The
+    /// `Result` leaves room for failures that should stop the server.
     pub async fn serve(
         self,
         handler: Arc<dyn RpcHandler>,

@@ -160,7 +160,7 @@ fn machine_hostname() -> Option<String> {
 /// The current calendar year, give or take a day around New Year (the callers leave margin).
 fn current_year() -> i32 {
     const SECONDS_PER_YEAR: u64 = 31_556_952; // 365.2425 days
-    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0);
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
     1970 + i32::try_from(seconds / SECONDS_PER_YEAR).unwrap_or(0)
 }
 
