@@ -1,0 +1,73 @@
+//! Pins the embedded schema: any change to schema/xenapi.json must update this hash on purpose
+//! (as xapi's schematest.ml does), because data dirs record the hash they were written with.
+//! Also checks the schema covers the whole datamodel and every error code the code names.
+
+use xenledger::schema::{schema, Kind, Qual, Relation, Ty};
+
+const SCHEMA_BLAKE3: &str = "1a2e45b1e8578c339217814aaf15fa050a0a77c27d089577a8e6569bf8dda4ab";
+
+#[test]
+fn schema_hash_is_pinned() {
+    assert_eq!(schema().hash, SCHEMA_BLAKE3, "schema/xenapi.json changed: bump this pin on purpose");
+}
+
+#[test]
+fn schema_covers_the_datamodel() {
+    let s = schema();
+    assert_eq!(s.api_release, "24.10.0");
+    assert_eq!((s.api_version_major, s.api_version_minor), (2, 21));
+    assert_eq!(s.classes.len(), 67);
+    assert_eq!(s.errors.len(), 635);
+    let messages: usize = s.classes.iter().map(|c| c.messages.iter().filter(|m| !matches!(m.kind, Kind::GetAllWhere | Kind::GetAllRecordsWhere)).count()).sum();
+    assert_eq!(messages, 1828);
+    // Spot checks of interface facts (xenapi-datamodel.json).
+    let vm = s.class("VM").unwrap();
+    let power = &vm.fields[vm.field("power_state").unwrap()];
+    assert_eq!(power.ty, Ty::Enum("vm_power_state".into()));
+    assert_eq!(power.qual, Qual::RoConstructor);
+    assert!(matches!(vm.fields[vm.field("VBDs").unwrap()].relation, Relation::Many { .. }));
+    let start = vm.message("start").unwrap();
+    assert_eq!(start.kind, Kind::Custom);
+    assert!(start.is_async);
+    assert_eq!(start.args().len(), 3);
+    assert!(start.allows_role("vm-operator") && !start.allows_role("read-only"));
+    assert!(!vm.message("set_name_label").unwrap().is_async);
+    assert!(vm.message("create").unwrap().is_async);
+    assert!(vm.message("get_all_records_where").is_some());
+    assert!(!s.class("event").unwrap().message("from").unwrap().is_async);
+    assert_eq!(s.errors["MAP_DUPLICATE_KEY"], ["type", "param_name", "uuid", "key"]);
+    let login = s.class("session").unwrap().message("login_with_password").unwrap();
+    assert!(!login.takes_session);
+    assert_eq!(login.required_args(), 2);
+}
+
+#[test]
+fn error_codes_named_in_the_source_exist() {
+    let s = schema();
+    let mut missing = Vec::new();
+    for path in walk("src") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, _) in text.match_indices("ApiError::new(\"") {
+            let rest = &text[i + "ApiError::new(\"".len()..];
+            let code = &rest[..rest.find('"').unwrap()];
+            // "Fault" is xapi's transport-level answer for Async on a sync-only message.
+            if code != "Fault" && !s.errors.contains_key(code) {
+                missing.push(format!("{}: {code}", path.display()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "unknown error codes: {missing:?}");
+}
+
+fn walk(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(path.to_str().unwrap()));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
