@@ -14,8 +14,13 @@ use crate::value::{Value, NULL_REF};
 
 /// Serves a read-only implicit message from a snapshot.
 pub fn read(state: &State, class: &Class, msg: &Message, args: &[Value]) -> Result<Value, ApiError> {
+    read_kind(state, class, msg.kind, &msg.wire_name, args)
+}
+
+/// Serves a read by its kind (explicit messages that behave like implicit ones reuse this).
+pub fn read_kind(state: &State, class: &Class, kind: Kind, wire_name: &str, args: &[Value]) -> Result<Value, ApiError> {
     let table = state.table(class.id);
-    match msg.kind {
+    match kind {
         Kind::GetAll => Ok(Value::Set(table.objects.keys().map(|r| Value::Ref(r.clone())).collect())),
         Kind::GetAllRecords => Ok(Value::Map(
             table.objects.iter().map(|(r, o)| (Value::Ref(r.clone()), state.record(class, o))).collect(),
@@ -56,13 +61,13 @@ pub fn read(state: &State, class: &Class, msg: &Message, args: &[Value]) -> Resu
                     matches.push((r, o));
                 }
             }
-            Ok(if msg.kind == Kind::GetAllWhere {
+            Ok(if kind == Kind::GetAllWhere {
                 Value::Set(matches.into_iter().map(|(r, _)| Value::Ref(r.clone())).collect())
             } else {
                 Value::Map(matches.into_iter().map(|(r, o)| (Value::Ref(r.clone()), state.record(class, o))).collect())
             })
         }
-        _ => Err(ApiError::internal(format!("{} is not a read", msg.wire_name))),
+        _ => Err(ApiError::internal(format!("{wire_name} is not a read"))),
     }
 }
 
