@@ -153,6 +153,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 if let Err(e) = crate::node::collect_garbage(&gc_node).await {
                     tracing::warn!("session gc: {e}");
                 }
+                if let Err(e) = crate::node::tasks::collect_tasks(&gc_node).await {
+                    tracing::warn!("task gc: {e}");
+                }
             }
         });
         let handler = Arc::new(NodeHandler { node: node.clone() });

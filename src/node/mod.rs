@@ -7,7 +7,7 @@
 mod bootstrap;
 pub mod events;
 mod sessions;
-mod tasks;
+pub mod tasks;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -169,3 +169,65 @@ pub fn fail_orphans(ledger: &Ledger) -> Result<(), ApiError> {
     };
     ledger.call_blocking(job).map(|_| ())
 }
+
+/// Completed tasks are kept this long after finishing (xapi_globs.ml `completed_task_timeout`).
+pub const COMPLETED_TASK_TIMEOUT_SECS: i64 = 3900;
+/// Pending tasks older than this are deleted (xapi_globs.ml `pending_task_timeout`).
+pub const PENDING_TASK_TIMEOUT_SECS: i64 = 86_400;
+/// Beyond this many tasks the oldest completed ones go (xapi_globs.ml `max_tasks`).
+pub const TASKS_MAX: usize = 200;
+
+/// Tasks the garbage collector removes now (xapi db_gc_util.ml `timeout_tasks`).
+pub fn expired_tasks(state: &crate::engine::State, now: i64) -> Vec<String> {
+    let class = schema().class("task").expect("task class");
+    let f = |n: &str| class.field(n).expect("task field");
+    let (status, finished, created) = (f("status"), f("finished"), f("created"));
+    let time = |v: &Value| if let Value::DateTime(t) = v { *t } else { 0 };
+    let mut out = Vec::new();
+    let mut completed = Vec::new();
+    let mut kept = 0usize;
+    for (r, o) in state.table(class.id).objects.iter() {
+        let pending = o.fields[status] == Value::Enum("pending".into());
+        if pending {
+            if now - time(&o.fields[created]) > PENDING_TASK_TIMEOUT_SECS {
+                out.push(r.clone());
+            } else {
+                kept += 1;
+            }
+        } else if now - time(&o.fields[finished]) > COMPLETED_TASK_TIMEOUT_SECS {
+            out.push(r.clone());
+        } else {
+            completed.push((time(&o.fields[finished]), r.clone()));
+        }
+    }
+    let total = kept + completed.len();
+    if total > TASKS_MAX {
+        completed.sort();
+        out.extend(completed.into_iter().take(total - TASKS_MAX).map(|(_, r)| r));
+    }
+    out
+}
+
+/// Deletes expired tasks (called periodically by the server).
+pub async fn collect_tasks(node: &Arc<Node>) -> Result<usize, ApiError> {
+    let expired = expired_tasks(&node.ledger.snapshot(), super::sessions::now_secs());
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let count = expired.len();
+    let job = Job {
+        actor: Actor { session: String::new(), user: "xenledger".into(), originator: "task-gc".into() },
+        method: "task.gc".into(),
+        params: expired.iter().map(|r| Value::Ref(r.clone())).collect(),
+        work: Box::new(move |tx| {
+            let class = schema().class("task").expect("task class");
+            for r in &expired {
+                if tx.state.exists(class.id, r) {
+                    crate::engine::generic::destroy(tx, class, r);
+                }
+            }
+            Ok(Value::String(String::new()))
+        }),
+    };
+    node.ledger.call(job).await.map(|_| count)
+}
