@@ -50,7 +50,11 @@ pub fn read_kind(state: &State, class: &Class, kind: Kind, wire_name: &str, args
             let expr = where_expr::parse(text).map_err(|e| ApiError::invalid_value(text, &e))?;
             let mut matches = Vec::new();
             for (r, o) in table.objects.iter() {
+                // Every xapi row also has its ref in a `_ref` column (db_cache_impl.ml).
                 let mut lookup = |column: &str| {
+                    if column == "_ref" {
+                        return Some(r.clone());
+                    }
                     let name = where_expr::column_to_field(column);
                     class.field(&name).map(|f| db_string(&o.fields[f]))
                 };
@@ -86,6 +90,10 @@ pub fn write(tx: &mut Tx, class: &Class, msg: &Message, args: &[Value]) -> Resul
             let r = existing(&tx.state, class, arg_str(args, 0))?;
             let field = &class.fields[f];
             let (key, value) = (&args[1], &args[2]);
+            // xapi's database refuses empty keys (Db_exn.Empty_key_in_map, surfacing as INTERNAL_ERROR).
+            if key.as_str() == Some("") {
+                return Err(ApiError::internal(format!("Db_exn.Empty_key_in_map(\"{}\", \"{}\", \"{r}\")", class.name, field.name)));
+            }
             check_refs(&tx.state, &field.ty, &Value::Map(vec![(key.clone(), value.clone())]))?;
             let mut entries = current(tx, class, &r, f).as_map().map(<[_]>::to_vec).unwrap_or_default();
             if entries.iter().any(|(k, _)| k == key) {

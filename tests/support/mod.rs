@@ -217,7 +217,13 @@ pub fn check_invariants(state: &State) {
                         let items = value.as_set().unwrap_or_else(|| panic!("{}.{} is not a set", class.name, f.name));
                         let listed: Vec<&str> = items.iter().map(|v| v.as_str().expect("ref")).collect();
                         let listed_set: BTreeSet<&str> = listed.iter().copied().collect();
-                        assert_eq!(listed.len(), listed_set.len(), "{}.{} of {reference} has duplicates", class.name, f.name);
+                        assert_eq!(
+                            listed.len(),
+                            listed_set.len(),
+                            "{}.{} of {reference} has duplicates",
+                            class.name,
+                            f.name
+                        );
                         let pointing: BTreeSet<&str> = state
                             .table(oc)
                             .objects
@@ -226,13 +232,9 @@ pub fn check_invariants(state: &State) {
                             .map(|(r, _)| r.as_str())
                             .collect();
                         assert_eq!(
-                            listed_set,
-                            pointing,
+                            listed_set, pointing,
                             "{}.{} of {reference} differs from the {} objects whose {} points at it",
-                            class.name,
-                            f.name,
-                            s.classes[oc].name,
-                            s.classes[oc].fields[of].name
+                            class.name, f.name, s.classes[oc].name, s.classes[oc].fields[of].name
                         );
                     }
                     Relation::ManyToMany { class: oc, field: of } => {
