@@ -1,0 +1,99 @@
+"""Raw-wire checks against a real server: the exact shapes CLIENTS.md says real clients depend on
+(JSON-RPC 1.0 as the C# SDK and XenCenter start, 2.0 as the Go/Java SDKs and xen-api send, and
+xapi's XML-RPC envelope), over HTTPS with a plain HTTP client.
+"""
+import json
+import ssl
+import urllib.request
+
+from conftest import ROOT_PASSWORD
+
+CTX = ssl._create_unverified_context()
+
+
+def post(url, body, content_type):
+    req = urllib.request.Request(url, data=body.encode(), method="POST", headers={"Content-Type": content_type})
+    with urllib.request.urlopen(req, context=CTX, timeout=30) as resp:
+        return resp.status, resp.headers.get("Content-Type"), resp.read().decode()
+
+
+def jsonrpc(server, payload):
+    status, ctype, body = post(server.https_url + "/jsonrpc", json.dumps(payload), "application/json")
+    assert status == 200
+    # Xen Orchestra falls back to XML-RPC unless the type is exactly this (CLIENTS.md §2).
+    assert ctype == "application/json"
+    return json.loads(body), body
+
+
+def test_jsonrpc_v1_as_the_csharp_sdk_starts(server):
+    # 1.0: no "jsonrpc" member; the reply carries "error": null on success (CLIENTS.md, C# SDK row).
+    reply, _ = jsonrpc(server, {"method": "session.login_with_password",
+                                "params": ["root", ROOT_PASSWORD, "2.21", "csharp"], "id": 1})
+    assert set(reply) == {"result", "error", "id"}
+    assert reply["error"] is None and reply["id"] == 1
+    session = reply["result"]
+    reply, _ = jsonrpc(server, {"method": "VM.get_record", "params": [session, "OpaqueRef:nope"], "id": 2})
+    assert reply["result"] is None
+    assert reply["error"] == ["HANDLE_INVALID", "VM", "OpaqueRef:nope"]
+    jsonrpc(server, {"method": "session.logout", "params": [session], "id": 3})
+
+
+def test_jsonrpc_v2_shapes_and_id_types(server):
+    reply, _ = jsonrpc(server, {"jsonrpc": "2.0", "method": "session.login_with_password",
+                                "params": ["root", ROOT_PASSWORD], "id": "a1"})
+    # 2.0 success has no "error" member at all (async-xenapi and xen-api break on it).
+    assert reply == {"jsonrpc": "2.0", "result": reply["result"], "id": "a1"}
+    session = reply["result"]
+    reply, _ = jsonrpc(server, {"jsonrpc": "2.0", "method": "pool.get_all", "params": [session], "id": 0})
+    assert reply["id"] == 0 and len(reply["result"]) == 1
+    pool = reply["result"][0]
+    reply, _ = jsonrpc(server, {"jsonrpc": "2.0", "method": "pool.add_to_other_config",
+                                "params": [session, pool, "memory-ratio-hvm", "x"], "id": 7})
+    # 2.0 failure: {"code":1,"message":CODE,"data":[params…]} (XENAPI-SEMANTICS.md §b).
+    assert reply["error"] == {"code": 1, "message": "MAP_DUPLICATE_KEY",
+                              "data": ["pool", "other_config", pool, "memory-ratio-hvm"]}
+    assert "result" not in reply
+    # ints are JSON numbers, not strings, in JSON-RPC.
+    host = jsonrpc(server, {"jsonrpc": "2.0", "method": "pool.get_master", "params": [session, pool], "id": 8})[0]["result"]
+    major = jsonrpc(server, {"jsonrpc": "2.0", "method": "host.get_API_version_major", "params": [session, host], "id": 9})[0]
+    assert major["result"] == 2
+    jsonrpc(server, {"jsonrpc": "2.0", "method": "session.logout", "params": [session], "id": 10})
+
+
+def test_xmlrpc_envelope_exactly_as_xapi(server):
+    body = ("<?xml version='1.0'?>\n<methodCall>\n<methodName>session.login_with_password</methodName>\n"
+            "<params>\n<param>\n<value><string>root</string></value>\n</param>\n<param>\n<value><string>%s"
+            "</string></value>\n</param>\n</params>\n</methodCall>\n" % ROOT_PASSWORD)
+    status, ctype, text = post(server.https_url + "/RPC2", body, "text/xml")
+    assert status == 200 and ctype == "text/xml"
+    # No newline after the declaration, Status first, nothing but two members (CLIENTS.md: C SDK, xen-api).
+    assert text.startswith('<?xml version="1.0"?><methodResponse><params><param><value><struct>'
+                           "<member><name>Status</name><value>Success</value></member>"
+                           "<member><name>Value</name><value>OpaqueRef:")
+    assert "\n" not in text
+    session = text.split("<value>OpaqueRef:")[1].split("</value>")[0]
+    call = ("<?xml version=\"1.0\"?><methodCall><methodName>VM.get_by_uuid</methodName><params>"
+            "<param><value>OpaqueRef:%s</value></param><param><value>nope</value></param></params></methodCall>" % session)
+    _, _, text = post(server.https_url + "/", call, "text/xml")
+    assert text == ('<?xml version="1.0"?><methodResponse><params><param><value><struct>'
+                    "<member><name>Status</name><value>Failure</value></member>"
+                    "<member><name>ErrorDescription</name><value><array><data>"
+                    "<value>UUID_INVALID</value><value>VM</value><value>nope</value>"
+                    "</data></array></value></member></struct></value></param></params></methodResponse>")
+    # system.listMethods: the bare array, no Status/Value struct (XENAPI-SEMANTICS.md §a.3).
+    _, _, text = post(server.https_url + "/",
+                      "<?xml version=\"1.0\"?><methodCall><methodName>system.listMethods</methodName><params/></methodCall>",
+                      "text/xml")
+    assert text.startswith('<?xml version="1.0"?><methodResponse><params><param><value><array><data>')
+    assert "<value>VM.get_all_records</value>" in text and "Status" not in text
+
+
+def test_malformed_bodies_are_http_500(server):
+    for path, ctype, body in (("/", "text/xml", "<methodCall><oops"), ("/jsonrpc", "application/json", "{not json")):
+        req = urllib.request.Request(server.https_url + path, data=body.encode(), method="POST",
+                                     headers={"Content-Type": ctype})
+        try:
+            urllib.request.urlopen(req, context=CTX, timeout=30)
+            raise AssertionError("expected HTTP 500 for " + path)
+        except urllib.error.HTTPError as e:
+            assert e.code == 500
