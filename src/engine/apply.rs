@@ -121,6 +121,11 @@ fn destroy(state: &mut State, seq: u64, class: ClassId, reference: &str) {
         }
     }
     state.deletions.push_back(Deletion { seq, class, reference: reference.to_string(), created: object.created });
+    if state.deletions.len() > super::state::DELETIONS_RETAINED_MAX {
+        if let Some(oldest) = state.deletions.pop_front() {
+            state.events_horizon = oldest.seq;
+        }
+    }
 }
 
 fn touch(state: &mut State, seq: u64, class: ClassId, reference: &str) {

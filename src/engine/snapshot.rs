@@ -13,7 +13,7 @@ use crate::schema::schema;
 use crate::value::Value;
 
 /// Version of the image layout, stored as its first byte.
-pub const IMAGE_VERSION: u8 = 1;
+pub const IMAGE_VERSION: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Image {
@@ -21,6 +21,7 @@ struct Image {
     classes: Vec<ClassImage>,
     users: Vec<(String, User)>,
     deletions: Vec<Deletion>,
+    events_horizon: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,6 +53,7 @@ pub fn encode(state: &State) -> Vec<u8> {
         classes,
         users: state.users.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         deletions: state.deletions.iter().cloned().collect(),
+        events_horizon: state.events_horizon,
     };
     let mut out = vec![IMAGE_VERSION];
     out.extend(postcard::to_stdvec(&image).expect("state serialises"));
@@ -90,6 +92,7 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
     }
     state.users = image.users.into_iter().collect();
     state.deletions = image.deletions.into_iter().collect();
+    state.events_horizon = image.events_horizon;
     Ok(state)
 }
 

@@ -58,7 +58,13 @@ pub struct State {
     pub tables: Vec<Table>,
     pub users: OrdMap<String, User>,
     pub deletions: imbl::Vector<Deletion>,
+    /// Deletions at or before this position have been forgotten; a token older than it cannot be
+    /// served without a gap (`EVENTS_LOST`).
+    pub events_horizon: u64,
 }
+
+/// Deletions remembered for `event.from`; older ones move the horizon forward.
+pub const DELETIONS_RETAINED_MAX: usize = 100_000;
 
 impl Default for State {
     fn default() -> Self {
@@ -73,6 +79,7 @@ impl State {
             tables: vec![Table::default(); schema().classes.len()],
             users: OrdMap::new(),
             deletions: imbl::Vector::new(),
+            events_horizon: 0,
         }
     }
 

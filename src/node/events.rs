@@ -167,6 +167,9 @@ pub async fn from(node: &Arc<Node>, caller: &Caller, classes: &[String], token: 
         committed.borrow_and_update();
         let state = node.ledger.snapshot();
         node.sessions.check(&state, &caller.session)?;
+        if since != 0 && since < state.events_horizon {
+            return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
+        }
         let events = collect(&state, &subs, since, None);
         let now = Instant::now();
         if !events.is_empty() || now >= deadline {
@@ -246,6 +249,9 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
             .registrations
             .get(&caller.session)
             .ok_or_else(|| ApiError::new("SESSION_NOT_REGISTERED", [caller.session.as_str()]))?;
+        if reg.seen < state.events_horizon {
+            return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
+        }
         let subs = parse_subscriptions(&reg.classes);
         let now = format!("{}.", super::sessions::now_secs());
         let events = collect(&state, &subs, reg.seen, Some(&now));

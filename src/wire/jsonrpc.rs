@@ -598,10 +598,10 @@ mod tests {
             decode(r#"{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","secret"],"id":1}"#);
         assert_eq!(request.version, Version::V2);
         assert_eq!(request.id, json!(1));
-        assert_eq!(request.request, Request {
-            method: "session.login_with_password".into(),
-            params: vec![s("root"), s("secret")]
-        });
+        assert_eq!(
+            request.request,
+            Request { method: "session.login_with_password".into(), params: vec![s("root"), s("secret")] }
+        );
     }
 
     // XENAPI-SEMANTICS.md §b: no `jsonrpc` member means 1.0 (CLIENTS.md §3, C# SDK starts so).
@@ -669,10 +669,7 @@ mod tests {
         }
         assert!(matches!(decode_call(b"{\"method\":\"\xff\"}"), Err(DecodeError::InvalidUtf8 { offset: 11 })));
         // A lone surrogate is not a Unicode scalar value.
-        assert!(matches!(
-            decode_call(br#"{"method":"m","params":["\ud800"],"id":1}"#),
-            Err(DecodeError::Json { .. })
-        ));
+        assert!(matches!(decode_call(br#"{"method":"m","params":["\ud800"],"id":1}"#), Err(DecodeError::Json { .. })));
     }
 
     // XENAPI-SEMANTICS.md §b: the first of duplicate members counts (ocaml-rpc `List.assoc`);
@@ -692,24 +689,27 @@ mod tests {
             r#"{"method":"m","id":0,"params":["s\u00e9\n",42,-9223372036854775808,1.5,1.0,1e3,true,false,null,"#,
             r#"[1,"2"],{"b":1,"a":{"c":[]}},"4294967296",18446744073709551615]}"#
         ));
-        assert_eq!(request.request.params, vec![
-            s("sé\n"),
-            Value::Int(42),
-            Value::Int(i64::MIN),
-            Value::Float(1.5),
-            Value::Float(1.0),
-            Value::Float(1000.0),
-            Value::Bool(true),
-            Value::Bool(false),
-            Value::Null,
-            Value::Set(vec![Value::Int(1), s("2")]),
-            Value::Record(vec![
-                ("b".into(), Value::Int(1)),
-                ("a".into(), Value::Record(vec![("c".into(), Value::Set(vec![]))]))
-            ]),
-            s("4294967296"),
-            Value::Float(18_446_744_073_709_551_615.0),
-        ]);
+        assert_eq!(
+            request.request.params,
+            vec![
+                s("sé\n"),
+                Value::Int(42),
+                Value::Int(i64::MIN),
+                Value::Float(1.5),
+                Value::Float(1.0),
+                Value::Float(1000.0),
+                Value::Bool(true),
+                Value::Bool(false),
+                Value::Null,
+                Value::Set(vec![Value::Int(1), s("2")]),
+                Value::Record(vec![
+                    ("b".into(), Value::Int(1)),
+                    ("a".into(), Value::Record(vec![("c".into(), Value::Set(vec![]))]))
+                ]),
+                s("4294967296"),
+                Value::Float(18_446_744_073_709_551_615.0),
+            ]
+        );
     }
 
     #[test]
@@ -759,7 +759,10 @@ mod tests {
     // `"error":null` (the C# SDK requires the member).
     #[test]
     fn encodes_v1_replies() {
-        assert_eq!(reply(Version::V1, json!(7), Ok(Value::Enum("Halted".into()))), r#"{"result":"Halted","error":null,"id":7}"#);
+        assert_eq!(
+            reply(Version::V1, json!(7), Ok(Value::Enum("Halted".into()))),
+            r#"{"result":"Halted","error":null,"id":7}"#
+        );
         let error = ApiError::new("VM_BAD_POWER_STATE", ["OpaqueRef:9e8d", "halted", "running"]);
         assert_eq!(
             reply(Version::V1, json!(7), Err(error)),
@@ -797,10 +800,16 @@ mod tests {
         assert_eq!(text(&Value::DateTime(0)), r#""19700101T00:00:00Z""#);
         assert_eq!(text(&Value::Set(vec![s("a"), Value::Int(1)])), r#"["a",1]"#);
         assert_eq!(
-            text(&Value::Map(vec![(Value::Int(0), Value::Float(0.5)), (Value::Ref("OpaqueRef:a".into()), Value::Null)])),
+            text(&Value::Map(vec![
+                (Value::Int(0), Value::Float(0.5)),
+                (Value::Ref("OpaqueRef:a".into()), Value::Null)
+            ])),
             r#"{"0":0.5,"OpaqueRef:a":null}"#
         );
-        assert_eq!(text(&Value::Record(vec![("z".into(), s("")), ("a".into(), Value::Set(vec![]))])), r#"{"z":"","a":[]}"#);
+        assert_eq!(
+            text(&Value::Record(vec![("z".into(), s("")), ("a".into(), Value::Set(vec![]))])),
+            r#"{"z":"","a":[]}"#
+        );
         assert_eq!(text(&Value::Null), "null");
         // Void results.
         assert_eq!(reply(Version::V2, json!(1), Ok(s(""))), r#"{"jsonrpc":"2.0","result":"","id":1}"#);
@@ -830,15 +839,19 @@ mod tests {
 
     #[test]
     fn encode_call_round_trips() {
-        let params = vec![s("x"), Value::Int(-1), Value::Set(vec![Value::Record(vec![("k".into(), Value::Bool(true))])])];
+        let params =
+            vec![s("x"), Value::Int(-1), Value::Set(vec![Value::Record(vec![("k".into(), Value::Bool(true))])])];
         for version in [Version::V1, Version::V2] {
             let body = encode_call(version, &json!(9), "VM.start", &params);
             let request = decode_call(&body).unwrap();
-            assert_eq!(request, JsonRequest {
-                version,
-                id: json!(9),
-                request: Request { method: "VM.start".into(), params: params.clone() }
-            });
+            assert_eq!(
+                request,
+                JsonRequest {
+                    version,
+                    id: json!(9),
+                    request: Request { method: "VM.start".into(), params: params.clone() }
+                }
+            );
         }
         assert_eq!(
             String::from_utf8(encode_call(Version::V1, &json!(1), "m", &[])).unwrap(),

@@ -15,15 +15,16 @@
 //! * whitespace between elements is skipped (the Python SDK pretty-prints), as are comments,
 //!   processing instructions and the `<?xml?>` declaration; entity and character references and
 //!   CDATA are resolved; line ends are normalised to `\n`; `<params/>` and a missing `<params>`
-//!   mean no parameters.
+//!   mean no parameters; the method name loses surrounding whitespace.
 //!
 //! Encoding is byte-exact with ocaml-rpc's `Xmlrpc.string_of_response` in non-strict mode
 //! (XENAPI-SEMANTICS.md §a.3, CLIENTS.md §4.5): one line with no whitespace; the `Status` member
 //! first and exactly one other member; strings, refs, enums and ints as untyped
 //! `<value>text</value>`; `<double>` with `%.16g`; `<boolean>1</boolean>`;
-//! `<dateTime.iso8601>YYYYMMDDTHH:MM:SSZ`; `<nil/>`. Two deliberate differences: struct member
-//! names are escaped like any text (ocaml-rpc writes them raw, which makes a key such as `a<b`
-//! break the document), and `Value::Int` is never `<i4>` (see the module note in [`super`]).
+//! `<dateTime.iso8601>YYYYMMDDTHH:MM:SSZ`; `Value::Null` as `<value><nil/></value>`. Two
+//! deliberate differences: struct member names are escaped like any text (ocaml-rpc writes them
+//! raw, so a map key such as `a<b` would break the document), and nothing is ever `<i4>`,
+//! because [`Value`] has no int32 (see the module note in [`super`]).
 
 use std::borrow::Cow;
 
@@ -97,11 +98,9 @@ pub fn encode_value(value: &Value, out: &mut String) {
             push_float_g16(out, *x);
             out.push_str("</double></value>");
         }
-        Value::Bool(b) => out.push_str(if *b {
-            "<value><boolean>1</boolean></value>"
-        } else {
-            "<value><boolean>0</boolean></value>"
-        }),
+        Value::Bool(b) => {
+            out.push_str(if *b { "<value><boolean>1</boolean></value>" } else { "<value><boolean>0</boolean></value>" })
+        }
         Value::DateTime(t) => {
             out.push_str("<value><dateTime.iso8601>");
             out.push_str(&format_datetime(*t));
@@ -189,7 +188,7 @@ fn push_escaped(out: &mut String, s: &str) {
 
 /// The elements of XML-RPC that the decoder knows, by local name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Name {
+enum Element {
     MethodCall,
     MethodName,
     Params,
@@ -212,50 +211,51 @@ enum Name {
     Other(Box<str>),
 }
 
-impl Name {
-    fn of(tag: &str) -> Name {
+impl Element {
+    fn of(tag: &str) -> Element {
+        // The most frequent names first: the arms are tried in order.
         match tag {
-            "methodCall" => Name::MethodCall,
-            "methodName" => Name::MethodName,
-            "params" => Name::Params,
-            "param" => Name::Param,
-            "value" => Name::Value,
-            "string" => Name::String,
-            "int" | "i4" | "i8" => Name::Int,
-            "boolean" => Name::Boolean,
-            "double" => Name::Double,
-            "dateTime.iso8601" => Name::DateTime,
-            "base64" => Name::Base64,
-            "nil" => Name::Nil,
-            "array" => Name::Array,
-            "data" => Name::Data,
-            "struct" => Name::Struct,
-            "member" => Name::Member,
-            "name" => Name::Name,
-            other => Name::Other(other.into()),
+            "value" => Element::Value,
+            "member" => Element::Member,
+            "name" => Element::Name,
+            "string" => Element::String,
+            "param" => Element::Param,
+            "struct" => Element::Struct,
+            "array" => Element::Array,
+            "data" => Element::Data,
+            "int" | "i4" | "i8" => Element::Int,
+            "boolean" => Element::Boolean,
+            "double" => Element::Double,
+            "dateTime.iso8601" => Element::DateTime,
+            "nil" => Element::Nil,
+            "params" => Element::Params,
+            "methodName" => Element::MethodName,
+            "methodCall" => Element::MethodCall,
+            "base64" => Element::Base64,
+            other => Element::Other(other.into()),
         }
     }
 
     fn as_str(&self) -> &str {
         match self {
-            Name::MethodCall => "methodCall",
-            Name::MethodName => "methodName",
-            Name::Params => "params",
-            Name::Param => "param",
-            Name::Value => "value",
-            Name::String => "string",
-            Name::Int => "int",
-            Name::Boolean => "boolean",
-            Name::Double => "double",
-            Name::DateTime => "dateTime.iso8601",
-            Name::Base64 => "base64",
-            Name::Nil => "nil",
-            Name::Array => "array",
-            Name::Data => "data",
-            Name::Struct => "struct",
-            Name::Member => "member",
-            Name::Name => "name",
-            Name::Other(name) => name,
+            Element::MethodCall => "methodCall",
+            Element::MethodName => "methodName",
+            Element::Params => "params",
+            Element::Param => "param",
+            Element::Value => "value",
+            Element::String => "string",
+            Element::Int => "int",
+            Element::Boolean => "boolean",
+            Element::Double => "double",
+            Element::DateTime => "dateTime.iso8601",
+            Element::Base64 => "base64",
+            Element::Nil => "nil",
+            Element::Array => "array",
+            Element::Data => "data",
+            Element::Struct => "struct",
+            Element::Member => "member",
+            Element::Name => "name",
+            Element::Other(name) => name,
         }
     }
 }
@@ -264,10 +264,10 @@ impl Name {
 /// closes the innermost open element, so `End` never needs its name checked.
 #[derive(Debug)]
 enum Tag {
-    Start(Name),
+    Start(Element),
     /// A self-closing element, `<value/>`.
-    Empty(Name),
-    End(Name),
+    Empty(Element),
+    End(Element),
     Eof,
 }
 
@@ -286,6 +286,9 @@ impl Tag {
 /// unless entities or CR line ends force a copy.
 struct Parser<'a> {
     reader: Reader<&'a [u8]>,
+    /// Whether the body contains a CR, so that text needs XML's line-end normalisation. Most
+    /// bodies have none, and then text is taken as it is.
+    has_cr: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -296,25 +299,25 @@ impl<'a> Parser<'a> {
         config.trim_text(false);
         config.check_end_names = true;
         config.expand_empty_elements = false;
-        Parser { reader }
+        Parser { reader, has_cr: text.contains('\r') }
     }
 
     fn call(&mut self) -> Result<Request, DecodeError> {
         match self.tag("<methodCall>")? {
-            Tag::Start(Name::MethodCall) => {}
+            Tag::Start(Element::MethodCall) => {}
             other => return Err(self.unexpected("<methodCall>", &other)),
         }
         let method = match self.tag("<methodName>")? {
-            Tag::Start(Name::MethodName) => trim_blank(&self.scalar_text("</methodName>")?).to_string(),
-            Tag::Empty(Name::MethodName) => String::new(),
+            Tag::Start(Element::MethodName) => trim_blank(&self.scalar_text("</methodName>")?).to_string(),
+            Tag::Empty(Element::MethodName) => String::new(),
             other => return Err(self.unexpected("<methodName>", &other)),
         };
         let mut params = Vec::new();
         match self.tag("<params> or </methodCall>")? {
-            Tag::Start(Name::Params) => {
+            Tag::Start(Element::Params) => {
                 loop {
                     match self.tag("<param> or </params>")? {
-                        Tag::Start(Name::Param) => {
+                        Tag::Start(Element::Param) => {
                             params.push(self.value(1)?);
                             self.end("</param>")?;
                         }
@@ -324,7 +327,7 @@ impl<'a> Parser<'a> {
                 }
                 self.end("</methodCall>")?;
             }
-            Tag::Empty(Name::Params) => self.end("</methodCall>")?,
+            Tag::Empty(Element::Params) => self.end("</methodCall>")?,
             Tag::End(_) => {}
             other => return Err(self.unexpected("<params> or </methodCall>", &other)),
         }
@@ -346,8 +349,8 @@ impl<'a> Parser<'a> {
             return Err(DecodeError::TooDeep { depth_max: NESTING_DEPTH_MAX });
         }
         match tag {
-            Tag::Empty(Name::Value) => Ok(Value::String(String::new())),
-            Tag::Start(Name::Value) => {
+            Tag::Empty(Element::Value) => Ok(Value::String(String::new())),
+            Tag::Start(Element::Value) => {
                 // ocaml-rpc: text followed by `</value>` is an untyped string, whitespace
                 // included; whitespace followed by an element is indentation.
                 let (text, tag) = self.text_then_tag()?;
@@ -369,19 +372,19 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads the typed element inside a `<value>`; `empty` if it was self-closing.
-    fn typed(&mut self, name: Name, empty: bool, depth: usize) -> Result<Value, DecodeError> {
+    fn typed(&mut self, name: Element, empty: bool, depth: usize) -> Result<Value, DecodeError> {
         match name {
-            Name::String | Name::Base64 if empty => Ok(Value::String(String::new())),
-            Name::String => Ok(Value::String(self.scalar_text("</string>")?.into_owned())),
-            Name::Base64 => Ok(Value::String(self.scalar_text("</base64>")?.into_owned())),
-            Name::Int => {
+            Element::String | Element::Base64 if empty => Ok(Value::String(String::new())),
+            Element::String => Ok(Value::String(self.scalar_text("</string>")?.into_owned())),
+            Element::Base64 => Ok(Value::String(self.scalar_text("</base64>")?.into_owned())),
+            Element::Int => {
                 let text = self.required_text(empty, "int", "</int>")?;
                 match trim_blank(&text).parse::<i64>() {
                     Ok(i) => Ok(Value::Int(i)),
                     Err(_) => Err(self.bad_scalar("int", &text)),
                 }
             }
-            Name::Double => {
+            Element::Double => {
                 let text = self.required_text(empty, "double", "</double>")?;
                 match trim_blank(&text).parse::<f64>() {
                     Ok(x) => Ok(Value::Float(x)),
@@ -389,15 +392,15 @@ impl<'a> Parser<'a> {
                 }
             }
             // ocaml-rpc `make_bool`: only the exact text `1` is true.
-            Name::Boolean => Ok(Value::Bool(self.required_text(empty, "boolean", "</boolean>")? == "1")),
-            Name::DateTime => {
+            Element::Boolean => Ok(Value::Bool(self.required_text(empty, "boolean", "</boolean>")? == "1")),
+            Element::DateTime => {
                 let text = self.required_text(empty, "dateTime.iso8601", "</dateTime.iso8601>")?;
                 Ok(match parse_datetime(&text) {
                     Some(secs) => Value::DateTime(secs),
                     None => Value::String(text.into_owned()),
                 })
             }
-            Name::Nil => {
+            Element::Nil => {
                 if !empty {
                     let text = self.scalar_text("</nil>")?;
                     if !is_blank(&text) {
@@ -406,10 +409,10 @@ impl<'a> Parser<'a> {
                 }
                 Ok(Value::Null)
             }
-            Name::Array if empty => Ok(Value::Set(Vec::new())),
-            Name::Array => self.array(depth),
-            Name::Struct if empty => Ok(Value::Record(Vec::new())),
-            Name::Struct => self.members(depth),
+            Element::Array if empty => Ok(Value::Set(Vec::new())),
+            Element::Array => self.array(depth),
+            Element::Struct if empty => Ok(Value::Record(Vec::new())),
+            Element::Struct => self.members(depth),
             other => Err(self.unexpected("a value type", &Tag::Start(other))),
         }
     }
@@ -418,7 +421,7 @@ impl<'a> Parser<'a> {
     fn array(&mut self, depth: usize) -> Result<Value, DecodeError> {
         let mut items = Vec::new();
         match self.tag("<data>")? {
-            Tag::Start(Name::Data) => {
+            Tag::Start(Element::Data) => {
                 loop {
                     match self.tag("<value> or </data>")? {
                         Tag::End(_) => break,
@@ -427,7 +430,7 @@ impl<'a> Parser<'a> {
                 }
                 self.end("</array>")?;
             }
-            Tag::Empty(Name::Data) => self.end("</array>")?,
+            Tag::Empty(Element::Data) => self.end("</array>")?,
             // `<array></array>`, which ocaml-rpc reads as an empty array.
             Tag::End(_) => {}
             other => return Err(self.unexpected("<data>", &other)),
@@ -440,13 +443,13 @@ impl<'a> Parser<'a> {
         let mut members = Vec::new();
         loop {
             match self.tag("<member> or </struct>")? {
-                Tag::Start(Name::Member) => {}
+                Tag::Start(Element::Member) => {}
                 Tag::End(_) => break,
                 other => return Err(self.unexpected("<member> or </struct>", &other)),
             }
             let name = match self.tag("<name>")? {
-                Tag::Start(Name::Name) => self.scalar_text("</name>")?.into_owned(),
-                Tag::Empty(Name::Name) => String::new(),
+                Tag::Start(Element::Name) => self.scalar_text("</name>")?.into_owned(),
+                Tag::Empty(Element::Name) => String::new(),
                 other => return Err(self.unexpected("<name>", &other)),
             };
             let value = self.value(depth + 1)?;
@@ -506,12 +509,14 @@ impl<'a> Parser<'a> {
                 Err(error) => return Err(self.xml_error(error.to_string())),
             };
             match event {
-                Event::Text(t) => append(&mut text, t.xml10_content()),
-                Event::CData(c) => append(&mut text, c.xml10_content()),
+                Event::Text(t) if self.has_cr => append(&mut text, t.xml10_content()),
+                Event::Text(t) => append(&mut text, t.into_inner()),
+                Event::CData(c) if self.has_cr => append(&mut text, c.xml10_content()),
+                Event::CData(c) => append(&mut text, c.into_inner()),
                 Event::GeneralRef(r) => self.append_reference(&mut text, &r)?,
-                Event::Start(e) => return Ok((text, Tag::Start(Name::of(e.local_name().as_ref())))),
-                Event::Empty(e) => return Ok((text, Tag::Empty(Name::of(e.local_name().as_ref())))),
-                Event::End(e) => return Ok((text, Tag::End(Name::of(e.local_name().as_ref())))),
+                Event::Start(e) => return Ok((text, Tag::Start(Element::of(e.local_name().as_ref())))),
+                Event::Empty(e) => return Ok((text, Tag::Empty(Element::of(e.local_name().as_ref())))),
+                Event::End(e) => return Ok((text, Tag::End(Element::of(e.local_name().as_ref())))),
                 Event::Eof => return Ok((text, Tag::Eof)),
                 Event::Comment(_) | Event::PI(_) | Event::Decl(_) | Event::DocType(_) => {}
             }
@@ -922,8 +927,9 @@ mod tests {
             )
         );
         // CLIENTS.md §4.1: an error with no params is still an array with the code.
-        assert!(response(Err(ApiError::new("MESSAGE_REMOVED", Vec::<String>::new())))
-            .contains("<name>ErrorDescription</name><value><array><data><value>MESSAGE_REMOVED</value></data></array>"));
+        assert!(response(Err(ApiError::new("MESSAGE_REMOVED", Vec::<String>::new()))).contains(
+            "<name>ErrorDescription</name><value><array><data><value>MESSAGE_REMOVED</value></data></array>"
+        ));
     }
 
     // XENAPI-SEMANTICS.md §a.4, "Constructed examples", one per type.
