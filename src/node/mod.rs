@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use bootstrap::FirstStart;
-pub use sessions::{collect_garbage, Sessions};
+pub use sessions::{collect_garbage, now_secs, Sessions, SESSIONS_PER_ORIGINATOR_MAX};
 
 use crate::engine::{self, Ctx};
 use crate::entry::Actor;
@@ -137,6 +137,11 @@ impl Node {
             return engine::read(&snapshot, &ctx, class, msg, &args);
         }
         if msg.kind == Kind::Custom && !engine::custom::is_write(&class.name, &msg.name) {
+            // Bad refs still get xapi's HANDLE_INVALID before anything else is said.
+            let snapshot = self.ledger.snapshot();
+            for (p, v) in msg.args().iter().zip(&args) {
+                engine::generic::check_refs(&snapshot, &p.ty, v)?;
+            }
             return Err(ApiError::not_implemented(&msg.wire_name));
         }
         let logged = redact(msg, &args);

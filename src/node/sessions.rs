@@ -57,6 +57,12 @@ impl Sessions {
         self.last_active.lock().expect("sessions lock").get(session).copied()
     }
 
+    /// Sets when a session was last used (tests of expiry and eviction drive time with this).
+    #[doc(hidden)]
+    pub fn set_last_active(&self, session: &str, secs: i64) {
+        self.last_active.lock().expect("sessions lock").insert(session.to_string(), secs);
+    }
+
     fn forget(&self, session: &str) {
         self.last_active.lock().expect("sessions lock").remove(session);
     }
