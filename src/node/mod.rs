@@ -51,6 +51,8 @@ pub struct Node {
     pub ledger: Ledger,
     pub sessions: Sessions,
     pub registrations: events::Registrations,
+    /// Who created each task this run (xapi's ownership rule for `task.cancel`/`task.destroy`).
+    pub task_owners: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// This host's ref (created on first start).
     pub host: String,
 }
@@ -62,7 +64,7 @@ impl Node {
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
         let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
-        let node = Node { ledger, sessions: Sessions::default(), registrations: Default::default(), host };
+        let node = Node { ledger, sessions: Sessions::default(), registrations: Default::default(), task_owners: Default::default(), host };
         Ok((Arc::new(node), generated_password))
     }
 

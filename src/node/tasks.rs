@@ -41,8 +41,11 @@ fn new_task(tx: &mut Tx, host: &str, label: &str, description: &str) -> String {
 /// Completes a task with the outcome of its call.
 fn finish(tx: &mut Tx, task: &str, outcome: &Result<Value, ApiError>) {
     let class = schema().class("task").expect("task class");
-    if !tx.state.exists(class.id, task) {
-        return; // destroyed meanwhile
+    let status = class.field("status").expect("status");
+    match tx.state.get(class.id, task) {
+        Some(o) if o.fields[status] == Value::Enum("pending".into()) => {}
+        // Destroyed or cancelled meanwhile: the first outcome stands.
+        _ => return,
     }
     let now = Value::DateTime(tx.ctx.now_secs());
     tx.set("task", task, "progress", Value::Float(1.0));
@@ -75,6 +78,7 @@ pub async fn spawn_async(node: &Arc<Node>, caller: Caller, class: &'static Class
     };
     let (task, _) = node.ledger.call(job).await?;
     let task_ref = task.as_str().unwrap_or_default().to_string();
+    node.task_owners.lock().expect("task owners lock").insert(task_ref.clone(), caller.user.clone());
     let node2 = node.clone();
     let t = task_ref.clone();
     tokio::spawn(async move {
@@ -110,6 +114,9 @@ pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Va
             if !node.ledger.snapshot().exists(class.id, &task) {
                 return Some(Err(ApiError::handle_invalid("task", &task)));
             }
+            if let Err(e) = check_owner(node, caller, &task) {
+                return Some(Err(e));
+            }
             let value = arg(1);
             let message = message.to_string();
             let work: crate::ledger::Work = Box::new(move |tx| {
@@ -138,7 +145,27 @@ pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Va
         _ => return None,
     };
     let job = Job { actor: actor(caller), method: format!("{method}.{message}").replace("task.task.", "task."), params: args.to_vec(), work };
-    Some(node.ledger.call(job).await.map(|(v, _)| v))
+    let result = node.ledger.call(job).await.map(|(v, _)| v);
+    if let Ok(Value::Ref(task)) = &result {
+        node.task_owners.lock().expect("task owners lock").insert(task.clone(), caller.user.clone());
+    }
+    Some(result)
+}
+
+/// Only a task's owner, or a pool-operator and above (permission `task.destroy/any`), may cancel
+/// or change it (XENAPI-SEMANTICS.md §f.4). Tasks of an earlier run have no known owner.
+fn check_owner(node: &Node, caller: &Caller, task: &str) -> Result<(), ApiError> {
+    if caller.superuser || matches!(caller.role.as_str(), "pool-admin" | "pool-operator") {
+        return Ok(());
+    }
+    let owner = node.task_owners.lock().expect("task owners lock").get(task).cloned();
+    if owner.as_deref() == Some(caller.user.as_str()) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        "RBAC_PERMISSION_DENIED",
+        ["task.destroy/any", "No permission in user session. (Roles with this permission: pool-admin, pool-operator)"],
+    ))
 }
 
 /// On start: tasks left pending by a previous run are failed with a clear reason.
