@@ -101,7 +101,9 @@ fn xml_normal(value: &Value) -> Value {
         Value::Float(x) => Value::Float(g16(*x)),
         Value::Bool(_) | Value::DateTime(_) | Value::Null => value.clone(),
         Value::Set(items) => Value::Set(items.iter().map(xml_normal).collect()),
-        Value::Map(entries) => Value::Record(entries.iter().map(|(k, v)| (xml_text(&key_text(k)), xml_normal(v))).collect()),
+        Value::Map(entries) => {
+            Value::Record(entries.iter().map(|(k, v)| (xml_text(&key_text(k)), xml_normal(v))).collect())
+        }
         Value::Record(members) => Value::Record(members.iter().map(|(k, v)| (xml_text(k), xml_normal(v))).collect()),
     }
 }
@@ -237,8 +239,8 @@ proptest! {
     }
 }
 
-/// A 1,071-byte `VM.set_other_config` call, the input RUST-STACK.md's parse figure (5.8–6.4 µs)
-/// was measured on. Run with
+/// Times decoding of a 1 KiB `VM.set_other_config` call (session, VM, a struct of 8 members with
+/// an array), shaped like the input of RUST-STACK.md's parse figure (5.8–6.4 µs). Run with
 /// `cargo test --release --test wire_codec -- --ignored --nocapture decode_speed`.
 #[test]
 #[ignore = "timing, run by hand in release mode"]

@@ -97,7 +97,13 @@ pub fn state_changes(before: &State, after: &State, class: Option<ClassId>) -> V
 fn field_changes(lines: &mut Vec<String>, class: &Class, reference: &str, old: &Object, new: &Object) {
     for (field, (v1, v2)) in class.fields.iter().zip(old.fields.iter().zip(&new.fields)) {
         if v1 != v2 {
-            lines.push(format!("~ {} {reference} {}: {} -> {}", class.name, field.name, value_text(v1), value_text(v2)));
+            lines.push(format!(
+                "~ {} {reference} {}: {} -> {}",
+                class.name,
+                field.name,
+                value_text(v1),
+                value_text(v2)
+            ));
         }
     }
 }
@@ -106,7 +112,9 @@ fn user_changes(lines: &mut Vec<String>, before: &State, after: &State) {
     for (name, user) in before.users.iter() {
         match after.users.get(name) {
             None => lines.push(format!("- user {name}")),
-            Some(now) if now.role != user.role => lines.push(format!("~ user {name} role: {} -> {}", user.role, now.role)),
+            Some(now) if now.role != user.role => {
+                lines.push(format!("~ user {name} role: {} -> {}", user.role, now.role))
+            }
             Some(now) if now.password_hash != user.password_hash => lines.push(format!("~ user {name} password")),
             Some(_) => {}
         }

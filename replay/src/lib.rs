@@ -146,7 +146,7 @@ pub fn state_at(store: &Store, seq: u64, use_checkpoints: bool) -> Result<(State
 /// The newest checkpoint at or before `seq`, decoded, or `None` if there is none or they do not verify
 /// (`verify` reports those; here they only cost speed).
 fn checkpoint_before(store: &Store, seq: u64) -> Option<(State, Hash)> {
-    let checkpoint = store.checkpoints().ok()?.into_iter().filter(|cp| cp.seq <= seq).next_back()?;
+    let checkpoint = store.checkpoints().ok()?.into_iter().rfind(|cp| cp.seq <= seq)?;
     let state = snapshot::decode(&checkpoint.state).ok()?;
     (state.seq == checkpoint.seq).then_some((state, checkpoint.entry_hash))
 }

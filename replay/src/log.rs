@@ -102,9 +102,10 @@ impl Matcher {
         }
         let time_ok = self.since_us.is_none_or(|t| entry.timestamp_us >= t)
             && self.until_us.is_none_or(|t| entry.timestamp_us <= t);
-        let actor_ok = self.actor.as_deref().is_none_or(|a| {
-            entry.actor.user == a || entry.actor.originator == a || entry.actor.session == a
-        });
+        let actor_ok = self
+            .actor
+            .as_deref()
+            .is_none_or(|a| entry.actor.user == a || entry.actor.originator == a || entry.actor.session == a);
         let class_ok = self
             .class
             .as_deref()

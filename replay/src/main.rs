@@ -109,8 +109,7 @@ fn run(args: Args) -> Result<ExitCode> {
             }
         }
         Command::Log { dir, class, reference, uuid, actor, since, until, from, to, long } => {
-            let filter =
-                LogFilter { class, reference, uuid, actor, since, until, from_seq: from, to_seq: to, long };
+            let filter = LogFilter { class, reference, uuid, actor, since, until, from_seq: from, to_seq: to, long };
             // Flush what was printed before reporting an error part-way.
             let listed = xenledger_replay::log(&dir, &filter, &mut out);
             out.flush()?;

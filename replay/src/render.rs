@@ -32,7 +32,7 @@ fn push_value(out: &mut String, value: &Value) {
         Value::Enum(s) | Value::Ref(s) => out.push_str(s),
         Value::Set(items) => {
             out.push('[');
-            push_joined(out, items, |out, item| push_value(out, item));
+            push_joined(out, items, push_value);
             out.push(']');
         }
         Value::Map(entries) => {
@@ -115,7 +115,9 @@ pub fn change_text(change: &Change, brief: bool) -> String {
                 format!("+ {class} {reference} {}", value_text(&Value::Record(shown)))
             }
         }
-        Change::Set { class, reference, field, value } => format!("{class} {reference} {field} := {}", value_text(value)),
+        Change::Set { class, reference, field, value } => {
+            format!("{class} {reference} {field} := {}", value_text(value))
+        }
         Change::Destroy { class, reference } => format!("- {class} {reference}"),
         Change::Touch { class, reference } => format!("~ {class} {reference}"),
         // The password hash is never shown.

@@ -241,7 +241,10 @@ fn verify_reports_a_change_the_fold_cannot_apply() {
     }
     let outcome = verify(dir.path()).unwrap();
     assert_eq!((outcome.entries_checked, outcome.entries_folded), (1, 0));
-    assert!(outcome.problems[0].1.starts_with("entry 1 cannot be folded: entry 1: no network OpaqueRef:ghost"), "{outcome}");
+    assert!(
+        outcome.problems[0].1.starts_with("entry 1 cannot be folded: entry 1: no network OpaqueRef:ghost"),
+        "{outcome}"
+    );
 }
 
 #[test]

@@ -102,7 +102,16 @@ impl State {
 
     /// The record of an object as `get_record` returns it: every field by wire name.
     pub fn record(&self, class: &Class, object: &Object) -> Value {
-        Value::Record(class.fields.iter().zip(&object.fields).map(|(f, v)| (f.name.clone(), v.clone())).collect())
+        // An absent option is left out, as xapi does (XENAPI-SEMANTICS.md §a.4).
+        Value::Record(
+            class
+                .fields
+                .iter()
+                .zip(&object.fields)
+                .filter(|(f, v)| !(matches!(f.ty, crate::schema::Ty::Option(_)) && **v == Value::Null))
+                .map(|(f, v)| (f.name.clone(), v.clone()))
+                .collect(),
+        )
     }
 
     /// Finds the class of a ref by probing every table (used where the wire gives a bare ref).
