@@ -85,6 +85,8 @@ impl Ledger {
             committed: committed_tx,
             last_hash,
             since_checkpoint: report.tail_entries,
+            seed_key: random_key(),
+            jobs_run: 0,
         };
         let handle = std::thread::Builder::new()
             .name("xenledger-writer".into())
@@ -201,6 +203,15 @@ struct Writer {
     committed: watch::Sender<u64>,
     last_hash: [u8; 32],
     since_checkpoint: u64,
+    /// Random per writer; each job's id seed is derived from it (one syscall per process, not per job).
+    seed_key: [u8; 32],
+    jobs_run: u64,
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the OS provides randomness");
+    key
 }
 
 impl Writer {
@@ -267,8 +278,8 @@ impl Writer {
     }
 
     fn run_job(&mut self, state: &mut State, job: Job, records: &mut Vec<(u64, Vec<u8>)>) -> Outcome {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).expect("the OS provides randomness");
+        self.jobs_run += 1;
+        let seed = *blake3::keyed_hash(&self.seed_key, &self.jobs_run.to_le_bytes()).as_bytes();
         let ctx = Ctx { now_us: now_us(), actor: job.actor, seed };
         let mut tx = Tx::new(state.clone(), &ctx);
         let value = (job.work)(&mut tx)?;

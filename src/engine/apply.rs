@@ -81,20 +81,39 @@ fn set_field(state: &mut State, seq: u64, class: ClassId, reference: &str, fid: 
     let c = &schema().classes[class];
     let relation = c.fields[fid].relation;
     assert!(!matches!(relation, Relation::Many { .. }), "entry {seq}: derived field {}.{} set", c.name, c.fields[fid].name);
-    let old = {
-        let table = &state.tables[class];
-        let object = table.objects.get(reference).unwrap_or_else(|| panic!("entry {seq}: no {} {reference}", c.name));
-        object.fields[fid].clone()
-    };
-    if Some(fid) == c.name_label_field || Some(fid) == c.uuid_field {
-        let object = state.tables[class].objects[reference].clone();
-        index_remove(state, class, reference, &object);
-        let mut updated = (*object).clone();
-        updated.fields[fid] = value.clone();
-        index_insert(state, class, reference, &updated);
+    let table = &mut state.tables[class];
+    let slot = table.objects.get_mut(reference).unwrap_or_else(|| panic!("entry {seq}: no {} {reference}", c.name));
+    let object = Arc::make_mut(slot);
+    let old = std::mem::replace(&mut object.fields[fid], value);
+    object.modified = seq;
+    let new = &object.fields[fid];
+    if Some(fid) == c.name_label_field && old != *new {
+        if let Some(label) = old.as_str() {
+            if let Some(set) = table.by_name_label.get_mut(label) {
+                set.remove(reference);
+                if set.is_empty() {
+                    table.by_name_label.remove(label);
+                }
+            }
+        }
+        if let Some(label) = new.as_str() {
+            table.by_name_label.entry(label.to_string()).or_default().insert(reference.to_string());
+        }
     }
-    update(state, seq, class, reference, |o| o.fields[fid] = value.clone());
-    link(state, seq, class, reference, fid, relation, Some(&old), Some(&value));
+    if Some(fid) == c.uuid_field && old != *new {
+        if let Some(uuid) = old.as_str() {
+            if table.by_uuid.get(uuid).map(String::as_str) == Some(reference) {
+                table.by_uuid.remove(uuid);
+            }
+        }
+        if let Some(uuid) = new.as_str() {
+            table.by_uuid.insert(uuid.to_string(), reference.to_string());
+        }
+    }
+    if relation != Relation::None {
+        let new = new.clone();
+        link(state, seq, class, reference, fid, relation, Some(&old), Some(&new));
+    }
 }
 
 fn destroy(state: &mut State, seq: u64, class: ClassId, reference: &str) {
