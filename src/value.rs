@@ -4,12 +4,22 @@
 //! coerces them to the schema's type with [`crate::schema::coerce`] before the engine sees them, so inside
 //! the engine every value has the exact variant its type asks for.
 
+use std::fmt;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The null reference, as xapi spells it.
 pub const NULL_REF: &str = "OpaqueRef:NULL";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A record whose members are read on demand from where they live (a stored object), so that
+/// `get_record` and friends hand out a pointer instead of copying ninety fields per call.
+pub trait Members: Send + Sync + fmt::Debug {
+    /// Calls `f` with each member, in order.
+    fn for_each_member(&self, f: &mut dyn FnMut(&str, &Value));
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Value {
     String(String),
     Int(i64),
@@ -28,6 +38,31 @@ pub enum Value {
     Record(Vec<(String, Value)>),
     /// XML-RPC `<nil/>`, JSON `null`, or an absent option.
     Null,
+    /// A record read lazily from its source; equal to the `Record` it would materialise into.
+    /// Only ever a call's answer: never logged, so never serialised.
+    #[serde(skip)]
+    Lazy(Arc<dyn Members>),
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        use Value::*;
+        match (self, other) {
+            (String(a), String(b)) | (Enum(a), Enum(b)) | (Ref(a), Ref(b)) => a == b,
+            (Int(a), Int(b)) | (DateTime(a), DateTime(b)) => a == b,
+            (Float(a), Float(b)) => a == b,
+            (Bool(a), Bool(b)) => a == b,
+            (Set(a), Set(b)) => a == b,
+            (Map(a), Map(b)) => a == b,
+            (Record(a), Record(b)) => a == b,
+            (Null, Null) => true,
+            (Lazy(_), _) | (_, Lazy(_)) => match (self.materialized(), other.materialized()) {
+                (Record(a), Record(b)) => a == b,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 impl Value {
@@ -75,11 +110,35 @@ impl Value {
         }
     }
 
-    /// Looks a member up in a record.
-    pub fn member(&self, name: &str) -> Option<&Value> {
+    /// Looks a member up in a record (lazy or not).
+    pub fn member(&self, name: &str) -> Option<Value> {
         match self {
-            Value::Record(members) => members.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            Value::Record(members) => members.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            Value::Lazy(source) => {
+                let mut found = None;
+                source.for_each_member(&mut |k, v| {
+                    if found.is_none() && k == name {
+                        found = Some(v.clone());
+                    }
+                });
+                found
+            }
             _ => None,
+        }
+    }
+
+    /// The value with any lazy record turned into a plain `Record` (nested ones included).
+    pub fn materialized(&self) -> Value {
+        match self {
+            Value::Lazy(source) => {
+                let mut members = Vec::new();
+                source.for_each_member(&mut |k, v| members.push((k.to_string(), v.materialized())));
+                Value::Record(members)
+            }
+            Value::Set(items) => Value::Set(items.iter().map(Value::materialized).collect()),
+            Value::Map(entries) => Value::Map(entries.iter().map(|(k, v)| (k.clone(), v.materialized())).collect()),
+            Value::Record(members) => Value::Record(members.iter().map(|(k, v)| (k.clone(), v.materialized())).collect()),
+            other => other.clone(),
         }
     }
 

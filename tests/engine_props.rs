@@ -463,9 +463,9 @@ fn plan(model: &Model, op: &Op) -> Option<(String, Vec<Value>, Expect)> {
                     let uuid = model.uuids[&r].clone();
                     let label = o.label.clone();
                     Expect::Read(Box::new(move |v| {
-                        assert_eq!(v.member("uuid"), Some(&s(&uuid)), "get_record uuid");
+                        assert_eq!(v.member("uuid"), Some(s(&uuid)), "get_record uuid");
                         if cls.labelled() {
-                            assert_eq!(v.member("name_label"), Some(&s(&label)), "get_record name_label");
+                            assert_eq!(v.member("name_label"), Some(s(&label)), "get_record name_label");
                         }
                     }))
                 }

@@ -54,6 +54,7 @@ fn push_value(out: &mut String, value: &Value) {
             out.push('}');
         }
         Value::Null => out.push_str("null"),
+        Value::Lazy(_) => push_value(out, &value.materialized()),
     }
 }
 
@@ -186,6 +187,7 @@ impl Serialize for Json<'_> {
                 map.end()
             }
             Value::Null => serializer.serialize_unit(),
+            Value::Lazy(_) => Json(&self.0.materialized()).serialize(serializer),
         }
     }
 }

@@ -46,7 +46,7 @@ fn build(dir: &Path) -> Built {
     assert_eq!(ledger.checkpoint().unwrap(), 4);
     assert_eq!(call("alice", "network.set_name_label", vec![Value::str(&net), Value::str("net-c")]).1, 5);
     let (record, _) = call("alice", "network.get_record", vec![Value::str(&net)]);
-    let uuid = record.member("uuid").and_then(Value::as_str).unwrap().to_string();
+    let uuid = record.member("uuid").and_then(|v| v.as_str().map(String::from)).unwrap();
     let state_hash = snapshot::hash(&ledger.snapshot());
     ledger.close();
     Built { net, uuid, other, state_hash }

@@ -63,7 +63,7 @@ fn write_db_string(v: &Value, out: &mut String) {
             }
             out.push(')');
         }
-        Value::Record(_) | Value::Null => {}
+        Value::Record(_) | Value::Lazy(_) | Value::Null => {}
     }
 }
 

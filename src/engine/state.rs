@@ -11,6 +11,26 @@ use serde::{Deserialize, Serialize};
 use crate::schema::{schema, Class, ClassId, FieldId};
 use crate::value::Value;
 
+/// A stored object seen as a record (see [`State::record`]).
+#[derive(Debug)]
+pub struct ObjectRecord {
+    pub class: ClassId,
+    pub object: Arc<Object>,
+}
+
+impl crate::value::Members for ObjectRecord {
+    fn for_each_member(&self, f: &mut dyn FnMut(&str, &Value)) {
+        let class = &schema().classes[self.class];
+        for (field, value) in class.fields.iter().zip(&self.object.fields) {
+            // An absent option is left out, as xapi does (XENAPI-SEMANTICS.md §a.4).
+            if matches!(field.ty, crate::schema::Ty::Option(_)) && *value == Value::Null {
+                continue;
+            }
+            f(&field.name, value);
+        }
+    }
+}
+
 /// One stored object: its field values in schema order, and the log positions that made and last
 /// changed it (what `event.from` compares tokens against).
 #[derive(Clone, Debug, PartialEq)]
@@ -100,18 +120,10 @@ impl State {
         self.tables.iter().map(|t| t.objects.len()).sum()
     }
 
-    /// The record of an object as `get_record` returns it: every field by wire name.
-    pub fn record(&self, class: &Class, object: &Object) -> Value {
-        // An absent option is left out, as xapi does (XENAPI-SEMANTICS.md §a.4).
-        Value::Record(
-            class
-                .fields
-                .iter()
-                .zip(&object.fields)
-                .filter(|(f, v)| !(matches!(f.ty, crate::schema::Ty::Option(_)) && **v == Value::Null))
-                .map(|(f, v)| (f.name.clone(), v.clone()))
-                .collect(),
-        )
+    /// The record of an object as `get_record` returns it: every field by wire name, read lazily
+    /// from the (immutable, shared) object, so a read copies nothing.
+    pub fn record(&self, class: &Class, object: &Arc<Object>) -> Value {
+        Value::Lazy(Arc::new(ObjectRecord { class: class.id, object: object.clone() }))
     }
 
     /// Finds the class of a ref by probing every table (used where the wire gives a bare ref).

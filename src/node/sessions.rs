@@ -217,7 +217,7 @@ pub async fn session_message(node: &Arc<Node>, caller: &Caller, class: &Class, m
             let r = args[0].as_str().unwrap_or("");
             match snapshot.get(class.id, r) {
                 Some(o) => {
-                    let mut record = snapshot.record(class, o);
+                    let mut record = snapshot.record(class, o).materialized();
                     if let (Value::Record(members), Some(t)) = (&mut record, node.sessions.last_active(r)) {
                         if let Some(slot) = members.iter_mut().find(|(k, _)| k == "last_active") {
                             slot.1 = Value::DateTime(t);

@@ -159,6 +159,13 @@ pub fn encode_value(value: &Value) -> serde_json::Value {
         }
         Value::Record(members) => Json::Object(members.iter().map(|(k, v)| (k.clone(), encode_value(v))).collect()),
         Value::Null => Json::Null,
+        Value::Lazy(source) => {
+            let mut object = serde_json::Map::new();
+            source.for_each_member(&mut |k, v| {
+                object.insert(k.to_string(), encode_value(v));
+            });
+            Json::Object(object)
+        }
     }
 }
 
@@ -220,6 +227,20 @@ fn push_value(out: &mut String, value: &Value) {
             out.push('}');
         }
         Value::Null => out.push_str("null"),
+        Value::Lazy(source) => {
+            out.push('{');
+            let mut first = true;
+            source.for_each_member(&mut |name, item| {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                push_string(out, name);
+                out.push(':');
+                push_value(out, item);
+            });
+            out.push('}');
+        }
     }
 }
 

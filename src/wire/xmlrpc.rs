@@ -128,6 +128,11 @@ pub fn encode_value(value: &Value, out: &mut String) {
             out.push_str("</struct></value>");
         }
         Value::Null => out.push_str("<value><nil/></value>"),
+        Value::Lazy(source) => {
+            out.push_str("<value><struct>");
+            source.for_each_member(&mut |name, item| push_member(out, name, item));
+            out.push_str("</struct></value>");
+        }
     }
 }
 
