@@ -118,11 +118,25 @@ pub fn record_header(seq: u64, bytes: &[u8]) -> Result<RecordHeader, StoreError>
 /// bytes, `entry.seq == seq`, a valid entry. Linking to the previous record is the caller's check
 /// ([`crate::store::Store::verify_chain`]).
 pub fn decode_record(seq: u64, bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
-    let RecordHeader { prev_hash, hash } = record_header(seq, bytes)?;
+    let RecordHeader { prev_hash, hash } = check_record(seq, bytes)?;
+    let entry = decode_body(seq, bytes)?;
+    Ok(DecodedRecord { prev_hash, hash, entry })
+}
+
+/// The first half of [`decode_record`]: framing and hash, without decoding the body.
+pub fn check_record(seq: u64, bytes: &[u8]) -> Result<RecordHeader, StoreError> {
+    let header = record_header(seq, bytes)?;
     let body = &bytes[RECORD_HEADER_SIZE_BYTES..];
-    if entry_hash(&prev_hash, seq, body) != hash {
+    if entry_hash(&header.prev_hash, seq, body) != header.hash {
         return Err(StoreError::corrupt(seq, "record hash mismatch"));
     }
+    Ok(header)
+}
+
+/// The second half of [`decode_record`]: the body of a record whose framing and hash
+/// [`check_record`] accepted.
+pub fn decode_body(seq: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
+    let body = &bytes[RECORD_HEADER_SIZE_BYTES..];
     let (entry, rest): (Entry, &[u8]) = postcard::take_from_bytes(body)
         .map_err(|error| StoreError::corrupt(seq, format!("undecodable entry body: {error}")))?;
     if !rest.is_empty() {
@@ -134,7 +148,7 @@ pub fn decode_record(seq: u64, bytes: &[u8]) -> Result<DecodedRecord, StoreError
     if let Some(reason) = entry_invalid_reason(&entry) {
         return Err(StoreError::corrupt(seq, format!("invalid entry: {reason}")));
     }
-    Ok(DecodedRecord { prev_hash, hash, entry })
+    Ok(entry)
 }
 
 /// Frames a checkpoint of `state` taken after the log record whose hash is `entry_hash`.

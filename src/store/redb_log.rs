@@ -8,7 +8,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 
 use crate::entry::Entry;
 use crate::store::codec::{
-    decode_checkpoint, decode_record, encode_checkpoint, record_header, Hash, FORMAT_VERSION, GENESIS_HASH,
+    check_record, decode_body, decode_checkpoint, decode_record, encode_checkpoint, record_header, Hash, FORMAT_VERSION, GENESIS_HASH,
 };
 use crate::store::{database_path, StoreError};
 
@@ -22,6 +22,35 @@ const META_SCHEMA_HASH: &str = "schema_hash";
 /// How many checkpoints [`Store::put_checkpoint`] keeps. Two, so that a checkpoint found corrupt still
 /// leaves an older one to start from.
 pub const CHECKPOINTS_RETAINED_COUNT: usize = 2;
+
+/// Entries handed from the verifying thread to the folding one at a time.
+const VERIFY_BATCH_ENTRIES: usize = 1024;
+/// Batches the verifying thread may run ahead of the fold.
+const VERIFY_BATCHES_IN_FLIGHT: usize = 8;
+
+/// Records handed between the verifying threads: their bytes back to back in one buffer.
+#[derive(Default)]
+struct RecordBatch {
+    bytes: Vec<u8>,
+    /// (seq, end offset in `bytes`) of each record.
+    ends: Vec<(u64, usize)>,
+}
+
+impl RecordBatch {
+    fn push(&mut self, seq: u64, record: &[u8]) {
+        self.bytes.extend_from_slice(record);
+        self.ends.push((seq, self.bytes.len()));
+    }
+
+    fn records(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(seq, end)| {
+            let record = &self.bytes[start..end];
+            start = end;
+            (seq, record)
+        })
+    }
+}
 
 /// A verified checkpoint: the state after entry `seq`, whose record hash is `entry_hash`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -275,22 +304,65 @@ impl Store {
         mut f: impl FnMut(Entry),
     ) -> Result<VerifyReport, StoreError> {
         assert!(from_seq >= 1, "verify_chain: seqs start at 1");
-        let mut report = VerifyReport { checked: 0, last_seq: from_seq - 1, last_hash: expected_prev };
-        self.for_each_record(from_seq, None, |seq, bytes| {
-            let expected_seq = report.last_seq + 1;
-            if seq != expected_seq {
-                return Err(StoreError::corrupt(expected_seq, format!("entry missing; the next stored is {seq}")));
+        // Reading and hashing run on a second thread; decoding and `f` (the fold) on this one. Records
+        // cross in batches copied into one buffer, so the threads never free each other's allocations.
+        let (batches, received) = std::sync::mpsc::sync_channel::<Result<RecordBatch, StoreError>>(VERIFY_BATCHES_IN_FLIGHT);
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(move || {
+                let mut report = VerifyReport { checked: 0, last_seq: from_seq - 1, last_hash: expected_prev };
+                let mut batch = RecordBatch::default();
+                let result = self.for_each_record(from_seq, None, |seq, bytes| {
+                    let expected_seq = report.last_seq + 1;
+                    if seq != expected_seq {
+                        return Err(StoreError::corrupt(expected_seq, format!("entry missing; the next stored is {seq}")));
+                    }
+                    let header = check_record(seq, bytes)?;
+                    if header.prev_hash != report.last_hash {
+                        let reason = format!("prev_hash does not match the hash of entry {}", report.last_seq);
+                        return Err(StoreError::corrupt(seq, reason));
+                    }
+                    batch.push(seq, bytes);
+                    report = VerifyReport { checked: report.checked + 1, last_seq: seq, last_hash: header.hash };
+                    if batch.ends.len() == VERIFY_BATCH_ENTRIES {
+                        if batches.send(Ok(std::mem::take(&mut batch))).is_err() {
+                            return Err(StoreError::corrupt(seq, "verification abandoned".to_string()));
+                        }
+                    }
+                    Ok(())
+                });
+                // Entries before a bad one still reach `f`, in order, before the error does.
+                let _ = batches.send(Ok(batch));
+                if let Err(e) = result {
+                    let _ = batches.send(Err(e));
+                }
+                report
+            });
+            let mut failure = None;
+            'batches: for message in received.iter() {
+                let batch = match message {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                };
+                for (seq, bytes) in batch.records() {
+                    match decode_body(seq, bytes) {
+                        Ok(entry) => f(entry),
+                        Err(e) => {
+                            failure = Some(e);
+                            break 'batches;
+                        }
+                    }
+                }
             }
-            let record = decode_record(seq, bytes)?;
-            if record.prev_hash != report.last_hash {
-                let reason = format!("prev_hash does not match the hash of entry {}", report.last_seq);
-                return Err(StoreError::corrupt(seq, reason));
+            drop(received);
+            let report = producer.join().expect("the verifying thread does not panic");
+            match failure {
+                Some(e) => Err(e),
+                None => Ok(report),
             }
-            f(record.entry);
-            report = VerifyReport { checked: report.checked + 1, last_seq: seq, last_hash: record.hash };
-            Ok(())
-        })?;
-        Ok(report)
+        })
     }
 
     /// Removes every log record and checkpoint after `seq`, durably. For tools and tests (cutting a log
