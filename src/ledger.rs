@@ -197,6 +197,9 @@ fn recover(store: &Store) -> Result<(State, OpenReport, [u8; 32]), LedgerError> 
     Ok((state, OpenReport { checkpoint_seq, tail_entries: tail, last_seq }, prev))
 }
 
+/// The executing half of the writer: runs jobs against the working state and encodes entries.
+/// It hands each batch to the committer and goes on with the next batch while the previous one is
+/// being made durable, so execution overlaps the fsync. Callers are answered by the committer.
 struct Writer {
     store: Arc<Store>,
     published: Arc<ArcSwap<State>>,
@@ -208,6 +211,19 @@ struct Writer {
     jobs_run: u64,
 }
 
+/// One executed batch on its way to the disk.
+struct Batch {
+    records: Vec<(u64, Vec<u8>)>,
+    replies: Vec<(oneshot::Sender<Outcome>, Outcome)>,
+    /// The state once the batch is folded in; published after the commit.
+    state: Arc<State>,
+    checkpoints: Vec<oneshot::Sender<Result<u64, String>>>,
+    stop: bool,
+}
+
+/// Executed batches waiting for the committer: one in flight while the next executes.
+const BATCHES_IN_FLIGHT: usize = 1;
+
 fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).expect("the OS provides randomness");
@@ -217,64 +233,56 @@ fn random_key() -> [u8; 32] {
 impl Writer {
     fn run(mut self, rx: Receiver<Message>) {
         let mut state: State = (**self.published.load()).clone();
+        let poisoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (to_committer, batches) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let committer = Committer {
+            store: self.store.clone(),
+            published: self.published.clone(),
+            committed: self.committed.clone(),
+            since_checkpoint: self.since_checkpoint,
+            poisoned: poisoned.clone(),
+        };
+        let committer = std::thread::Builder::new()
+            .name("xenledger-commit".into())
+            .spawn(move || committer.run(batches))
+            .expect("spawn the committer thread");
         loop {
             let first = match rx.recv_timeout(Duration::from_secs(3600)) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => Message::Stop,
             };
-            let mut batch = vec![first];
-            while batch.len() < BATCH_JOBS_MAX {
+            let mut messages = vec![first];
+            while messages.len() < BATCH_JOBS_MAX {
                 match rx.try_recv() {
-                    Ok(m) => batch.push(m),
+                    Ok(m) => messages.push(m),
                     Err(_) => break,
                 }
             }
-            let mut stop = false;
-            let mut replies = Vec::new();
-            let mut records = Vec::new();
-            let mut checkpoints = Vec::new();
-            let before = state.clone();
-            let hash_before = self.last_hash;
-            for message in batch {
+            let mut batch = Batch { records: Vec::new(), replies: Vec::new(), state: Arc::default(), checkpoints: Vec::new(), stop: false };
+            let failed = poisoned.load(std::sync::atomic::Ordering::Acquire);
+            for message in messages {
                 match message {
+                    Message::Job(job, reply) if failed => {
+                        let _ = job;
+                        batch.replies.push((reply, Err(ApiError::internal("the log cannot be written; restart the server"))));
+                    }
                     Message::Job(job, reply) => {
-                        let outcome = self.run_job(&mut state, job, &mut records);
-                        replies.push((reply, outcome));
+                        let outcome = self.run_job(&mut state, job, &mut batch.records);
+                        batch.replies.push((reply, outcome));
                     }
-                    Message::Checkpoint(reply) => checkpoints.push(reply),
-                    Message::Stop => stop = true,
+                    Message::Checkpoint(reply) => batch.checkpoints.push(reply),
+                    Message::Stop => batch.stop = true,
                 }
             }
-            if !records.is_empty() {
-                if let Err(e) = self.store.append_batch(&records) {
-                    // Nothing of this batch is durable: roll the working state back and fail every call.
-                    tracing::error!("log append failed: {e}");
-                    state = before;
-                    self.last_hash = hash_before;
-                    for (reply, outcome) in replies {
-                        let _ = reply.send(outcome.and(Err(ApiError::internal(format!("log append failed: {e}")))));
-                    }
-                    replies = Vec::new();
-                } else {
-                    self.since_checkpoint += records.len() as u64;
-                    self.published.store(Arc::new(state.clone()));
-                    self.committed.send_replace(state.seq);
-                }
-            }
-            for (reply, outcome) in replies {
-                let _ = reply.send(outcome);
-            }
-            if self.since_checkpoint >= CHECKPOINT_INTERVAL_ENTRIES || stop {
-                let _ = self.write_checkpoint(&state);
-            }
-            for reply in checkpoints {
-                let _ = reply.send(self.write_checkpoint(&state));
-            }
-            if stop {
+            batch.state = Arc::new(state.clone());
+            let stop = batch.stop;
+            if to_committer.send(batch).is_err() || stop {
                 break;
             }
         }
+        drop(to_committer);
+        let _ = committer.join();
     }
 
     fn run_job(&mut self, state: &mut State, job: Job, records: &mut Vec<(u64, Vec<u8>)>) -> Outcome {
@@ -301,6 +309,64 @@ impl Writer {
         records.push((entry.seq, record));
         *state = new_state;
         Ok((value, entry.seq))
+    }
+}
+
+/// The durable half of the writer: appends each batch in one Immediate transaction, then
+/// publishes its state, wakes waiters and answers its callers. If an append fails, nothing of that
+/// batch (or of any later one, which was executed on top of it) becomes visible: every later write
+/// fails until the server is restarted and recovers from the log.
+struct Committer {
+    store: Arc<Store>,
+    published: Arc<ArcSwap<State>>,
+    committed: watch::Sender<u64>,
+    since_checkpoint: u64,
+    poisoned: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Committer {
+    fn run(mut self, batches: Receiver<Batch>) {
+        for batch in batches {
+            let mut replies = batch.replies;
+            if !batch.records.is_empty() {
+                let result = if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
+                    Err("an earlier append failed".to_string())
+                } else {
+                    self.store.append_batch(&batch.records).map_err(|e| e.to_string())
+                };
+                match result {
+                    Ok(()) => {
+                        self.since_checkpoint += batch.records.len() as u64;
+                        let seq = batch.state.seq;
+                        self.published.store(batch.state.clone());
+                        self.committed.send_replace(seq);
+                    }
+                    Err(e) => {
+                        tracing::error!("log append failed: {e}");
+                        self.poisoned.store(true, std::sync::atomic::Ordering::Release);
+                        for (_, outcome) in &mut replies {
+                            if outcome.is_ok() {
+                                *outcome = Err(ApiError::internal(format!("log append failed: {e}")));
+                            }
+                        }
+                    }
+                }
+            }
+            for (reply, outcome) in replies {
+                let _ = reply.send(outcome);
+            }
+            let durable = !self.poisoned.load(std::sync::atomic::Ordering::Acquire);
+            if durable && (self.since_checkpoint >= CHECKPOINT_INTERVAL_ENTRIES || batch.stop) {
+                let _ = self.write_checkpoint(&batch.state);
+            }
+            for reply in batch.checkpoints {
+                let result = if durable { self.write_checkpoint(&batch.state) } else { Err("the log cannot be written".into()) };
+                let _ = reply.send(result);
+            }
+            if batch.stop {
+                break;
+            }
+        }
     }
 
     fn write_checkpoint(&mut self, state: &State) -> Result<u64, String> {

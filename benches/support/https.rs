@@ -1,0 +1,284 @@
+//! The client and server plumbing of the network scenarios: a minimal keep-alive HTTP/1.1 client
+//! over tokio-rustls (or plain TCP), our [`Server`] started in a task, and the few reply parsers
+//! the scenarios need.
+//!
+//! The client is deliberately bare, because it shares the machine's CPUs with the server: one
+//! request is written whole (head with `Content-Length`, then body) into a reused buffer, and the
+//! reply head is scanned only for the status and `Content-Length`. Replies are checked by their
+//! prefix, never decoded.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use xenledger::server::{RpcHandler, Server, ServerConfig, ServerError, TlsSource};
+
+/// Start of every successful XML-RPC reply, up to the result's `<value>`.
+pub const XML_SUCCESS: &[u8] = b"<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>\
+<member><name>Status</name><value>Success</value></member><member><name>Value</name>";
+
+/// Start of every successful JSON-RPC 2.0 reply.
+pub const JSON_SUCCESS: &[u8] = b"{\"jsonrpc\":\"2.0\",\"result\":";
+
+/// Read buffer headroom: a read into less than this first grows the buffer.
+const READ_HEADROOM_BYTES: usize = 8 * 1024;
+
+/// Anything a connection can run over: TLS or plain TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// One keep-alive HTTP/1.1 connection, one request at a time.
+pub struct Conn {
+    stream: Box<dyn Io>,
+    /// The request being written, reused.
+    request: Vec<u8>,
+    /// Bytes read and not yet handed out.
+    buffer: BytesMut,
+    /// The TLS cipher suite, for HTTPS connections.
+    pub cipher: Option<String>,
+}
+
+/// A reply: its status and whole body.
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl Conn {
+    pub async fn https(addr: SocketAddr, connector: &TlsConnector) -> io::Result<Conn> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from("localhost").expect("a valid server name");
+        let tls = connector.connect(name, tcp).await?;
+        let cipher = tls.get_ref().1.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite()));
+        Ok(Conn::new(Box::new(tls), cipher))
+    }
+
+    pub async fn http(addr: SocketAddr) -> io::Result<Conn> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        Ok(Conn::new(Box::new(tcp), None))
+    }
+
+    fn new(stream: Box<dyn Io>, cipher: Option<String>) -> Conn {
+        Conn { stream, request: Vec::with_capacity(1024), buffer: BytesMut::with_capacity(16 * 1024), cipher }
+    }
+
+    /// Sends `POST path` with `body` and reads the reply.
+    pub async fn post(&mut self, path: &str, content_type: &str, body: &[u8]) -> io::Result<Reply> {
+        self.send(path, content_type, body).await?;
+        self.receive().await
+    }
+
+    /// Writes one request; [`Conn::receive`] reads its reply.
+    pub async fn send(&mut self, path: &str, content_type: &str, body: &[u8]) -> io::Result<()> {
+        self.request.clear();
+        let mut head = String::with_capacity(128);
+        let _ = write!(
+            head,
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.request.extend_from_slice(head.as_bytes());
+        self.request.extend_from_slice(body);
+        self.stream.write_all(&self.request).await?;
+        self.stream.flush().await
+    }
+
+    /// Reads one reply, which must have a `Content-Length` (all of this server's have).
+    pub async fn receive(&mut self) -> io::Result<Reply> {
+        let mut scanned = 0;
+        let head_len = loop {
+            if let Some(at) = find(&self.buffer[scanned..], b"\r\n\r\n") {
+                break scanned + at + 4;
+            }
+            scanned = self.buffer.len().saturating_sub(3);
+            self.fill().await?;
+        };
+        let (status, length) = parse_head(&self.buffer[..head_len])?;
+        let total = head_len + length;
+        if self.buffer.capacity() < total {
+            self.buffer.reserve(total - self.buffer.len());
+        }
+        while self.buffer.len() < total {
+            self.fill().await?;
+        }
+        let mut message = self.buffer.split_to(total);
+        let body = message.split_off(head_len).freeze();
+        Ok(Reply { status, body })
+    }
+
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.buffer.capacity() - self.buffer.len() < READ_HEADROOM_BYTES {
+            self.buffer.reserve(2 * READ_HEADROOM_BYTES);
+        }
+        match self.stream.read_buf(&mut self.buffer).await? {
+            0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The status and `Content-Length` of a reply head (which ends with the blank line).
+fn parse_head(head: &[u8]) -> io::Result<(u16, usize)> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("reply head: {what}"));
+    let text = std::str::from_utf8(head).map_err(|_| bad("not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status = status_line
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| bad(status_line))?;
+    let length = lines
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .ok_or_else(|| bad("no Content-Length"))?;
+    Ok((status, length))
+}
+
+/// Where `needle` first occurs in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+/// Where `needle` last occurs in `haystack`.
+pub fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|window| window == needle)
+}
+
+/// The text of a successful XML-RPC reply whose result is a string or ref.
+pub fn xml_string_result(body: &[u8]) -> Option<String> {
+    let rest = body.strip_prefix(XML_SUCCESS)?.strip_prefix(b"<value>")?;
+    let end = find(rest, b"</value>")?;
+    String::from_utf8(rest[..end].to_vec()).ok()
+}
+
+/// The result of a successful JSON-RPC reply whose result is a string or ref.
+pub fn json_string_result(body: &[u8]) -> Option<String> {
+    let reply: serde_json::Value = serde_json::from_slice(body).ok()?;
+    reply.get("result")?.as_str().map(str::to_owned)
+}
+
+/// The start of a body for an error message.
+pub fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(400)]).into_owned()
+}
+
+/// A TLS client that offers ALPN `http/1.1` and accepts any certificate: the benches measure the
+/// transport, not the PKI. The same provider as the server's.
+pub fn connector() -> TlsConnector {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Our server, serving in a task of the current runtime.
+pub struct Running {
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+/// How long [`Running::stop`] waits for the server to drain.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Running {
+    /// Binds HTTPS on 127.0.0.1 (certificate generated in `tls_dir`), and plain HTTP too if
+    /// `with_http`, and serves with `handler`.
+    pub async fn start(handler: Arc<dyn RpcHandler>, tls_dir: &Path, with_http: bool) -> Running {
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let config = ServerConfig {
+            https: Some(any_port),
+            http: with_http.then_some(any_port),
+            unix: None,
+            tls: TlsSource::SelfSigned { dir: tls_dir.to_owned() },
+        };
+        let server = Server::bind(config).await.expect("Server::bind");
+        let https = server.https_addr().expect("an HTTPS address");
+        let http = server.http_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(handler, async {
+            let _ = stopped.await;
+        }));
+        Running { https, http, stop, task }
+    }
+
+    /// Asks for shutdown and waits (boundedly) for the drain.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Ok(served) = tokio::time::timeout(STOP_TIMEOUT, self.task).await {
+            served.expect("serve task").expect("serve");
+        }
+    }
+}
+
+/// The process's resident set size in KiB, from `/proc/self/status`.
+pub fn rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
