@@ -94,7 +94,12 @@ pub fn run() -> ExitCode {
 }
 
 fn init_tracing() {
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).try_init();
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
 }
 
 fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
