@@ -19,6 +19,26 @@
 //! - `restart`: `Ledger::open` of that dir after a checkpoint at its last entry. Target: ≤ 1 s. The
 //!   first open, which folds the whole log because the dir has no checkpoint yet, is `first_open_ms`.
 //!
+//! - `https-ceiling`: our HTTPS transport alone: our `Server` with a handler that answers every POST
+//!   with a fixed 300-byte body without reading it, and N keep-alive HTTPS connections (default 64)
+//!   each sending the `xmlrpc-reads` request back-to-back.
+//! - `xmlrpc-reads`: the real server (`Node` + `NodeHandler` on HTTPS) over 100 VMs; N connections
+//!   (default 64) each log in once over XML-RPC (before timing) and then call `VM.get_record`.
+//!   Target: at least 0.6× `https-ceiling`. `jsonrpc-reads`: the same over JSON-RPC 2.0 at
+//!   `/jsonrpc`. In `all`, both lines carry `ratio_to_https_ceiling`.
+//! - `xmlrpc-writes`: durable `VM.set_name_label` over XML-RPC, N connections (default 64), each on
+//!   its own VM. Targets: 25k/s and at least 0.45× `redb-ceiling` (`ratio_to_redb_ceiling`, in
+//!   `all`).
+//! - `event-latency`: W waiters (`--clients W`; default and in `all`: a line for 100 and one for
+//!   1000) each parked in `event.from(session, ["vm"], token, 30.0)` on its own connection and
+//!   session, re-parking as soon as a reply arrives; a writer commits 50 `VM.set_name_label`s one at
+//!   a time. `p50_us`/`p99_us` are the delays from each write's acknowledgement to each waiter's
+//!   reply. Target: p99 ≤ 2 ms with 1000 waiters. Also the RSS per parked waiter (client side
+//!   included). Over 800 waiters (the per-listener connection limit) half use plain HTTP.
+//!
+//! The network scenarios run server and clients in this process, on one tokio runtime; see
+//! `support/net.rs`.
+//!
 //! More options: `--entries N` and `--vms N` size the replay log (1M, 1000); `--keep-log` keeps its
 //! data dir and prints where, for trying `xenledger-replay` on it.
 //!
@@ -27,6 +47,11 @@
 //! Other work shares this machine's CPUs, so every line also says how much CPU the scenario got:
 //! `cpu_s` (the whole process) and `load_avg_1m`, and for replay the main thread's CPU time and
 //! run-queue wait per phase; `entries_per_cpu_s` is the rate with the CPU to itself.
+
+#[path = "support/https.rs"]
+mod https;
+#[path = "support/net.rs"]
+mod net;
 
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -45,7 +70,18 @@ use xenledger::schema::{schema, zero_value, Qual};
 use xenledger::store::{encode_entry, Store, GENESIS_HASH};
 use xenledger::value::Value;
 
-const SCENARIOS: [&str; 5] = ["redb-ceiling", "engine-writes", "engine-reads", "replay", "restart"];
+const SCENARIOS: [&str; 10] = [
+    "redb-ceiling",
+    "engine-writes",
+    "engine-reads",
+    "replay",
+    "restart",
+    "https-ceiling",
+    "xmlrpc-reads",
+    "jsonrpc-reads",
+    "xmlrpc-writes",
+    "event-latency",
+];
 /// Records per `append_batch` when building the replay log.
 const BUILD_BATCH_ENTRIES: usize = 100_000;
 /// Bare snapshot lookups are ~100 ns: time one in this many so the clock does not dominate.
@@ -92,6 +128,21 @@ fn main() {
     }
     if let (true, Some(dir)) = (options.keep_log, log_dir) {
         eprintln!("kept the replay log at {}", dir.keep().display());
+    }
+    if wants("https-ceiling") {
+        net::https_ceiling(&options);
+    }
+    if wants("xmlrpc-reads") {
+        net::xmlrpc_reads(&options);
+    }
+    if wants("jsonrpc-reads") {
+        net::jsonrpc_reads(&options);
+    }
+    if wants("xmlrpc-writes") {
+        net::xmlrpc_writes(&options);
+    }
+    if wants("event-latency") {
+        net::event_latency(&options);
     }
 }
 
@@ -278,6 +329,7 @@ fn redb_ceiling(options: &Options) {
         ack_rxs[client].lock().expect("one thread per client").recv().expect("ack");
     });
     let (entries, commits) = writer.join().expect("writer thread");
+    let _ = net::REDB_CEILING_OPS_PER_S.set(run.ops as f64 / run.seconds);
     let extra = vec![
         ("commits", json!(commits)),
         ("entries_per_commit", json!(round2(entries as f64 / commits.max(1) as f64))),
@@ -346,17 +398,18 @@ fn vm_record(name: &str) -> Value {
     Value::Record(members)
 }
 
-/// Creates `count` VMs from 64 threads (so they group-commit); returns their refs.
-fn create_vms(ledger: &Arc<Ledger>, count: usize) -> Vec<String> {
+/// Creates `count` VMs from 64 threads (so they group-commit) in the ledger `ledger(owner)`;
+/// returns their refs.
+fn create_vms<T: Send + Sync + 'static>(owner: &Arc<T>, ledger: fn(&T) -> &Ledger, count: usize) -> Vec<String> {
     let threads = 64.min(count.max(1));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let ledger = ledger.clone();
+            let owner = owner.clone();
             thread::spawn(move || {
                 (t..count)
                     .step_by(threads)
                     .map(|i| {
-                        let (vm, _) = ledger
+                        let (vm, _) = ledger(&owner)
                             .invoke(bench_actor(), "VM.create", vec![vm_record(&format!("vm-{i}"))])
                             .expect("VM.create");
                         vm.as_str().expect("a ref").to_string()
@@ -372,7 +425,7 @@ fn engine_writes(options: &Options) {
     let clients = options.clients.unwrap_or(64);
     let dir = temp_dir("writes");
     let ledger = Arc::new(Ledger::open(dir.path()).expect("Ledger::open"));
-    let vms = Arc::new(create_vms(&ledger, clients));
+    let vms = Arc::new(create_vms(&ledger, |l| l, clients));
     let before = ledger.snapshot().seq;
     let writer = ledger.clone();
     let run = run_clients(clients, options.seconds, 1, move |client, n| {
@@ -389,7 +442,7 @@ fn engine_reads(options: &Options) {
     let clients = options.clients.unwrap_or(2);
     let dir = temp_dir("reads");
     let ledger = Arc::new(Ledger::open(dir.path()).expect("Ledger::open"));
-    let vms = Arc::new(create_vms(&ledger, options.vms));
+    let vms = Arc::new(create_vms(&ledger, |l| l, options.vms));
     let extra = vec![("vms", json!(vms.len()))];
     if options.scenario != "engine-reads-snapshot" {
         let (reader, refs) = (ledger.clone(), vms.clone());

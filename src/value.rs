@@ -23,6 +23,9 @@ pub trait Members: Send + Sync + fmt::Debug {
 pub enum Value {
     String(String),
     Int(i64),
+    /// A 32-bit int: appears once on the wire, in `event.from`'s `valid_ref_counts`, which xapi
+    /// sends as XML-RPC `<i4>` (xapi-types/event_types.ml).
+    Int32(i32),
     Float(f64),
     Bool(bool),
     /// Seconds since the Unix epoch, UTC. The wire form is `YYYYMMDDTHH:MM:SSZ`.
@@ -50,6 +53,7 @@ impl PartialEq for Value {
         match (self, other) {
             (String(a), String(b)) | (Enum(a), Enum(b)) | (Ref(a), Ref(b)) => a == b,
             (Int(a), Int(b)) | (DateTime(a), DateTime(b)) => a == b,
+            (Int32(a), Int32(b)) => a == b,
             (Float(a), Float(b)) => a == b,
             (Bool(a), Bool(b)) => a == b,
             (Set(a), Set(b)) => a == b,

@@ -100,6 +100,7 @@ fn xml_normal(value: &Value) -> Value {
         Value::Int(i) => Value::String(i.to_string()),
         Value::Float(x) => Value::Float(g16(*x)),
         Value::Bool(_) | Value::DateTime(_) | Value::Null => value.clone(),
+        Value::Int32(i) => Value::Int(i64::from(*i)),
         Value::Set(items) => Value::Set(items.iter().map(xml_normal).collect()),
         Value::Map(entries) => {
             Value::Record(entries.iter().map(|(k, v)| (xml_text(&key_text(k)), xml_normal(v))).collect())
@@ -127,6 +128,7 @@ fn json_normal(value: &Value) -> Value {
         Value::DateTime(t) => Value::String(format_datetime(*t)),
         Value::Float(x) => Value::Float(json_float(*x)),
         Value::Int(_) | Value::Bool(_) | Value::Null => value.clone(),
+        Value::Int32(i) => Value::Int(i64::from(*i)),
         Value::Set(items) => Value::Set(items.iter().map(json_normal).collect()),
         Value::Map(entries) => {
             Value::Record(entries.iter().map(|(k, v)| (key_text(k).into_owned(), json_normal(v))).collect())

@@ -54,6 +54,9 @@ fn push_value(out: &mut String, value: &Value) {
             out.push('}');
         }
         Value::Null => out.push_str("null"),
+        Value::Int32(i) => {
+            let _ = write!(out, "{i}");
+        }
         Value::Lazy(_) => push_value(out, &value.materialized()),
     }
 }
@@ -187,6 +190,7 @@ impl Serialize for Json<'_> {
                 map.end()
             }
             Value::Null => serializer.serialize_unit(),
+            Value::Int32(i) => serializer.serialize_i32(*i),
             Value::Lazy(_) => Json(&self.0.materialized()).serialize(serializer),
         }
     }

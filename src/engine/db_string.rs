@@ -63,6 +63,7 @@ fn write_db_string(v: &Value, out: &mut String) {
             }
             out.push(')');
         }
+        Value::Int32(i) => out.push_str(&i.to_string()),
         Value::Record(_) | Value::Lazy(_) | Value::Null => {}
     }
 }

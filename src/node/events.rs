@@ -144,7 +144,7 @@ fn ref_counts(state: &State) -> Value {
             .classes
             .iter()
             .filter(|c| c.stored)
-            .map(|c| (c.name_lower.clone(), Value::Int(state.table(c.id).objects.len() as i64)))
+            .map(|c| (c.name_lower.clone(), Value::Int32(i32::try_from(state.table(c.id).objects.len()).unwrap_or(i32::MAX))))
             .collect(),
     )
 }

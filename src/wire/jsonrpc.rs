@@ -159,6 +159,7 @@ pub fn encode_value(value: &Value) -> serde_json::Value {
         }
         Value::Record(members) => Json::Object(members.iter().map(|(k, v)| (k.clone(), encode_value(v))).collect()),
         Value::Null => Json::Null,
+        Value::Int32(i) => Json::from(*i),
         Value::Lazy(source) => {
             let mut object = serde_json::Map::new();
             source.for_each_member(&mut |k, v| {
@@ -227,6 +228,7 @@ fn push_value(out: &mut String, value: &Value) {
             out.push('}');
         }
         Value::Null => out.push_str("null"),
+        Value::Int32(i) => out.push_str(&i.to_string()),
         Value::Lazy(source) => {
             out.push('{');
             let mut first = true;

@@ -104,6 +104,7 @@ pub fn key_text(key: &Value) -> Cow<'_, str> {
         }
         Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
         Value::DateTime(t) => Cow::Owned(format_datetime(*t)),
+        Value::Int32(i) => Cow::Owned(i.to_string()),
         Value::Set(_) | Value::Map(_) | Value::Record(_) | Value::Lazy(_) | Value::Null => Cow::Borrowed(""),
     }
 }

@@ -128,6 +128,11 @@ pub fn encode_value(value: &Value, out: &mut String) {
             out.push_str("</struct></value>");
         }
         Value::Null => out.push_str("<value><nil/></value>"),
+        Value::Int32(i) => {
+            out.push_str("<value><i4>");
+            out.push_str(&i.to_string());
+            out.push_str("</i4></value>");
+        }
         Value::Lazy(source) => {
             out.push_str("<value><struct>");
             source.for_each_member(&mut |name, item| push_member(out, name, item));
@@ -1045,5 +1050,13 @@ mod tests {
         // Int comes back as the untyped string it was sent as.
         let bytes = encode_call("m", &[Value::Int(-3)]);
         assert_eq!(decode_call(&bytes).unwrap().params, vec![s("-3")]);
+    }
+
+    #[test]
+    fn int32_goes_out_as_i4() {
+        // XENAPI-SEMANTICS.md §a.4: event.from's valid_ref_counts is the one <i4> on the wire.
+        let mut out = String::new();
+        encode_value(&Value::Int32(53), &mut out);
+        assert_eq!(out, "<value><i4>53</i4></value>");
     }
 }
