@@ -71,7 +71,7 @@ pub fn default_value(field: &super::Field) -> Value {
 pub fn coerce(value: Value, ty: &Ty, name: &str) -> Result<Value, ApiError> {
     let bad = || ApiError::field_type_error(name);
     Ok(match (ty, value) {
-        (Ty::String, Value::String(s)) => Value::String(s),
+        (Ty::String, Value::String(s) | Value::Ref(s) | Value::Enum(s)) => Value::String(s),
         (Ty::String, Value::Int(i)) => Value::String(i.to_string()),
         (Ty::Int, Value::Int(i)) => Value::Int(i),
         (Ty::Int, Value::String(s)) => Value::Int(s.trim().parse().map_err(|_| bad())?),

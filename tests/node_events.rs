@@ -1,0 +1,120 @@
+//! `event.from` against the retained deletion history (XENAPI-SEMANTICS.md §e.1 and issue 4:
+//! deletions are never silently missed). Once more deletions than the engine keeps have happened
+//! after a token, that token answers `EVENTS_LOST` instead of quietly skipping `del` events; a fresh
+//! token keeps working.
+
+use std::sync::Arc;
+
+use xenledger::engine::generic::create_internal;
+use xenledger::engine::state::DELETIONS_RETAINED_MAX;
+use xenledger::entry::{Actor, Change};
+use xenledger::ledger::Job;
+use xenledger::node::{FirstStart, Node, Origin, Reply};
+use xenledger::value::Value;
+
+fn open() -> (tempfile::TempDir, Arc<Node>) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = FirstStart { root_password: Some("pw".into()), hostname: "h".into(), address: "127.0.0.1".into() };
+    let (node, _) = tokio::task::block_in_place(|| Node::open(dir.path(), &first)).unwrap();
+    (dir, node)
+}
+
+async fn call(node: &Arc<Node>, method: &str, params: Vec<Value>) -> Result<Value, Vec<String>> {
+    let origin = Origin { unix: true, peer: "test".into() };
+    match node.call(method, params, &origin).await {
+        Reply::Rpc(r) => r.map_err(|e| e.to_wire()),
+        Reply::Bare(v) => Ok(v),
+    }
+}
+
+fn token_of(batch: &Value) -> Value {
+    batch.member("token").unwrap()
+}
+
+/// Creates and destroys `count` networks, several thousand per entry.
+async fn churn(node: &Arc<Node>, count: usize) {
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(4000);
+        left -= n;
+        let job = Job {
+            actor: Actor::default(),
+            method: "test.churn".into(),
+            params: vec![],
+            work: Box::new(move |tx| {
+                for _ in 0..n {
+                    let r = create_internal(tx, "network", vec![("name_label", Value::str("churn"))]);
+                    tx.push(Change::Destroy { class: "network".into(), reference: r });
+                }
+                Ok(Value::String(String::new()))
+            }),
+        };
+        node.ledger.call(job).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_older_than_the_deletion_history_gets_events_lost() {
+    let (_dir, node) = open();
+    let session = call(&node, "session.login_with_password", vec![Value::str("root"), Value::str("")]).await.unwrap();
+    let old = token_of(&call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("*")]), Value::str(""), Value::Float(0.0)]).await.unwrap());
+    call(&node, "event.register", vec![session.clone(), Value::Set(vec![Value::str("network")])]).await.unwrap();
+
+    // Objects made and deleted inside one window produce nothing, but their deletions still fill
+    // the retained history.
+    churn(&node, DELETIONS_RETAINED_MAX + 10).await;
+    let lost = call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("network")]), old.clone(), Value::Float(0.0)]).await;
+    assert_eq!(lost, Err(vec!["EVENTS_LOST".to_string()]));
+    let lost = call(&node, "event.next", vec![session.clone()]).await;
+    assert_eq!(lost, Err(vec!["EVENTS_LOST".to_string()]));
+
+    // A token taken now works, and sees the next deletion.
+    let fresh = token_of(&call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("network")]), Value::str(""), Value::Float(0.0)]).await.unwrap());
+    let net = call(&node, "network.create", vec![session.clone(), Value::Record(vec![("other_config".into(), Value::Record(vec![]))])]).await.unwrap();
+    let batch = call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("network")]), fresh.clone(), Value::Float(5.0)]).await.unwrap();
+    let token = token_of(&batch);
+    call(&node, "network.destroy", vec![session.clone(), net.clone()]).await.unwrap();
+    let batch = call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("network")]), token, Value::Float(5.0)]).await.unwrap();
+    let events = batch.member("events").unwrap();
+    let events = events.as_set().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].member("operation"), Some(Value::str("del")));
+    assert_eq!(events[0].member("ref").and_then(|v| v.as_str().map(String::from)), net.as_str().map(String::from));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_wakes_on_commit_and_times_out_otherwise() {
+    let (_dir, node) = open();
+    let session = call(&node, "session.login_with_password", vec![Value::str("root"), Value::str("")]).await.unwrap();
+    let token = token_of(&call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("pool")]), Value::str(""), Value::Float(0.0)]).await.unwrap());
+    // Nothing changes: the call answers at its timeout with no events and a reusable token.
+    let started = std::time::Instant::now();
+    let batch = call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("pool")]), token.clone(), Value::Float(0.3)]).await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(290));
+    assert_eq!(batch.member("events"), Some(Value::Set(vec![])));
+    // A change wakes a parked waiter long before its timeout.
+    let waiter = {
+        let (node, session, token) = (node.clone(), session.clone(), token.clone());
+        tokio::spawn(async move {
+            call(&node, "event.from", vec![session, Value::Set(vec![Value::str("pool")]), token, Value::Float(30.0)]).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let pool = call(&node, "pool.get_all", vec![session.clone()]).await.unwrap().as_set().unwrap()[0].clone();
+    let started = std::time::Instant::now();
+    call(&node, "event.inject", vec![session.clone(), Value::str("pool"), pool.clone()]).await.unwrap();
+    let batch = waiter.await.unwrap().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let events = batch.member("events").unwrap();
+    assert_eq!(events.as_set().unwrap()[0].member("ref"), Some(pool.clone()).map(|p| Value::String(p.as_str().unwrap().to_string())));
+    // A logout ends a parked waiter with SESSION_INVALID (xapi From.wait2).
+    let waiter = {
+        let (node, session, token) = (node.clone(), session.clone(), token_of(&batch));
+        tokio::spawn(async move {
+            call(&node, "event.from", vec![session, Value::Set(vec![Value::str("pool")]), token, Value::Float(30.0)]).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    call(&node, "session.logout", vec![session.clone()]).await.unwrap();
+    assert_eq!(waiter.await.unwrap(), Err(vec!["SESSION_INVALID".to_string(), session.as_str().unwrap().to_string()]));
+}
