@@ -53,6 +53,9 @@ pub struct Node {
     pub registrations: events::Registrations,
     /// Who created each task this run (xapi's ownership rule for `task.cancel`/`task.destroy`).
     pub task_owners: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// `Async.` tasks whose call is still running this run, and those of them waiting for their turn.
+    pub running_tasks: std::sync::Mutex<std::collections::HashSet<String>>,
+    pub waiting_tasks: std::sync::Mutex<std::collections::HashSet<String>>,
     /// This host's ref (created on first start).
     pub host: String,
 }
@@ -64,7 +67,7 @@ impl Node {
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
         let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
-        let node = Node { ledger, sessions: Sessions::default(), registrations: Default::default(), task_owners: Default::default(), host };
+        let node = Node { ledger, sessions: Sessions::default(), registrations: Default::default(), task_owners: Default::default(), running_tasks: Default::default(), waiting_tasks: Default::default(), host };
         Ok((Arc::new(node), generated_password))
     }
 

@@ -6,6 +6,7 @@
 //! `error_info`. Tasks still pending when the server stopped are failed on the next start.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{Caller, Node};
 use crate::engine::generic::create_internal;
@@ -13,7 +14,7 @@ use crate::engine::Tx;
 use crate::entry::Actor;
 use crate::error::ApiError;
 use crate::ledger::{Job, Ledger};
-use crate::schema::{schema, Class, Message};
+use crate::schema::{schema, Class, Message, Ty};
 use crate::value::Value;
 
 fn actor(caller: &Caller) -> Actor {
@@ -66,6 +67,98 @@ fn finish(tx: &mut Tx, task: &str, outcome: &Result<Value, ApiError>) {
     tx.set("task", task, "allowed_operations", Value::Set(Vec::new()));
 }
 
+/// Longest an operation waits for a conflicting one on the same object (xapi's
+/// `Repeat_with_uniform_backoff.standard`: 2 hours). The wait is cancellable.
+pub const OPERATION_WAIT_MAX: Duration = Duration::from_secs(2 * 3600);
+
+/// The object and operation an `Async.` call registers in `current_operations`, when its class
+/// tracks operations and the message is one of them (XENAPI-SEMANTICS.md §f.6).
+fn operation_of(class: &Class, msg: &Message, args: &[Value]) -> Option<(String, String)> {
+    let field = class.field("current_operations")?;
+    let Ty::Map(_, op_ty) = &class.fields[field].ty else { return None };
+    let Ty::Enum(ops) = op_ty.as_ref() else { return None };
+    if !schema().enums.get(ops)?.iter().any(|op| *op == msg.name) {
+        return None;
+    }
+    let first = msg.args().first()?;
+    if first.ty != Ty::Ref(class.name.clone()) {
+        return None;
+    }
+    Some((args.first()?.as_str()?.to_string(), msg.name.clone()))
+}
+
+const TURN_REGISTERED: i64 = 0;
+const TURN_BUSY: i64 = 1;
+const TURN_CANCELLED: i64 = 2;
+const TURN_NO_OBJECT: i64 = 3;
+
+/// What waiting for the object's other operations ended with.
+enum Turn {
+    /// Our operation is registered on the object.
+    Registered,
+    /// The object is gone; the call itself will say so.
+    NoObject,
+    /// The task was cancelled (or finished) while waiting.
+    Cancelled,
+}
+
+/// Waits until no other operation runs on the object, then registers ours, atomically in the
+/// writer. Parks on the committed-position watch; a `task.cancel` ends the wait.
+async fn take_turn(node: &Arc<Node>, caller: &Caller, class: &'static Class, object: &str, op: &str, task: &str) -> Result<Turn, ApiError> {
+    let deadline = Instant::now() + OPERATION_WAIT_MAX;
+    let tasks = schema().class("task").expect("task class");
+    let (status, current) = (tasks.field("status").expect("status"), class.field("current_operations").expect("ops"));
+    let mut committed = node.ledger.committed();
+    loop {
+        committed.borrow_and_update();
+        let state = node.ledger.snapshot();
+        if state.get(tasks.id, task).map(|o| o.fields[status] != Value::Enum("pending".into())).unwrap_or(true) {
+            return Ok(Turn::Cancelled);
+        }
+        let Some(o) = state.get(class.id, object) else { return Ok(Turn::NoObject) };
+        if o.fields[current].as_map().is_some_and(<[_]>::is_empty) {
+            let (object, op, task) = (object.to_string(), op.to_string(), task.to_string());
+            let job = Job {
+                actor: actor(caller),
+                method: "task.register_operation".into(),
+                params: vec![Value::Ref(object.clone()), Value::String(op.clone()), Value::Ref(task.clone())],
+                work: Box::new(move |tx| {
+                    let tasks = schema().class("task").expect("task class");
+                    if tx.state.get(tasks.id, &task).map(|o| o.fields[status] != Value::Enum("pending".into())).unwrap_or(true) {
+                        return Ok(Value::Int(TURN_CANCELLED));
+                    }
+                    let Some(o) = tx.state.get(class.id, &object) else { return Ok(Value::Int(TURN_NO_OBJECT)) };
+                    if !o.fields[current].as_map().is_some_and(<[_]>::is_empty) {
+                        return Ok(Value::Int(TURN_BUSY)); // someone was quicker: wait again
+                    }
+                    let entry = (Value::String(task), Value::Enum(op));
+                    tx.set(&class.name, &object, "current_operations", Value::Map(vec![entry]));
+                    Ok(Value::Int(TURN_REGISTERED))
+                }),
+            };
+            match node.ledger.call(job).await?.0 {
+                Value::Int(TURN_REGISTERED) => return Ok(Turn::Registered),
+                Value::Int(TURN_CANCELLED) => return Ok(Turn::Cancelled),
+                Value::Int(TURN_NO_OBJECT) => return Ok(Turn::NoObject),
+                _ => continue,
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let ops = o.fields[current].as_map().unwrap_or(&[]).iter().map(|(k, v)| (db_text(k), db_text(v))).collect::<Vec<_>>();
+            return Err(ApiError::new(
+                "OTHER_OPERATION_IN_PROGRESS",
+                [class.name.clone(), object.to_string(), ops.iter().map(|o| o.1.clone()).collect::<Vec<_>>().join(","), ops.iter().map(|o| o.0.clone()).collect::<Vec<_>>().join(",")],
+            ));
+        }
+        let _ = tokio::time::timeout(deadline - now, committed.changed()).await;
+    }
+}
+
+fn db_text(v: &Value) -> String {
+    v.as_str().map(String::from).unwrap_or_default()
+}
+
 /// Starts an `Async.` call: logs the pending task, runs the call in the background, answers the task ref.
 pub async fn spawn_async(node: &Arc<Node>, caller: Caller, class: &'static Class, msg: &'static Message, args: Vec<Value>) -> Result<Value, ApiError> {
     let label = format!("Async.{}", msg.wire_name);
@@ -81,22 +174,61 @@ pub async fn spawn_async(node: &Arc<Node>, caller: Caller, class: &'static Class
     node.task_owners.lock().expect("task owners lock").insert(task_ref.clone(), caller.user.clone());
     let node2 = node.clone();
     let t = task_ref.clone();
+    node.running_tasks.lock().expect("running tasks lock").insert(task_ref.clone());
     tokio::spawn(async move {
-        let outcome = Box::pin(node2.dispatch(&caller, class, msg, args)).await;
+        let operation = operation_of(class, msg, &args);
+        let mut registered = None;
+        let outcome = match &operation {
+            Some((object, op)) => match {
+                node2.waiting_tasks.lock().expect("waiting tasks lock").insert(t.clone());
+                let turn = take_turn(&node2, &caller, class, object, op, &t).await;
+                node2.waiting_tasks.lock().expect("waiting tasks lock").remove(&t);
+                turn
+            } {
+                Ok(Turn::Registered) => {
+                    registered = Some(object.clone());
+                    Box::pin(node2.dispatch(&caller, class, msg, args)).await
+                }
+                Ok(Turn::NoObject) => Box::pin(node2.dispatch(&caller, class, msg, args)).await,
+                Ok(Turn::Cancelled) => Err(ApiError::new("TASK_CANCELLED", [t.as_str()])),
+                Err(e) => Err(e),
+            },
+            None => Box::pin(node2.dispatch(&caller, class, msg, args)).await,
+        };
         let job = Job {
             actor: actor(&caller),
             method: "task.complete".into(),
             params: vec![Value::Ref(t.clone())],
             work: Box::new(move |tx| {
+                if let Some(object) = registered {
+                    unregister(tx, class, &object, &t);
+                }
                 finish(tx, &t, &outcome);
                 Ok(Value::String(String::new()))
             }),
         };
+        let t = job_task(&job);
         if let Err(e) = node2.ledger.call(job).await {
             tracing::error!("recording the outcome of task failed: {e}");
         }
+        node2.running_tasks.lock().expect("running tasks lock").remove(&t);
     });
     Ok(task)
+}
+
+fn job_task(job: &Job) -> String {
+    job.params.first().and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// Removes a task's entry from an object's `current_operations`, if both still exist.
+fn unregister(tx: &mut Tx, class: &Class, object: &str, task: &str) {
+    let Some(field) = class.field("current_operations") else { return };
+    let Some(o) = tx.state.get(class.id, object) else { return };
+    let ops = o.fields[field].as_map().map(<[_]>::to_vec).unwrap_or_default();
+    if ops.iter().any(|(k, _)| k.as_str() == Some(task)) {
+        let kept = ops.into_iter().filter(|(k, _)| k.as_str() != Some(task)).collect();
+        tx.set(&class.name, object, "current_operations", Value::Map(kept));
+    }
 }
 
 /// The explicit `task.*` messages.
@@ -118,6 +250,10 @@ pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Va
                 return Some(Err(e));
             }
             let value = arg(1);
+            // A running Async operation cannot be cancelled (it simply finishes, as xapi's
+            // uncancellable operations do); one waiting for its turn, or a client's task, can.
+            let cancellable = !node.running_tasks.lock().expect("running tasks lock").contains(&task)
+                || node.waiting_tasks.lock().expect("waiting tasks lock").contains(&task);
             let message = message.to_string();
             let work: crate::ledger::Work = Box::new(move |tx| {
                 let class = schema().class("task").expect("task class");
@@ -127,7 +263,7 @@ pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Va
                 match message.as_str() {
                     "cancel" => {
                         let status = tx.state.get(class.id, &task).map(|o| o.fields[class.field("status").expect("status")].clone());
-                        if status == Some(Value::Enum("pending".into())) {
+                        if status == Some(Value::Enum("pending".into())) && cancellable {
                             finish(tx, &task, &Err(ApiError::new("TASK_CANCELLED", [task.as_str()])));
                         }
                     }
