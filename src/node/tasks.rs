@@ -77,7 +77,7 @@ fn operation_of(class: &Class, msg: &Message, args: &[Value]) -> Option<(String,
     let field = class.field("current_operations")?;
     let Ty::Map(_, op_ty) = &class.fields[field].ty else { return None };
     let Ty::Enum(ops) = op_ty.as_ref() else { return None };
-    if !schema().enums.get(ops)?.iter().any(|op| *op == msg.name) {
+    if !schema().enums.get(ops)?.contains(&msg.name) {
         return None;
     }
     let first = msg.args().first()?;
@@ -178,13 +178,17 @@ pub async fn spawn_async(node: &Arc<Node>, caller: Caller, class: &'static Class
     tokio::spawn(async move {
         let operation = operation_of(class, msg, &args);
         let mut registered = None;
-        let outcome = match &operation {
-            Some((object, op)) => match {
+        let turn = match &operation {
+            Some((object, op)) => {
                 node2.waiting_tasks.lock().expect("waiting tasks lock").insert(t.clone());
                 let turn = take_turn(&node2, &caller, class, object, op, &t).await;
                 node2.waiting_tasks.lock().expect("waiting tasks lock").remove(&t);
-                turn
-            } {
+                Some(turn)
+            }
+            None => None,
+        };
+        let outcome = match (&operation, turn) {
+            (Some((object, _)), Some(turn)) => match turn {
                 Ok(Turn::Registered) => {
                     registered = Some(object.clone());
                     Box::pin(node2.dispatch(&caller, class, msg, args)).await
@@ -193,7 +197,7 @@ pub async fn spawn_async(node: &Arc<Node>, caller: Caller, class: &'static Class
                 Ok(Turn::Cancelled) => Err(ApiError::new("TASK_CANCELLED", [t.as_str()])),
                 Err(e) => Err(e),
             },
-            None => Box::pin(node2.dispatch(&caller, class, msg, args)).await,
+            _ => Box::pin(node2.dispatch(&caller, class, msg, args)).await,
         };
         let job = Job {
             actor: actor(&caller),

@@ -323,10 +323,8 @@ impl Store {
                     }
                     batch.push(seq, bytes);
                     report = VerifyReport { checked: report.checked + 1, last_seq: seq, last_hash: header.hash };
-                    if batch.ends.len() == VERIFY_BATCH_ENTRIES {
-                        if batches.send(Ok(std::mem::take(&mut batch))).is_err() {
-                            return Err(StoreError::corrupt(seq, "verification abandoned".to_string()));
-                        }
+                    if batch.ends.len() == VERIFY_BATCH_ENTRIES && batches.send(Ok(std::mem::take(&mut batch))).is_err() {
+                        return Err(StoreError::corrupt(seq, "verification abandoned".to_string()));
                     }
                     Ok(())
                 });
