@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::node::{Node, Origin, Reply};
+use crate::node::{Node, Origin, Reply, TaskHints};
 use crate::server::{self, Protocol, RpcHandler, RpcRequest, RpcResponse};
 use crate::wire::{jsonrpc, xmlrpc};
 
@@ -20,33 +20,34 @@ impl RpcHandler for NodeHandler {
                 server::Origin::Unix => Origin { unix: true, peer: "unix".into() },
                 server::Origin::Tcp { peer, .. } => Origin { unix: false, peer: peer.to_string() },
             };
+            let hints = TaskHints::from_headers(&req.headers);
             match req.protocol {
-                Protocol::XmlRpc => self.xmlrpc(&req.body, &origin).await,
-                Protocol::JsonRpc => self.jsonrpc(&req.body, &origin).await,
+                Protocol::XmlRpc => self.xmlrpc(&req.body, &origin, &hints).await,
+                Protocol::JsonRpc => self.jsonrpc(&req.body, &origin, &hints).await,
             }
         })
     }
 }
 
 impl NodeHandler {
-    async fn xmlrpc(&self, body: &[u8], origin: &Origin) -> RpcResponse {
+    async fn xmlrpc(&self, body: &[u8], origin: &Origin, hints: &TaskHints) -> RpcResponse {
         let request = match xmlrpc::decode_call(body) {
             Ok(r) => r,
             Err(e) => return malformed(&e.to_string()),
         };
-        let body = match self.node.call(&request.method, request.params, origin).await {
+        let body = match self.node.call_with(&request.method, request.params, origin, hints).await {
             Reply::Rpc(result) => xmlrpc::encode_response(&result),
             Reply::Bare(value) => xmlrpc::encode_bare(&value),
         };
         RpcResponse { status: 200, content_type: "text/xml", body }
     }
 
-    async fn jsonrpc(&self, body: &[u8], origin: &Origin) -> RpcResponse {
+    async fn jsonrpc(&self, body: &[u8], origin: &Origin, hints: &TaskHints) -> RpcResponse {
         let call = match jsonrpc::decode_call(body) {
             Ok(r) => r,
             Err(e) => return malformed(&e.to_string()),
         };
-        let result = match self.node.call(&call.request.method, call.request.params, origin).await {
+        let result = match self.node.call_with(&call.request.method, call.request.params, origin, hints).await {
             Reply::Rpc(result) => result,
             Reply::Bare(value) => Ok(value),
         };

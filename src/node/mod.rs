@@ -29,6 +29,30 @@ pub struct Origin {
     pub peer: String,
 }
 
+/// What an HTTP request said about the task of an `Async.` call (xapi context.ml `of_http_req`).
+#[derive(Clone, Debug, Default)]
+pub struct TaskHints {
+    /// `subtask-of: <task ref>`: the new task becomes a subtask of this one.
+    pub subtask_of: Option<String>,
+    /// `X-Http-Other-Config-<k>: v` headers, as `(k, v)`: stored as `http:<k>` in the task's other_config.
+    pub other_config: Vec<(String, String)>,
+}
+
+impl TaskHints {
+    /// Reads the hints from request headers (names lower-cased).
+    pub fn from_headers(headers: &[(String, String)]) -> TaskHints {
+        let mut hints = TaskHints::default();
+        for (name, value) in headers {
+            if name == "subtask-of" {
+                hints.subtask_of = Some(value.trim().to_string());
+            } else if let Some(key) = name.strip_prefix("x-http-other-config-") {
+                hints.other_config.push((key.to_string(), value.clone()));
+            }
+        }
+        hints
+    }
+}
+
 /// What a call answers. `Bare` is `system.listMethods`, which xapi sends without the
 /// Status/Value envelope.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +97,12 @@ impl Node {
 
     /// Handles one call as the wire delivered it.
     pub async fn call(self: &Arc<Node>, method: &str, params: Vec<Value>, origin: &Origin) -> Reply {
+        self.call_with(method, params, origin, &TaskHints::default()).await
+    }
+
+    /// [`Node::call`] with what the HTTP request said about tasks (`subtask-of`,
+    /// `X-Http-Other-Config-*` headers).
+    pub async fn call_with(self: &Arc<Node>, method: &str, params: Vec<Value>, origin: &Origin, hints: &TaskHints) -> Reply {
         if method == "system.listMethods" {
             return Reply::Bare(list_methods());
         }
@@ -80,10 +110,10 @@ impl Node {
             let _ = rest;
             return Reply::Rpc(Ok(params.into_iter().next().unwrap_or(Value::String(String::new()))));
         }
-        Reply::Rpc(self.call_rpc(method, params, origin).await)
+        Reply::Rpc(self.call_rpc(method, params, origin, hints).await)
     }
 
-    async fn call_rpc(self: &Arc<Node>, method: &str, mut params: Vec<Value>, origin: &Origin) -> Result<Value, ApiError> {
+    async fn call_rpc(self: &Arc<Node>, method: &str, mut params: Vec<Value>, origin: &Origin, hints: &TaskHints) -> Result<Value, ApiError> {
         let s = schema();
         let (is_async, sync_name) = match method.strip_prefix("Async.") {
             Some(rest) => (true, rest),
@@ -116,7 +146,7 @@ impl Node {
         let caller = self.sessions.check(&snapshot, &session)?;
         check_rbac(&caller, msg, &args)?;
         if is_async {
-            return tasks::spawn_async(self, caller, class, msg, args).await;
+            return tasks::spawn_async(self, caller, class, msg, args, hints).await;
         }
         self.dispatch(&caller, class, msg, args).await
     }

@@ -160,14 +160,36 @@ fn db_text(v: &Value) -> String {
 }
 
 /// Starts an `Async.` call: logs the pending task, runs the call in the background, answers the task ref.
-pub async fn spawn_async(node: &Arc<Node>, caller: Caller, class: &'static Class, msg: &'static Message, args: Vec<Value>) -> Result<Value, ApiError> {
+pub async fn spawn_async(
+    node: &Arc<Node>,
+    caller: Caller,
+    class: &'static Class,
+    msg: &'static Message,
+    args: Vec<Value>,
+    hints: &super::TaskHints,
+) -> Result<Value, ApiError> {
     let label = format!("Async.{}", msg.wire_name);
     let host = node.host.clone();
+    let hints = hints.clone();
     let job = Job {
         actor: actor(&caller),
         method: "task.create".into(),
         params: vec![Value::String(label.clone())],
-        work: Box::new(move |tx| Ok(Value::Ref(new_task(tx, &host, &label, "")))),
+        work: Box::new(move |tx| {
+            let task = new_task(tx, &host, &label, "");
+            if !hints.other_config.is_empty() {
+                let entries = hints.other_config.iter().map(|(k, v)| (Value::String(format!("http:{k}")), Value::String(v.clone()))).collect();
+                tx.set("task", &task, "other_config", Value::Map(entries));
+            }
+            if let Some(parent) = hints.subtask_of {
+                // A parent that does not exist is ignored, as a stale header would be.
+                let tasks = schema().class("task").expect("task class");
+                if tx.state.exists(tasks.id, &parent) {
+                    tx.set("task", &task, "subtask_of", Value::Ref(parent));
+                }
+            }
+            Ok(Value::Ref(task))
+        }),
     };
     let (task, _) = node.ledger.call(job).await?;
     let task_ref = task.as_str().unwrap_or_default().to_string();

@@ -97,3 +97,24 @@ def test_malformed_bodies_are_http_500(server):
             raise AssertionError("expected HTTP 500 for " + path)
         except urllib.error.HTTPError as e:
             assert e.code == 500
+
+
+def test_async_task_takes_subtask_of_and_other_config_headers(server):
+    # xapi context.ml of_http_req: `subtask-of` makes the new task a child; X-Http-Other-Config-<k>
+    # headers become http:<k> entries in its other_config (XENAPI-SEMANTICS.md §a.1, §f.2).
+    reply, _ = jsonrpc(server, {"jsonrpc": "2.0", "method": "session.login_with_password",
+                                "params": ["root", ROOT_PASSWORD], "id": 1})
+    session = reply["result"]
+    parent = jsonrpc(server, {"jsonrpc": "2.0", "method": "task.create", "params": [session, "parent", ""], "id": 2})[0]["result"]
+    body = json.dumps({"jsonrpc": "2.0", "method": "Async.network.create",
+                       "params": [session, {"name_label": "hinted", "other_config": {}}], "id": 3})
+    req = urllib.request.Request(server.https_url + "/jsonrpc", data=body.encode(), method="POST", headers={
+        "Content-Type": "application/json", "subtask-of": parent, "X-Http-Other-Config-origin": "raw-test"})
+    with urllib.request.urlopen(req, context=CTX, timeout=30) as resp:
+        task = json.loads(resp.read())["result"]
+    rec = jsonrpc(server, {"jsonrpc": "2.0", "method": "task.get_record", "params": [session, task], "id": 4})[0]["result"]
+    assert rec["subtask_of"] == parent
+    assert rec["other_config"] == {"http:origin": "raw-test"}
+    subtasks = jsonrpc(server, {"jsonrpc": "2.0", "method": "task.get_subtasks", "params": [session, parent], "id": 5})[0]["result"]
+    assert subtasks == [task]
+    jsonrpc(server, {"jsonrpc": "2.0", "method": "session.logout", "params": [session], "id": 6})
