@@ -69,6 +69,7 @@ fn create(state: &mut State, seq: u64, class: ClassId, reference: &str, given: &
     }
     let object = Object { fields, created: seq, modified: seq };
     index_insert(state, class, reference, &object);
+    state.tables[class].by_modified.insert((seq, reference.to_string()));
     state.tables[class].objects.insert(reference.to_string(), Arc::new(object));
     // Link the other ends of this object's relations.
     for (fid, f) in c.fields.iter().enumerate() {
@@ -85,7 +86,11 @@ fn set_field(state: &mut State, seq: u64, class: ClassId, reference: &str, fid: 
     let slot = table.objects.get_mut(reference).unwrap_or_else(|| panic!("entry {seq}: no {} {reference}", c.name));
     let object = Arc::make_mut(slot);
     let old = std::mem::replace(&mut object.fields[fid], value);
-    object.modified = seq;
+    if object.modified != seq {
+        table.by_modified.remove(&(object.modified, reference.to_string()));
+        table.by_modified.insert((seq, reference.to_string()));
+        object.modified = seq;
+    }
     let new = &object.fields[fid];
     if Some(fid) == c.name_label_field && old != *new {
         if let Some(label) = old.as_str() {
@@ -123,6 +128,7 @@ fn destroy(state: &mut State, seq: u64, class: ClassId, reference: &str) {
         .remove(reference)
         .unwrap_or_else(|| panic!("entry {seq}: destroy of missing {} {reference}", c.name));
     index_remove(state, class, reference, &object);
+    state.tables[class].by_modified.remove(&(object.modified, reference.to_string()));
     for (fid, f) in c.fields.iter().enumerate() {
         match f.relation {
             Relation::One { .. } | Relation::ManyToMany { .. } => {
@@ -211,7 +217,11 @@ fn update(state: &mut State, seq: u64, class: ClassId, reference: &str, f: impl 
     let slot = table.objects.get_mut(reference).unwrap_or_else(|| panic!("entry {seq}: update of missing {reference}"));
     let object = Arc::make_mut(slot);
     f(object);
-    object.modified = seq;
+    if object.modified != seq {
+        table.by_modified.remove(&(object.modified, reference.to_string()));
+        table.by_modified.insert((seq, reference.to_string()));
+        object.modified = seq;
+    }
 }
 
 fn index_insert(state: &mut State, class: ClassId, reference: &str, object: &Object) {

@@ -87,6 +87,7 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
             if let Some(label) = class.name_label_field.and_then(|f| fields[f].as_str()) {
                 table.by_name_label.entry(label.to_string()).or_default().insert(reference.clone());
             }
+            table.by_modified.insert((modified, reference.clone()));
             table.objects.insert(reference, Arc::new(Object { fields, created, modified }));
         }
     }

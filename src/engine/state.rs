@@ -52,6 +52,9 @@ pub struct Table {
     pub objects: OrdMap<String, Arc<Object>>,
     pub by_uuid: OrdMap<String, String>,
     pub by_name_label: OrdMap<String, OrdSet<String>>,
+    /// (last modified position, ref) of every object: `event.from` reads the objects changed after a
+    /// token as a range, instead of scanning the table.
+    pub by_modified: OrdSet<(u64, String)>,
 }
 
 /// A local user account (the password is an argon2id PHC string, never clear text).

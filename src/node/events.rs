@@ -102,8 +102,10 @@ fn collect(state: &State, subs: &[Subscription], since: u64, legacy_time: Option
     let mut mods = Vec::new();
     let mut dels = Vec::new();
     for class in s.classes.iter().filter(|c| c.stored && wants_class(subs, c.id)) {
-        for (r, o) in state.table(class.id).objects.iter() {
-            if o.modified <= since || !wants(subs, class.id, r) {
+        let table = state.table(class.id);
+        for (_, r) in table.by_modified.range((since + 1, String::new())..) {
+            let Some(o) = table.objects.get(r) else { continue };
+            if !wants(subs, class.id, r) {
                 continue;
             }
             let op = if o.created > since { "add" } else { "mod" };
