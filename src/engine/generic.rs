@@ -179,28 +179,41 @@ pub fn create(tx: &mut Tx, class: &Class, record: &Value) -> Result<String, ApiE
 /// `OpaqueRef:NULL` first, so no ref is left dangling.
 pub fn destroy(tx: &mut Tx, class: &Class, reference: &str) {
     let s = schema();
+    let target = Ty::Ref(class.name.clone());
+    let target_set = Ty::Set(Box::new(target.clone()));
     let mut clears = Vec::new();
     for other in &s.classes {
+        // Plain refs and ref sets to this class that no relation keeps in step.
         let ref_fields: Vec<_> = other
             .fields
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.relation == Relation::None && f.ty == Ty::Ref(class.name.clone()))
+            .filter(|(_, f)| f.relation == Relation::None && (f.ty == target || f.ty == target_set))
             .map(|(i, _)| i)
             .collect();
         if ref_fields.is_empty() {
             continue;
         }
         for (r, o) in tx.state.table(other.id).objects.iter() {
+            if other.id == class.id && r == reference {
+                continue;
+            }
             for &fid in &ref_fields {
-                if o.fields[fid].as_str() == Some(reference) && !(other.id == class.id && r == reference) {
-                    clears.push((other.name.clone(), r.clone(), other.fields[fid].name.clone()));
+                let cleared = match &o.fields[fid] {
+                    Value::Ref(x) if x == reference => Some(Value::Ref(NULL_REF.to_string())),
+                    Value::Set(items) if items.iter().any(|v| v.as_str() == Some(reference)) => {
+                        Some(Value::Set(items.iter().filter(|v| v.as_str() != Some(reference)).cloned().collect()))
+                    }
+                    _ => None,
+                };
+                if let Some(value) = cleared {
+                    clears.push((other.name.clone(), r.clone(), other.fields[fid].name.clone(), value));
                 }
             }
         }
     }
-    for (c, r, f) in clears {
-        tx.set(&c, &r, &f, Value::Ref(NULL_REF.to_string()));
+    for (c, r, f, value) in clears {
+        tx.set(&c, &r, &f, value);
     }
     tx.push(Change::Destroy { class: class.name.clone(), reference: reference.to_string() });
 }
