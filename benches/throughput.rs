@@ -18,7 +18,6 @@
 //!   and folding.
 //! - `restart`: `Ledger::open` of that dir after a checkpoint at its last entry. Target: ≤ 1 s. The
 //!   first open, which folds the whole log because the dir has no checkpoint yet, is `first_open_ms`.
-//!
 //! - `https-ceiling`: our HTTPS transport alone: our `Server` with a handler that answers every POST
 //!   with a fixed 300-byte body without reading it, and N keep-alive HTTPS connections (default 64)
 //!   each sending the `xmlrpc-reads` request back-to-back.
@@ -37,10 +36,13 @@
 //!   included). Over 800 waiters (the per-listener connection limit) half use plain HTTP.
 //!
 //! The network scenarios run server and clients in this process, on one tokio runtime; see
-//! `support/net.rs`.
+//! `support/net.rs`. Their lines add `ops_per_cpu_s` (the rate per CPU second of the whole process,
+//! clients included), the request and mean reply sizes, and the TLS cipher suite.
 //!
 //! More options: `--entries N` and `--vms N` size the replay log (1M, 1000); `--keep-log` keeps its
-//! data dir and prints where, for trying `xenledger-replay` on it.
+//! data dir and prints where, for trying `xenledger-replay` on it; `--client-threads N` runs the
+//! network scenarios' clients on a runtime of their own with N threads named `bench-client`, so
+//! that `perf report --sort comm` tells client CPU from server CPU.
 //!
 //! Data dirs live in temp dirs under /tmp and are removed at exit. Latencies are per operation; for
 //! the replay and restart scenarios, which are one long operation, `p50_us` and `p99_us` are null.
@@ -99,6 +101,9 @@ struct Options {
     vms: usize,
     /// Keep the replay log's data dir (for trying `xenledger-replay` on it) instead of removing it.
     keep_log: bool,
+    /// Network scenarios: worker threads of a separate client runtime; 0 runs the clients on the
+    /// server's runtime.
+    client_threads: usize,
 }
 
 fn main() {
@@ -148,8 +153,15 @@ fn main() {
 
 /// Hand-parsed: cargo passes `--bench` to a harness-less bench, and we want no parser dependency.
 fn parse_args() -> Options {
-    let mut options =
-        Options { scenario: "all".into(), clients: None, seconds: 5.0, entries: 1_000_000, vms: 1000, keep_log: false };
+    let mut options = Options {
+        scenario: "all".into(),
+        clients: None,
+        seconds: 5.0,
+        entries: 1_000_000,
+        vms: 1000,
+        keep_log: false,
+        client_threads: 0,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().unwrap_or_else(|| panic!("{name} needs a value"));
@@ -160,6 +172,9 @@ fn parse_args() -> Options {
             "--entries" => options.entries = value("--entries").parse().expect("--entries N"),
             "--vms" => options.vms = value("--vms").parse().expect("--vms N"),
             "--keep-log" => options.keep_log = true,
+            "--client-threads" => {
+                options.client_threads = value("--client-threads").parse().expect("--client-threads N")
+            }
             "--bench" => {}
             other => panic!("unknown argument {other:?}"),
         }

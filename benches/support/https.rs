@@ -14,7 +14,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -45,16 +44,18 @@ pub struct Conn {
     stream: Box<dyn Io>,
     /// The request being written, reused.
     request: Vec<u8>,
-    /// Bytes read and not yet handed out.
-    buffer: BytesMut,
+    /// Read buffer, reused: `buffer[start..end]` is read and not yet handed out.
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
     /// The TLS cipher suite, for HTTPS connections.
     pub cipher: Option<String>,
 }
 
-/// A reply: its status and whole body.
-pub struct Reply {
+/// A reply: its status and whole body, borrowed from the connection's buffer.
+pub struct Reply<'a> {
     pub status: u16,
-    pub body: Bytes,
+    pub body: &'a [u8],
 }
 
 impl Conn {
@@ -74,11 +75,18 @@ impl Conn {
     }
 
     fn new(stream: Box<dyn Io>, cipher: Option<String>) -> Conn {
-        Conn { stream, request: Vec::with_capacity(1024), buffer: BytesMut::with_capacity(16 * 1024), cipher }
+        Conn {
+            stream,
+            request: Vec::with_capacity(1024),
+            buffer: vec![0; 2 * READ_HEADROOM_BYTES],
+            start: 0,
+            end: 0,
+            cipher,
+        }
     }
 
     /// Sends `POST path` with `body` and reads the reply.
-    pub async fn post(&mut self, path: &str, content_type: &str, body: &[u8]) -> io::Result<Reply> {
+    pub async fn post(&mut self, path: &str, content_type: &str, body: &[u8]) -> io::Result<Reply<'_>> {
         self.send(path, content_type, body).await?;
         self.receive().await
     }
@@ -99,35 +107,40 @@ impl Conn {
     }
 
     /// Reads one reply, which must have a `Content-Length` (all of this server's have).
-    pub async fn receive(&mut self) -> io::Result<Reply> {
-        let mut scanned = 0;
-        let head_len = loop {
-            if let Some(at) = find(&self.buffer[scanned..], b"\r\n\r\n") {
+    pub async fn receive(&mut self) -> io::Result<Reply<'_>> {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+        let mut scanned = self.start;
+        let head_end = loop {
+            if let Some(at) = find(&self.buffer[scanned..self.end], b"\r\n\r\n") {
                 break scanned + at + 4;
             }
-            scanned = self.buffer.len().saturating_sub(3);
-            self.fill().await?;
+            scanned = self.end.saturating_sub(3).max(self.start);
+            self.fill(0).await?;
         };
-        let (status, length) = parse_head(&self.buffer[..head_len])?;
-        let total = head_len + length;
-        if self.buffer.capacity() < total {
-            self.buffer.reserve(total - self.buffer.len());
+        let (status, length) = parse_head(&self.buffer[self.start..head_end])?;
+        let reply_end = head_end + length;
+        while self.end < reply_end {
+            self.fill(reply_end - self.end).await?;
         }
-        while self.buffer.len() < total {
-            self.fill().await?;
-        }
-        let mut message = self.buffer.split_to(total);
-        let body = message.split_off(head_len).freeze();
-        Ok(Reply { status, body })
+        // `fill` only ever appends, so the offsets stay valid.
+        self.start = reply_end;
+        Ok(Reply { status, body: &self.buffer[head_end..reply_end] })
     }
 
-    async fn fill(&mut self) -> io::Result<()> {
-        if self.buffer.capacity() - self.buffer.len() < READ_HEADROOM_BYTES {
-            self.buffer.reserve(2 * READ_HEADROOM_BYTES);
+    /// Reads more, first making room for at least `wanted` bytes (and some headroom).
+    async fn fill(&mut self, wanted: usize) -> io::Result<()> {
+        let room = wanted.max(READ_HEADROOM_BYTES);
+        if self.buffer.len() - self.end < room {
+            self.buffer.resize(self.end + room, 0);
         }
-        match self.stream.read_buf(&mut self.buffer).await? {
+        match self.stream.read(&mut self.buffer[self.end..]).await? {
             0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection")),
-            _ => Ok(()),
+            n => {
+                self.end += n;
+                Ok(())
+            }
         }
     }
 }

@@ -2,8 +2,10 @@
 //! XML-RPC and JSON-RPC (`xmlrpc-reads`, `jsonrpc-reads`, `xmlrpc-writes`), and `event.from`
 //! wake-up latency with many parked waiters (`event-latency`).
 //!
-//! Server and clients run in one process, on one tokio runtime (the server's default: one worker
-//! per CPU), so the clients take CPU from the server; `cpu_s` is the whole process. Every client
+//! Server and clients run in one process, by default on one tokio runtime (the server's default:
+//! one worker per CPU), so the clients take CPU from the server; `cpu_s` is the whole process.
+//! `--client-threads N` gives the clients a runtime of their own with N workers named
+//! `bench-client`, which lets `perf report --sort comm` split client from server CPU. Every client
 //! is one keep-alive connection making one call at a time, and every call is timed.
 
 use std::collections::HashMap;
@@ -94,10 +96,10 @@ impl Wire {
     async fn call_for_string(self, conn: &mut Conn, method: &str, params: &[Value]) -> String {
         let reply = conn.post(self.path(), self.content_type(), &self.encode(0, method, params)).await.expect(method);
         let result = match self {
-            Wire::Xml => https::xml_string_result(&reply.body),
-            Wire::Json => https::json_string_result(&reply.body),
+            Wire::Xml => https::xml_string_result(reply.body),
+            Wire::Json => https::json_string_result(reply.body),
         };
-        result.unwrap_or_else(|| panic!("{method}: HTTP {} {}", reply.status, https::excerpt(&reply.body)))
+        result.unwrap_or_else(|| panic!("{method}: HTTP {} {}", reply.status, https::excerpt(reply.body)))
     }
 
     async fn login(self, conn: &mut Conn) -> String {
@@ -106,15 +108,45 @@ impl Wire {
     }
 }
 
-/// The server's default runtime: one worker per CPU. Clients run on it too.
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+/// The server's runtime (its default: one worker per CPU) and the clients'.
+struct Runtimes {
+    server: Runtime,
+    /// `None`: the clients run on the server's runtime.
+    clients: Option<Runtime>,
+}
+
+impl Runtimes {
+    fn new(options: &Options) -> Runtimes {
+        let server = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+        let clients = (options.client_threads > 0).then(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(options.client_threads)
+                .thread_name("bench-client")
+                .enable_all()
+                .build()
+                .expect("client runtime")
+        });
+        Runtimes { server, clients }
+    }
+
+    fn clients(&self) -> &Runtime {
+        self.clients.as_ref().unwrap_or(&self.server)
+    }
+}
+
+/// The `runtimes` key: `"shared"`, or how many threads the clients' own runtime has.
+fn runtimes_layout(options: &Options) -> serde_json::Value {
+    match options.client_threads {
+        0 => json!("shared"),
+        threads => json!(format!("clients on {threads} own threads")),
+    }
 }
 
 /// A node on a fresh data dir, with `vms` VMs (made in-process, group-committed).
 fn open_node(label: &str, vms: usize) -> (TempDir, Arc<Node>, Arc<Vec<String>>) {
     let dir = temp_dir(label);
-    let first = FirstStart { root_password: Some(PASSWORD.into()), hostname: "bench".into(), address: "127.0.0.1".into() };
+    let first =
+        FirstStart { root_password: Some(PASSWORD.into()), hostname: "bench".into(), address: "127.0.0.1".into() };
     let (node, _) = Node::open(&dir.path().join("data"), &first).expect("Node::open");
     let vms = create_vms(&node, |node| &node.ledger, vms);
     (dir, node, Arc::new(vms))
@@ -127,6 +159,7 @@ where
     T: Send + 'static,
     F: Fn(usize, Conn) -> Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync + 'static,
 {
+    assert!(count <= CONNECTIONS_MAX, "the HTTPS listener serves at most {CONNECTIONS_MAX} connections");
     let (connector, gate, setup) = (https::connector(), Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT)), Arc::new(setup));
     let tasks: Vec<_> = (0..count)
         .map(|i| {
@@ -147,11 +180,14 @@ where
     out
 }
 
-/// One connection of a throughput run: writes call `n`'s body into the buffer it is given.
+/// Writes the body of a connection's call `n` into the buffer it is given.
+type BodyFn = Box<dyn FnMut(u64, &mut Vec<u8>) + Send>;
+
+/// One connection of a throughput run.
 struct Client {
     conn: Conn,
     wire: Wire,
-    body: Box<dyn FnMut(u64, &mut Vec<u8>) + Send>,
+    body: BodyFn,
 }
 
 /// What a throughput run measured besides [`Run`].
@@ -187,7 +223,7 @@ async fn run_timed(clients: Vec<Client>, seconds: f64) -> (Run, Traffic) {
                     let reply = client.conn.post(path, content_type, &body).await.expect("call");
                     latencies.push(start.elapsed().as_nanos() as u64);
                     if reply.status != 200 || !reply.body.starts_with(success) {
-                        panic!("call failed: HTTP {} {}", reply.status, https::excerpt(&reply.body));
+                        panic!("call failed: HTTP {} {}", reply.status, https::excerpt(reply.body));
                     }
                     reply_bytes += reply.body.len();
                     request_bytes = body.len();
@@ -215,8 +251,12 @@ async fn run_timed(clients: Vec<Client>, seconds: f64) -> (Run, Traffic) {
     (run, Traffic { request_bytes, reply_bytes_mean, cipher })
 }
 
-fn traffic_extra(traffic: Traffic) -> Extra {
+/// The keys every throughput line of these scenarios ends with: the request and mean reply
+/// sizes, the cipher suite, and the rate per CPU second of the whole process (clients included),
+/// which the machine's other load disturbs less than the rate.
+fn traffic_extra(run: &Run, traffic: Traffic) -> Extra {
     vec![
+        ("ops_per_cpu_s", json!((run.ops as f64 / run.cpu_s.max(0.01)).round())),
         ("request_bytes", json!(traffic.request_bytes)),
         ("reply_bytes", json!(traffic.reply_bytes_mean)),
         ("cipher", json!(traffic.cipher)),
@@ -254,9 +294,10 @@ fn fixed_reply() -> Vec<u8> {
 pub fn https_ceiling(options: &Options) {
     let clients = options.clients.unwrap_or(64);
     let dir = temp_dir("https");
-    let runtime = runtime();
-    let (run, traffic) = runtime.block_on(async {
-        let server = Running::start(Arc::new(FixedReply(fixed_reply())), &dir.path().join("tls"), false).await;
+    let runtimes = Runtimes::new(options);
+    let server =
+        runtimes.server.block_on(Running::start(Arc::new(FixedReply(fixed_reply())), &dir.path().join("tls"), false));
+    let (run, traffic) = runtimes.clients().block_on(async {
         // The same request bodies as `xmlrpc-reads`, which the handler does not look at.
         let session = "OpaqueRef:00000000-0000-0000-0000-000000000000".to_string();
         let vm = "OpaqueRef:11111111-1111-1111-1111-111111111111".to_string();
@@ -269,13 +310,16 @@ pub fn https_ceiling(options: &Options) {
             })
         })
         .await;
-        let measured = run_timed(clients, options.seconds).await;
-        server.stop().await;
-        measured
+        run_timed(clients, options.seconds).await
     });
+    runtimes.server.block_on(server.stop());
     let _ = HTTPS_CEILING_OPS_PER_S.set(run.ops as f64 / run.seconds);
-    let mut extra = vec![("transport", json!("https")), ("handler", json!("fixed reply, body unread"))];
-    extra.extend(traffic_extra(traffic));
+    let mut extra = vec![
+        ("transport", json!("https")),
+        ("handler", json!("fixed reply, body unread")),
+        ("runtimes", runtimes_layout(options)),
+    ];
+    extra.extend(traffic_extra(&run, traffic));
     run.report("https-ceiling", clients, extra);
 }
 
@@ -284,15 +328,22 @@ pub fn https_ceiling(options: &Options) {
 
 /// Starts the real server on `node`, logs `clients` connections in (argon2, before timing), and
 /// runs `body(session, client)` on each.
-fn run_node_clients<F>(node: &Arc<Node>, dir: &TempDir, clients: usize, wire: Wire, seconds: f64, body: F) -> (Run, Traffic)
+fn run_node_clients<F>(
+    node: &Arc<Node>,
+    dir: &TempDir,
+    options: &Options,
+    clients: usize,
+    wire: Wire,
+    body: F,
+) -> (Run, Traffic)
 where
-    F: Fn(String, usize) -> Box<dyn FnMut(u64, &mut Vec<u8>) + Send> + Send + Sync + 'static,
+    F: Fn(String, usize) -> BodyFn + Send + Sync + 'static,
 {
-    let runtime = runtime();
+    let runtimes = Runtimes::new(options);
     let handler = Arc::new(NodeHandler { node: node.clone() });
     let body = Arc::new(body);
-    runtime.block_on(async {
-        let server = Running::start(handler, &dir.path().join("tls"), false).await;
+    let server = runtimes.server.block_on(Running::start(handler, &dir.path().join("tls"), false));
+    let measured = runtimes.clients().block_on(async {
         let clients = connect_all(server.https, clients, move |client, mut conn| {
             let body = body.clone();
             Box::pin(async move {
@@ -301,17 +352,17 @@ where
             })
         })
         .await;
-        let measured = run_timed(clients, seconds).await;
-        server.stop().await;
-        measured
-    })
+        run_timed(clients, options.seconds).await
+    });
+    runtimes.server.block_on(server.stop());
+    measured
 }
 
 /// `VM.get_record(session, vm)` over `wire`, cycling through the VMs.
 fn reads(options: &Options, wire: Wire, scenario: &str) {
     let clients = options.clients.unwrap_or(64);
     let (dir, node, vms) = open_node("net-reads", VMS);
-    let (run, traffic) = run_node_clients(&node, &dir, clients, wire, options.seconds, move |session, client| {
+    let (run, traffic) = run_node_clients(&node, &dir, options, clients, wire, move |session, client| {
         // Bodies made up front: the client's CPU is the server's CPU.
         let bodies: Vec<Vec<u8>> = vms
             .iter()
@@ -324,9 +375,10 @@ fn reads(options: &Options, wire: Wire, scenario: &str) {
     let mut extra = vec![
         ("vms", json!(VMS)),
         ("transport", json!("https")),
+        ("runtimes", runtimes_layout(options)),
         ("ratio_to_https_ceiling", ratio(ops_per_s, &HTTPS_CEILING_OPS_PER_S)),
     ];
-    extra.extend(traffic_extra(traffic));
+    extra.extend(traffic_extra(&run, traffic));
     run.report(scenario, clients, extra);
     drop(node);
 }
@@ -344,7 +396,7 @@ pub fn xmlrpc_writes(options: &Options) {
     let clients = options.clients.unwrap_or(64);
     let (dir, node, vms) = open_node("net-writes", VMS.max(clients));
     let before = node.ledger.snapshot().seq;
-    let (run, traffic) = run_node_clients(&node, &dir, clients, Wire::Xml, options.seconds, move |session, client| {
+    let (run, traffic) = run_node_clients(&node, &dir, options, clients, Wire::Xml, move |session, client| {
         let (session, vm) = (Value::str(session), Value::str(&vms[client]));
         Box::new(move |n, out| {
             let name = Value::str(format!("name-{client}-{n}"));
@@ -359,9 +411,10 @@ pub fn xmlrpc_writes(options: &Options) {
         ("entries", json!(entries)),
         ("vms", json!(VMS.max(clients))),
         ("transport", json!("https")),
+        ("runtimes", runtimes_layout(options)),
         ("ratio_to_redb_ceiling", ratio(ops_per_s, &REDB_CEILING_OPS_PER_S)),
     ];
-    extra.extend(traffic_extra(traffic));
+    extra.extend(traffic_extra(&run, traffic));
     run.report("xmlrpc-writes", clients, extra);
     drop(node);
 }
@@ -373,6 +426,7 @@ pub fn xmlrpc_writes(options: &Options) {
 struct WaiterLog {
     https: bool,
     replies: Vec<(u64, Instant)>,
+    reply_bytes: usize,
 }
 
 /// Shared between the writer and the waiters.
@@ -400,7 +454,7 @@ fn reply_token_seq(body: &[u8]) -> u64 {
 async fn waiter(mut conn: Conn, https: bool, session: String, mut token: String, sync: Arc<EventSync>) -> WaiterLog {
     let (session, classes) = (Value::str(session), Value::Set(vec![Value::str("vm")]));
     let mut replies = Vec::with_capacity(EVENT_WRITES + EVENT_WARMUP_WRITES);
-    let mut first = true;
+    let (mut first, mut reply_bytes) = (true, 0);
     loop {
         let params = [session.clone(), classes.clone(), Value::str(&token), Value::Float(EVENT_FROM_TIMEOUT_S)];
         let body = xmlrpc::encode_call("event.from", &params);
@@ -412,17 +466,18 @@ async fn waiter(mut conn: Conn, https: bool, session: String, mut token: String,
         let reply = conn.receive().await.expect("event.from reply");
         let arrived = Instant::now();
         if reply.status != 200 || !reply.body.starts_with(XML_SUCCESS) {
-            panic!("event.from failed: HTTP {} {}", reply.status, https::excerpt(&reply.body));
+            panic!("event.from failed: HTTP {} {}", reply.status, https::excerpt(reply.body));
         }
-        let seq = reply_token_seq(&reply.body);
+        let seq = reply_token_seq(reply.body);
         replies.push((seq, arrived));
+        reply_bytes += reply.body.len();
         token = events::format_token(seq);
         // Read before counting: the writer sets `stop` only after every reply of the previous
         // write is counted, so only the last write's replies can see it.
         let stop = sync.stop.load(Ordering::SeqCst);
         sync.replies.fetch_add(1, Ordering::SeqCst);
         if stop {
-            return WaiterLog { https, replies };
+            return WaiterLog { https, replies, reply_bytes };
         }
     }
 }
@@ -451,7 +506,11 @@ fn event_writer(node: Arc<Node>, vm: String, waiters: usize, sync: Arc<EventSync
         acks.push(Ack { seq, at, took: at - start });
         let woken = waiters * (i + 1);
         while sync.replies.load(Ordering::SeqCst) < woken {
-            assert!(at.elapsed() < EVENT_WAKE_TIMEOUT, "write {i}: only {} of {woken} replies", sync.replies.load(Ordering::SeqCst));
+            assert!(
+                at.elapsed() < EVENT_WAKE_TIMEOUT,
+                "write {i}: only {} of {woken} replies",
+                sync.replies.load(Ordering::SeqCst)
+            );
             thread::sleep(Duration::from_micros(200));
         }
         thread::sleep(EVENT_WRITE_GAP);
@@ -459,28 +518,60 @@ fn event_writer(node: Arc<Node>, vm: String, waiters: usize, sync: Arc<EventSync
     acks
 }
 
+/// `event-latency --clients W` runs in this process. Otherwise (no `--clients`, or `all`) each
+/// waiter count runs in a child process of this bench, so that its RSS figures start from a fresh
+/// heap rather than one earlier scenarios have grown.
 pub fn event_latency(options: &Options) {
-    let counts = match options.clients {
-        Some(waiters) => vec![waiters],
-        None => vec![100, 1000],
-    };
-    for waiters in counts {
-        event_latency_with(waiters);
+    match options.clients {
+        Some(waiters) if options.scenario == "event-latency" => event_latency_with(options, waiters),
+        Some(waiters) => event_latency_child(options, waiters),
+        None => {
+            for waiters in [100, 1000] {
+                event_latency_child(options, waiters);
+            }
+        }
     }
 }
 
-fn event_latency_with(waiters: usize) {
+fn event_latency_child(options: &Options, waiters: usize) {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let status = std::process::Command::new(exe)
+        .args(["--scenario", "event-latency", "--clients", &waiters.to_string()])
+        .args(["--client-threads", &options.client_threads.to_string()])
+        .status()
+        .expect("start the event-latency child");
+    assert!(status.success(), "event-latency with {waiters} waiters: {status}");
+}
+
+/// The soft `RLIMIT_NOFILE`, from `/proc/self/limits` (raising it needs `unsafe`, which the
+/// workspace forbids).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn event_latency_with(options: &Options, waiters: usize) {
+    // Both ends of every connection are in this process, plus the data dir and listeners.
+    let fds_needed = 2 * waiters as u64 + 64;
+    if let Some(limit) = open_files_limit() {
+        assert!(limit >= fds_needed, "{waiters} waiters need ~{fds_needed} open files; `ulimit -n` is {limit}");
+    }
     let (dir, node, vms) = open_node("net-events", VMS);
     // Each TCP listener serves at most CONNECTIONS_MAX connections and the server has one HTTPS
     // listener: beyond that, half the waiters use the plain HTTP listener.
     let https_waiters = if waiters > CONNECTIONS_MAX { waiters.div_ceil(2) } else { waiters };
     let http_waiters = waiters - https_waiters;
-    assert!(https_waiters <= CONNECTIONS_MAX && http_waiters <= CONNECTIONS_MAX, "at most {} waiters", 2 * CONNECTIONS_MAX);
-    let runtime = runtime();
+    assert!(
+        https_waiters <= CONNECTIONS_MAX && http_waiters <= CONNECTIONS_MAX,
+        "at most {} waiters",
+        2 * CONNECTIONS_MAX
+    );
+    let runtimes = Runtimes::new(options);
     let handler = Arc::new(NodeHandler { node: node.clone() });
     let sync = Arc::new(EventSync::default());
-    let (logs, acks, rss_before_kb, rss_parked_kb, load, cpu_s, seconds) = runtime.block_on(async {
-        let server = Running::start(handler, &dir.path().join("tls"), http_waiters > 0).await;
+    let server = runtimes.server.block_on(Running::start(handler, &dir.path().join("tls"), http_waiters > 0));
+    let sessions = runtimes.server.block_on(async {
         // Sessions minted in-process over the trusted unix origin: no password, so no argon2.
         let origin = Origin { unix: true, peer: "bench".into() };
         let logins: Vec<_> = (0..waiters)
@@ -500,6 +591,9 @@ fn event_latency_with(waiters: usize) {
         for login in logins {
             sessions.push(login.await.expect("login task"));
         }
+        sessions
+    });
+    let (logs, acks, rss_before_kb, rss_parked_kb, load, cpu_s, seconds) = runtimes.clients().block_on(async {
         let token = events::format_token(node.ledger.snapshot().seq);
         let rss_before_kb = https::rss_kb();
 
@@ -538,9 +632,9 @@ fn event_latency_with(waiters: usize) {
             logs.push(task.await.expect("waiter task"));
         }
         let (cpu_s, seconds) = (process_cpu_s() - cpu_before, start.elapsed().as_secs_f64());
-        server.stop().await;
         (logs, acks, rss_before_kb, rss_parked_kb, load, cpu_s, seconds)
     });
+    runtimes.server.block_on(server.stop());
 
     // Delay from each measured write's acknowledgement to each waiter's reply carrying it.
     let measured: HashMap<u64, &Ack> = acks[EVENT_WARMUP_WRITES..].iter().map(|ack| (ack.seq, ack)).collect();
@@ -561,19 +655,31 @@ fn event_latency_with(waiters: usize) {
                 }
             };
             all.0.push(delay);
-            if log.https { over_https.0.push(delay) } else { over_http.0.push(delay) }
+            if log.https {
+                over_https.0.push(delay)
+            } else {
+                over_http.0.push(delay)
+            }
             let slowest = slowest_per_write.entry(*seq).or_default();
             *slowest = (*slowest).max(delay);
         }
     }
     let wakeups = all.0.len() as u64;
+    let replies: usize = logs.iter().map(|log| log.replies.len()).sum();
+    let reply_bytes = logs.iter().map(|log| log.reply_bytes).sum::<usize>() as f64 / replies.max(1) as f64;
     assert_eq!(wakeups, (EVENT_WRITES * waiters) as u64, "every waiter woke once per write");
     let max_us = round2(all.0.iter().copied().max().unwrap_or(0) as f64 / 1000.0);
     let mut all_woken = Latencies(slowest_per_write.into_values().collect());
     let mut write_took = Latencies(acks[EVENT_WARMUP_WRITES..].iter().map(|a| a.took.as_nanos() as u64).collect());
     let parked_kb = rss_parked_kb.saturating_sub(rss_before_kb);
     let transport = if http_waiters > 0 { "https+http" } else { "https" };
-    let percentiles = |l: &mut Latencies| if l.0.is_empty() { json!(null) } else { json!([l.percentile_us(0.5), l.percentile_us(0.99)]) };
+    let percentiles = |l: &mut Latencies| {
+        if l.0.is_empty() {
+            json!(null)
+        } else {
+            json!([l.percentile_us(0.5), l.percentile_us(0.99)])
+        }
+    };
     let extra = vec![
         ("max_us", json!(max_us)),
         ("writes", json!(EVENT_WRITES)),
@@ -585,6 +691,7 @@ fn event_latency_with(waiters: usize) {
         ("http_p50_p99_us", percentiles(&mut over_http)),
         ("all_woken_p50_p99_us", percentiles(&mut all_woken)),
         ("write_call_p50_p99_us", percentiles(&mut write_took)),
+        ("reply_bytes", json!(reply_bytes.round())),
         ("replies_before_ack", json!(before_ack)),
         ("unmatched_replies", json!(unmatched)),
         ("rss_before_kb", json!(rss_before_kb)),
@@ -592,6 +699,7 @@ fn event_latency_with(waiters: usize) {
         ("rss_per_waiter_kb", json!(round2(parked_kb as f64 / waiters as f64))),
         ("rss_note", json!("server and client in one process: both sides of each connection")),
         ("vms", json!(VMS)),
+        ("runtimes", runtimes_layout(options)),
         ("cpu_s", json!(round2(cpu_s))),
         ("load_avg_1m", load),
     ];
