@@ -55,6 +55,11 @@ mod https;
 #[path = "support/net.rs"]
 mod net;
 
+
+/// The same allocator as the `xenledger` binary, so the bench measures what the server runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Barrier};
