@@ -159,10 +159,18 @@ impl Value {
 
 /// Formats seconds since the epoch as xapi does: `YYYYMMDDTHH:MM:SSZ`.
 pub fn format_datetime(secs: i64) -> String {
+    let mut out = String::with_capacity(18);
+    push_datetime(&mut out, secs);
+    out
+}
+
+/// Appends `YYYYMMDDTHH:MM:SSZ` without allocating.
+pub fn push_datetime(out: &mut String, secs: i64) {
+    use std::fmt::Write;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{:04}{:02}{:02}T{:02}:{:02}:{:02}Z", y, m, d, rem / 3600, (rem / 60) % 60, rem % 60)
+    let _ = write!(out, "{:04}{:02}{:02}T{:02}:{:02}:{:02}Z", y, m, d, rem / 3600, (rem / 60) % 60, rem % 60);
 }
 
 /// Parses the ISO-8601 forms xapi accepts: basic (`20250319T04:16:24Z`) or extended (`2025-03-19T04:16:24`),

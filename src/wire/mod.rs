@@ -127,6 +127,14 @@ pub fn push_float_g16(out: &mut String, x: f64) {
         out.push_str(if x > 0.0 { "inf" } else { "-inf" });
         return;
     }
+    // Integral values below 1e15 print as the integer (most floats in records are 0 or 1).
+    if x == x.trunc() && x.abs() < 1e15 {
+        if x.is_sign_negative() {
+            out.push('-');
+        }
+        push_decimal(out, x.abs() as u64);
+        return;
+    }
     // C fixes the notation by the exponent of the value rounded to PRECISION digits, so round
     // first: 9.9999999999999999e22 rounds up to 1e+23.
     let scientific = format!("{:.*e}", (PRECISION - 1) as usize, x);
@@ -177,8 +185,8 @@ fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    // The slice holds only ASCII digits.
-    out.extend(digits[at..].iter().map(|&b| char::from(b)));
+    // The slice holds only ASCII digits, so it is valid UTF-8.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
 }
 
 /// Appends a signed decimal (`Int64.to_string`).

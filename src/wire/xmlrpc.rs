@@ -33,7 +33,7 @@ use quick_xml::Reader;
 
 use super::{body_text, key_text, push_float_g16, push_int, DecodeError, Request, NESTING_DEPTH_MAX};
 use crate::error::ApiError;
-use crate::value::{format_datetime, parse_datetime, Value};
+use crate::value::{parse_datetime, Value};
 
 /// Decodes a `methodCall` body.
 pub fn decode_call(body: &[u8]) -> Result<Request, DecodeError> {
@@ -103,7 +103,7 @@ pub fn encode_value(value: &Value, out: &mut String) {
         }
         Value::DateTime(t) => {
             out.push_str("<value><dateTime.iso8601>");
-            out.push_str(&format_datetime(*t));
+            crate::value::push_datetime(out, *t);
             out.push_str("</dateTime.iso8601></value>");
         }
         Value::Set(items) => {
@@ -177,6 +177,11 @@ fn push_member(out: &mut String, name: &str, value: &Value) {
 /// characters other than TAB, LF and CR are dropped (XML 1.0 cannot carry them), all else is
 /// copied.
 fn push_escaped(out: &mut String, s: &str) {
+    // Most text needs no escaping: copy it whole.
+    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | b'"') || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))) {
+        out.push_str(s);
+        return;
+    }
     let mut start = 0;
     for (i, byte) in s.bytes().enumerate() {
         let replacement = match byte {
