@@ -422,7 +422,7 @@ fn prepare(actor: Actor, method: &str, raw_args: Vec<Value>) -> Result<Prepared,
     if crate::engine::is_read(class, msg) {
         return Ok(Prepared::Read(class, msg, args));
     }
-    let params = args.clone();
+    let params = crate::engine::logged_params(msg, &args);
     Ok(Prepared::Write(Job {
         actor,
         method: msg.wire_name.clone(),

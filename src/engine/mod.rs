@@ -42,6 +42,21 @@ pub fn prepare_args(method: &str, msg: &Message, raw: Vec<Value>) -> Result<Vec<
     Ok(out)
 }
 
+/// The parameters as the log keeps them: any parameter whose name says password or secret is
+/// replaced by `"(secret)"` (xapi marks such parameters; the datamodel export does not).
+pub fn logged_params(msg: &Message, args: &[Value]) -> Vec<Value> {
+    msg.args()
+        .iter()
+        .zip(args)
+        .map(|(p, v)| if is_secret_param(&p.name) { Value::String("(secret)".into()) } else { v.clone() })
+        .collect()
+}
+
+pub fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("pwd") || n.contains("password") || n.contains("secret")
+}
+
 /// Messages with defaulted trailing parameters ignore extra arguments (xapi gen_server.ml).
 fn has_defaults(msg: &Message) -> bool {
     msg.args().iter().any(|p| p.default.is_some())

@@ -179,7 +179,7 @@ impl Node {
             }
             return Err(ApiError::not_implemented(&msg.wire_name));
         }
-        let logged = redact(msg, &args);
+        let logged = engine::logged_params(msg, &args);
         let job = Job {
             actor: caller_actor(caller),
             method: msg.wire_name.clone(),
@@ -206,20 +206,6 @@ fn caller_actor(caller: &Caller) -> Actor {
     Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() }
 }
 
-/// The parameters as the log keeps them: secrets replaced (xapi marks password params; any
-/// parameter whose name says password or secret is treated so).
-fn redact(msg: &Message, args: &[Value]) -> Vec<Value> {
-    msg.args()
-        .iter()
-        .zip(args)
-        .map(|(p, v)| if is_secret_param(&p.name) { Value::String("(secret)".into()) } else { v.clone() })
-        .collect()
-}
-
-pub fn is_secret_param(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.contains("pwd") || n.contains("password") || n.contains("secret")
-}
 
 /// RBAC: superusers pass; otherwise the caller's role must be among the message's roles
 /// (XENAPI-SEMANTICS.md §c.4; denial shape from xapi rbac.ml).
