@@ -55,7 +55,6 @@ mod https;
 #[path = "support/net.rs"]
 mod net;
 
-
 /// The same allocator as the `xenledger` binary, so the bench measures what the server runs.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -80,7 +80,9 @@ enum UserCommand {
 pub fn run() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        None => serve(ServeArgs { data_dir: DATA_DIR_DEFAULT.into(), listen: LISTEN_DEFAULT.into(), ..Default::default() }),
+        None => {
+            serve(ServeArgs { data_dir: DATA_DIR_DEFAULT.into(), listen: LISTEN_DEFAULT.into(), ..Default::default() })
+        }
         Some(Command::Serve(a)) => serve(a),
         Some(Command::User { command, data_dir }) => user(&data_dir, command),
     };
@@ -186,7 +188,9 @@ async fn shutdown_signal() {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn read_password() -> anyhow::Result<String> {

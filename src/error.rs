@@ -67,7 +67,10 @@ impl ApiError {
 
     /// `MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected, received]` (xapi gen_server.ml).
     pub fn parameter_count_mismatch(method: &str, expected: usize, received: usize) -> ApiError {
-        ApiError::new("MESSAGE_PARAMETER_COUNT_MISMATCH", [method.to_string(), expected.to_string(), received.to_string()])
+        ApiError::new(
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            [method.to_string(), expected.to_string(), received.to_string()],
+        )
     }
 
     /// `SESSION_INVALID [session]`.

@@ -175,8 +175,14 @@ pub enum LedgerError {
 /// Loads the newest checkpoint and folds the verified tail onto it.
 fn recover(store: &Store) -> Result<(State, OpenReport, [u8; 32]), LedgerError> {
     let (mut state, mut prev) = match store.latest_checkpoint()? {
+        // A checkpoint in an older image layout is not damage: fold the whole log instead.
+        Some(cp) if cp.state.first().is_some_and(|v| (1..snapshot::IMAGE_VERSION).contains(v)) => {
+            tracing::warn!("checkpoint at entry {} has an older state layout; replaying the whole log", cp.seq);
+            (State::new(), [0u8; 32])
+        }
         Some(cp) => {
-            let state = snapshot::decode(&cp.state).map_err(|reason| LedgerError::Checkpoint { seq: cp.seq, reason })?;
+            let state =
+                snapshot::decode(&cp.state).map_err(|reason| LedgerError::Checkpoint { seq: cp.seq, reason })?;
             if state.seq != cp.seq {
                 return Err(LedgerError::Checkpoint { seq: cp.seq, reason: format!("holds state at {}", state.seq) });
             }
@@ -259,13 +265,21 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut batch = Batch { records: Vec::new(), replies: Vec::new(), state: Arc::default(), checkpoints: Vec::new(), stop: false };
+            let mut batch = Batch {
+                records: Vec::new(),
+                replies: Vec::new(),
+                state: Arc::default(),
+                checkpoints: Vec::new(),
+                stop: false,
+            };
             let failed = poisoned.load(std::sync::atomic::Ordering::Acquire);
             for message in messages {
                 match message {
                     Message::Job(job, reply) if failed => {
                         let _ = job;
-                        batch.replies.push((reply, Err(ApiError::internal("the log cannot be written; restart the server"))));
+                        batch
+                            .replies
+                            .push((reply, Err(ApiError::internal("the log cannot be written; restart the server"))));
                     }
                     Message::Job(job, reply) => {
                         let outcome = self.run_job(&mut state, job, &mut batch.records);
@@ -360,7 +374,8 @@ impl Committer {
                 let _ = self.write_checkpoint(&batch.state);
             }
             for reply in batch.checkpoints {
-                let result = if durable { self.write_checkpoint(&batch.state) } else { Err("the log cannot be written".into()) };
+                let result =
+                    if durable { self.write_checkpoint(&batch.state) } else { Err("the log cannot be written".into()) };
                 let _ = reply.send(result);
             }
             if batch.stop {

@@ -51,7 +51,11 @@ impl NodeHandler {
             Reply::Rpc(result) => result,
             Reply::Bare(value) => Ok(value),
         };
-        RpcResponse { status: 200, content_type: "application/json", body: jsonrpc::encode_response(call.version, &call.id, &result) }
+        RpcResponse {
+            status: 200,
+            content_type: "application/json",
+            body: jsonrpc::encode_response(call.version, &call.id, &result),
+        }
     }
 }
 

@@ -23,9 +23,6 @@ pub trait Members: Send + Sync + fmt::Debug {
 pub enum Value {
     String(String),
     Int(i64),
-    /// A 32-bit int: appears once on the wire, in `event.from`'s `valid_ref_counts`, which xapi
-    /// sends as XML-RPC `<i4>` (xapi-types/event_types.ml).
-    Int32(i32),
     Float(f64),
     Bool(bool),
     /// Seconds since the Unix epoch, UTC. The wire form is `YYYYMMDDTHH:MM:SSZ`.
@@ -41,6 +38,10 @@ pub enum Value {
     Record(Vec<(String, Value)>),
     /// XML-RPC `<nil/>`, JSON `null`, or an absent option.
     Null,
+    // New variants go last: the log encodes variants by position (tests/log_format.rs pins it).
+    /// A 32-bit int: appears once on the wire, in `event.from`'s `valid_ref_counts`, which xapi
+    /// sends as XML-RPC `<i4>` (xapi-types/event_types.ml).
+    Int32(i32),
     /// A record read lazily from its source; equal to the `Record` it would materialise into.
     /// Only ever a call's answer: never logged, so never serialised.
     #[serde(skip)]
@@ -141,7 +142,9 @@ impl Value {
             }
             Value::Set(items) => Value::Set(items.iter().map(Value::materialized).collect()),
             Value::Map(entries) => Value::Map(entries.iter().map(|(k, v)| (k.clone(), v.materialized())).collect()),
-            Value::Record(members) => Value::Record(members.iter().map(|(k, v)| (k.clone(), v.materialized())).collect()),
+            Value::Record(members) => {
+                Value::Record(members.iter().map(|(k, v)| (k.clone(), v.materialized())).collect())
+            }
             other => other.clone(),
         }
     }

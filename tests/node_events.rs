@@ -57,24 +57,63 @@ async fn churn(node: &Arc<Node>, count: usize) {
 async fn a_token_older_than_the_deletion_history_gets_events_lost() {
     let (_dir, node) = open();
     let session = call(&node, "session.login_with_password", vec![Value::str("root"), Value::str("")]).await.unwrap();
-    let old = token_of(&call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("*")]), Value::str(""), Value::Float(0.0)]).await.unwrap());
+    let old = token_of(
+        &call(
+            &node,
+            "event.from",
+            vec![session.clone(), Value::Set(vec![Value::str("*")]), Value::str(""), Value::Float(0.0)],
+        )
+        .await
+        .unwrap(),
+    );
     call(&node, "event.register", vec![session.clone(), Value::Set(vec![Value::str("network")])]).await.unwrap();
 
     // Objects made and deleted inside one window produce nothing, but their deletions still fill
     // the retained history.
     churn(&node, DELETIONS_RETAINED_MAX + 10).await;
-    let lost = call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("network")]), old.clone(), Value::Float(0.0)]).await;
+    let lost = call(
+        &node,
+        "event.from",
+        vec![session.clone(), Value::Set(vec![Value::str("network")]), old.clone(), Value::Float(0.0)],
+    )
+    .await;
     assert_eq!(lost, Err(vec!["EVENTS_LOST".to_string()]));
     let lost = call(&node, "event.next", vec![session.clone()]).await;
     assert_eq!(lost, Err(vec!["EVENTS_LOST".to_string()]));
 
     // A token taken now works, and sees the next deletion.
-    let fresh = token_of(&call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("network")]), Value::str(""), Value::Float(0.0)]).await.unwrap());
-    let net = call(&node, "network.create", vec![session.clone(), Value::Record(vec![("other_config".into(), Value::Record(vec![]))])]).await.unwrap();
-    let batch = call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("network")]), fresh.clone(), Value::Float(5.0)]).await.unwrap();
+    let fresh = token_of(
+        &call(
+            &node,
+            "event.from",
+            vec![session.clone(), Value::Set(vec![Value::str("network")]), Value::str(""), Value::Float(0.0)],
+        )
+        .await
+        .unwrap(),
+    );
+    let net = call(
+        &node,
+        "network.create",
+        vec![session.clone(), Value::Record(vec![("other_config".into(), Value::Record(vec![]))])],
+    )
+    .await
+    .unwrap();
+    let batch = call(
+        &node,
+        "event.from",
+        vec![session.clone(), Value::Set(vec![Value::str("network")]), fresh.clone(), Value::Float(5.0)],
+    )
+    .await
+    .unwrap();
     let token = token_of(&batch);
     call(&node, "network.destroy", vec![session.clone(), net.clone()]).await.unwrap();
-    let batch = call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("network")]), token, Value::Float(5.0)]).await.unwrap();
+    let batch = call(
+        &node,
+        "event.from",
+        vec![session.clone(), Value::Set(vec![Value::str("network")]), token, Value::Float(5.0)],
+    )
+    .await
+    .unwrap();
     let events = batch.member("events").unwrap();
     let events = events.as_set().unwrap();
     assert_eq!(events.len(), 1);
@@ -86,17 +125,32 @@ async fn a_token_older_than_the_deletion_history_gets_events_lost() {
 async fn a_waiter_wakes_on_commit_and_times_out_otherwise() {
     let (_dir, node) = open();
     let session = call(&node, "session.login_with_password", vec![Value::str("root"), Value::str("")]).await.unwrap();
-    let token = token_of(&call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("pool")]), Value::str(""), Value::Float(0.0)]).await.unwrap());
+    let token = token_of(
+        &call(
+            &node,
+            "event.from",
+            vec![session.clone(), Value::Set(vec![Value::str("pool")]), Value::str(""), Value::Float(0.0)],
+        )
+        .await
+        .unwrap(),
+    );
     // Nothing changes: the call answers at its timeout with no events and a reusable token.
     let started = std::time::Instant::now();
-    let batch = call(&node, "event.from", vec![session.clone(), Value::Set(vec![Value::str("pool")]), token.clone(), Value::Float(0.3)]).await.unwrap();
+    let batch = call(
+        &node,
+        "event.from",
+        vec![session.clone(), Value::Set(vec![Value::str("pool")]), token.clone(), Value::Float(0.3)],
+    )
+    .await
+    .unwrap();
     assert!(started.elapsed() >= std::time::Duration::from_millis(290));
     assert_eq!(batch.member("events"), Some(Value::Set(vec![])));
     // A change wakes a parked waiter long before its timeout.
     let waiter = {
         let (node, session, token) = (node.clone(), session.clone(), token.clone());
         tokio::spawn(async move {
-            call(&node, "event.from", vec![session, Value::Set(vec![Value::str("pool")]), token, Value::Float(30.0)]).await
+            call(&node, "event.from", vec![session, Value::Set(vec![Value::str("pool")]), token, Value::Float(30.0)])
+                .await
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -106,12 +160,16 @@ async fn a_waiter_wakes_on_commit_and_times_out_otherwise() {
     let batch = waiter.await.unwrap().unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     let events = batch.member("events").unwrap();
-    assert_eq!(events.as_set().unwrap()[0].member("ref"), Some(pool.clone()).map(|p| Value::String(p.as_str().unwrap().to_string())));
+    assert_eq!(
+        events.as_set().unwrap()[0].member("ref"),
+        Some(pool.clone()).map(|p| Value::String(p.as_str().unwrap().to_string()))
+    );
     // A logout ends a parked waiter with SESSION_INVALID (xapi From.wait2).
     let waiter = {
         let (node, session, token) = (node.clone(), session.clone(), token_of(&batch));
         tokio::spawn(async move {
-            call(&node, "event.from", vec![session, Value::Set(vec![Value::str("pool")]), token, Value::Float(30.0)]).await
+            call(&node, "event.from", vec![session, Value::Set(vec![Value::str("pool")]), token, Value::Float(30.0)])
+                .await
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

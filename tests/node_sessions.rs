@@ -26,9 +26,13 @@ async fn call(node: &Arc<Node>, method: &str, params: Vec<Value>) -> Result<Valu
 }
 
 async fn login(node: &Arc<Node>, originator: &str) -> String {
-    let v = call(node, "session.login_with_password", vec![Value::str("root"), Value::str(""), Value::str("1.0"), Value::str(originator)])
-        .await
-        .unwrap();
+    let v = call(
+        node,
+        "session.login_with_password",
+        vec![Value::str("root"), Value::str(""), Value::str("1.0"), Value::str(originator)],
+    )
+    .await
+    .unwrap();
     v.as_str().unwrap().to_string()
 }
 
@@ -81,7 +85,11 @@ async fn logins_and_logouts_are_logged_entries_with_redacted_passwords() {
     let (_dir, node) = open();
     let origin = Origin { unix: false, peer: "127.0.0.1:1".into() };
     let reply = node
-        .call("session.login_with_password", vec![Value::str("root"), Value::str("pw"), Value::str("1.0"), Value::str("audit")], &origin)
+        .call(
+            "session.login_with_password",
+            vec![Value::str("root"), Value::str("pw"), Value::str("1.0"), Value::str("audit")],
+            &origin,
+        )
         .await;
     let Reply::Rpc(Ok(Value::Ref(session))) = reply else { panic!("login failed: {reply:?}") };
     let store = node.ledger.store().clone();

@@ -39,12 +39,26 @@ fn vm_record(label: &str) -> Value {
     let s = Value::str;
     let mut m: Vec<(String, Value)> = vec![("name_label".into(), s(label))];
     for (k, v) in [
-        ("user_version", "1"), ("memory_static_max", "1073741824"), ("memory_dynamic_max", "1073741824"),
-        ("memory_dynamic_min", "536870912"), ("memory_static_min", "536870912"), ("VCPUs_max", "1"),
-        ("VCPUs_at_startup", "1"), ("actions_after_shutdown", "destroy"), ("actions_after_reboot", "restart"),
-        ("actions_after_crash", "restart"), ("PV_bootloader", ""), ("PV_kernel", ""), ("PV_ramdisk", ""),
-        ("PV_args", ""), ("PV_bootloader_args", ""), ("PV_legacy_args", ""), ("HVM_boot_policy", ""),
-        ("PCI_bus", ""), ("recommendations", ""), ("affinity", "OpaqueRef:NULL"),
+        ("user_version", "1"),
+        ("memory_static_max", "1073741824"),
+        ("memory_dynamic_max", "1073741824"),
+        ("memory_dynamic_min", "536870912"),
+        ("memory_static_min", "536870912"),
+        ("VCPUs_max", "1"),
+        ("VCPUs_at_startup", "1"),
+        ("actions_after_shutdown", "destroy"),
+        ("actions_after_reboot", "restart"),
+        ("actions_after_crash", "restart"),
+        ("PV_bootloader", ""),
+        ("PV_kernel", ""),
+        ("PV_ramdisk", ""),
+        ("PV_args", ""),
+        ("PV_bootloader_args", ""),
+        ("PV_legacy_args", ""),
+        ("HVM_boot_policy", ""),
+        ("PCI_bus", ""),
+        ("recommendations", ""),
+        ("affinity", "OpaqueRef:NULL"),
     ] {
         m.push((k.into(), s(v)));
     }
@@ -120,7 +134,10 @@ async fn a_waiting_operation_can_be_cancelled() {
     assert_eq!(info, Value::Set(vec![Value::str("TASK_CANCELLED"), Value::str(task.as_str().unwrap())]));
     hold(&node, &vm, vec![]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(call(&node, "VM.get_record", vec![s.clone(), vm.clone()]).await.is_ok(), "a cancelled destroy must not run");
+    assert!(
+        call(&node, "VM.get_record", vec![s.clone(), vm.clone()]).await.is_ok(),
+        "a cancelled destroy must not run"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,9 +158,14 @@ async fn only_the_owner_or_an_operator_may_destroy_a_task() {
         node.ledger.call(job).await.unwrap();
     }
     let tcp = Origin { unix: false, peer: "127.0.0.1:1".into() };
-    let alice = call_as(&node, &tcp, "session.login_with_password", vec![Value::str("alice"), Value::str("secret")]).await.unwrap();
-    let bob = call_as(&node, &tcp, "session.login_with_password", vec![Value::str("bob"), Value::str("secret")]).await.unwrap();
-    let task = call_as(&node, &tcp, "task.create", vec![alice.clone(), Value::str("mine"), Value::str("")]).await.unwrap();
+    let alice = call_as(&node, &tcp, "session.login_with_password", vec![Value::str("alice"), Value::str("secret")])
+        .await
+        .unwrap();
+    let bob = call_as(&node, &tcp, "session.login_with_password", vec![Value::str("bob"), Value::str("secret")])
+        .await
+        .unwrap();
+    let task =
+        call_as(&node, &tcp, "task.create", vec![alice.clone(), Value::str("mine"), Value::str("")]).await.unwrap();
     let denied = call_as(&node, &tcp, "task.destroy", vec![bob.clone(), task.clone()]).await.unwrap_err();
     assert_eq!(denied[0], "RBAC_PERMISSION_DENIED");
     assert_eq!(denied[1], "task.destroy/any");
@@ -158,7 +180,8 @@ async fn tasks_pending_at_a_stop_are_failed_on_the_next_start() {
     let task = {
         let node = open(dir.path());
         let s = root(&node).await;
-        let task = call(&node, "task.create", vec![s.clone(), Value::str("left behind"), Value::str("")]).await.unwrap();
+        let task =
+            call(&node, "task.create", vec![s.clone(), Value::str("left behind"), Value::str("")]).await.unwrap();
         assert_eq!(status(&node, &s, &task).await, "pending");
         tokio::task::block_in_place(|| drop(Arc::try_unwrap(node).ok().expect("one owner")));
         task

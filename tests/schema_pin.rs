@@ -18,7 +18,11 @@ fn schema_covers_the_datamodel() {
     assert_eq!((s.api_version_major, s.api_version_minor), (2, 21));
     assert_eq!(s.classes.len(), 67);
     assert_eq!(s.errors.len(), 635);
-    let messages: usize = s.classes.iter().map(|c| c.messages.iter().filter(|m| !matches!(m.kind, Kind::GetAllWhere | Kind::GetAllRecordsWhere)).count()).sum();
+    let messages: usize = s
+        .classes
+        .iter()
+        .map(|c| c.messages.iter().filter(|m| !matches!(m.kind, Kind::GetAllWhere | Kind::GetAllRecordsWhere)).count())
+        .sum();
     assert_eq!(messages, 1828);
     // Spot checks of interface facts (xenapi-datamodel.json).
     let vm = s.class("VM").unwrap();

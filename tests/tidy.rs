@@ -37,7 +37,18 @@ fn offenders(dir: &str, needles: &[&str]) -> Vec<String> {
 fn engine_is_pure() {
     let bad = offenders(
         "src/engine",
-        &["std::fs", "std::net", "tokio", "SystemTime", "Instant::now", "getrandom", "redb", "crate::store", "crate::ledger", "std::thread"],
+        &[
+            "std::fs",
+            "std::net",
+            "tokio",
+            "SystemTime",
+            "Instant::now",
+            "getrandom",
+            "redb",
+            "crate::store",
+            "crate::ledger",
+            "std::thread",
+        ],
     );
     assert!(bad.is_empty(), "the engine must not do I/O, read clocks or draw randomness:\n{}", bad.join("\n"));
 }
@@ -58,6 +69,7 @@ fn only_the_store_touches_redb() {
 fn adapters_only_translate() {
     let bad = offenders("src/wire", &["crate::engine", "crate::ledger", "crate::node", "crate::store"]);
     assert!(bad.is_empty(), "wire codecs reach into the core:\n{}", bad.join("\n"));
-    let bad = offenders("src/server", &["crate::engine", "crate::ledger", "crate::node", "crate::store", "crate::schema"]);
+    let bad =
+        offenders("src/server", &["crate::engine", "crate::ledger", "crate::node", "crate::store", "crate::schema"]);
     assert!(bad.is_empty(), "the HTTP layer reaches into the core:\n{}", bad.join("\n"));
 }

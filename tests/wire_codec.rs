@@ -242,4 +242,3 @@ proptest! {
         let _ = jsonrpc::decode_call(&body);
     }
 }
-

@@ -33,7 +33,8 @@ pub fn apply(state: &mut State, seq: u64, change: &Change) {
         }
         Change::Set { class, reference, field, value } => {
             let cid = s.class_id(class).unwrap_or_else(|| panic!("entry {seq}: unknown class {class}"));
-            let fid = s.classes[cid].field(field).unwrap_or_else(|| panic!("entry {seq}: unknown field {class}.{field}"));
+            let fid =
+                s.classes[cid].field(field).unwrap_or_else(|| panic!("entry {seq}: unknown field {class}.{field}"));
             set_field(state, seq, cid, reference, fid, value.clone());
         }
         Change::Destroy { class, reference } => {
@@ -81,7 +82,12 @@ fn create(state: &mut State, seq: u64, class: ClassId, reference: &str, given: &
 fn set_field(state: &mut State, seq: u64, class: ClassId, reference: &str, fid: FieldId, value: Value) {
     let c = &schema().classes[class];
     let relation = c.fields[fid].relation;
-    assert!(!matches!(relation, Relation::Many { .. }), "entry {seq}: derived field {}.{} set", c.name, c.fields[fid].name);
+    assert!(
+        !matches!(relation, Relation::Many { .. }),
+        "entry {seq}: derived field {}.{} set",
+        c.name,
+        c.fields[fid].name
+    );
     let table = &mut state.tables[class];
     let slot = table.objects.get_mut(reference).unwrap_or_else(|| panic!("entry {seq}: no {} {reference}", c.name));
     let object = Arc::make_mut(slot);
@@ -192,7 +198,9 @@ fn link(
 fn refs(value: &Value) -> Vec<String> {
     match value {
         Value::Ref(r) if r != NULL_REF => vec![r.clone()],
-        Value::Set(items) => items.iter().filter_map(|v| v.as_str()).filter(|r| *r != NULL_REF).map(String::from).collect(),
+        Value::Set(items) => {
+            items.iter().filter_map(|v| v.as_str()).filter(|r| *r != NULL_REF).map(String::from).collect()
+        }
         _ => Vec::new(),
     }
 }

@@ -17,7 +17,16 @@ use crate::value::Value;
 pub fn is_read(class: &str, message: &str) -> bool {
     matches!(
         (class, message),
-        ("message", "get_all" | "get_all_records" | "get_record" | "get_by_uuid" | "get_all_records_where" | "get_since" | "get")
+        (
+            "message",
+            "get_all"
+                | "get_all_records"
+                | "get_record"
+                | "get_by_uuid"
+                | "get_all_records_where"
+                | "get_since"
+                | "get"
+        )
     )
 }
 
@@ -69,7 +78,11 @@ pub fn write(tx: &mut Tx, class: &Class, msg: &Message, args: &[Value]) -> Resul
         }
         ("blob", "create") => {
             let now = Value::DateTime(tx.ctx.now_secs());
-            let r = create_internal(tx, "blob", vec![("mime_type", args[0].clone()), ("public", args[1].clone()), ("last_updated", now)]);
+            let r = create_internal(
+                tx,
+                "blob",
+                vec![("mime_type", args[0].clone()), ("public", args[1].clone()), ("last_updated", now)],
+            );
             Ok(Value::Ref(r))
         }
         ("message" | "blob", "destroy") => {
@@ -81,7 +94,8 @@ pub fn write(tx: &mut Tx, class: &Class, msg: &Message, args: &[Value]) -> Resul
             void
         }
         ("message", "destroy_many") => {
-            let refs: Vec<String> = args[0].as_set().unwrap_or(&[]).iter().filter_map(|v| v.as_str().map(String::from)).collect();
+            let refs: Vec<String> =
+                args[0].as_set().unwrap_or(&[]).iter().filter_map(|v| v.as_str().map(String::from)).collect();
             for r in &refs {
                 if !tx.state.exists(class.id, r) {
                     return Err(ApiError::handle_invalid(&class.name, r));
@@ -131,7 +145,9 @@ fn messages_where(state: &State, class: &Class, args: &[Value]) -> Result<Value,
     let text = args[0].as_str().unwrap_or("");
     let expr = where_expr::parse(text).map_err(|e| ApiError::invalid_value(text, &e))?;
     messages_filtered(state, class, |o| {
-        let mut lookup = |column: &str| class.field(&where_expr::column_to_field(column)).map(|f| super::db_string::db_string(&o.fields[f]));
+        let mut lookup = |column: &str| {
+            class.field(&where_expr::column_to_field(column)).map(|f| super::db_string::db_string(&o.fields[f]))
+        };
         expr.eval(&mut lookup).unwrap_or(false)
     })
 }

@@ -22,9 +22,9 @@ pub fn read_kind(state: &State, class: &Class, kind: Kind, wire_name: &str, args
     let table = state.table(class.id);
     match kind {
         Kind::GetAll => Ok(Value::Set(table.objects.keys().map(|r| Value::Ref(r.clone())).collect())),
-        Kind::GetAllRecords => Ok(Value::Map(
-            table.objects.iter().map(|(r, o)| (Value::Ref(r.clone()), state.record(class, o))).collect(),
-        )),
+        Kind::GetAllRecords => {
+            Ok(Value::Map(table.objects.iter().map(|(r, o)| (Value::Ref(r.clone()), state.record(class, o))).collect()))
+        }
         Kind::GetRecord => {
             let r = arg_str(args, 0);
             let o = state.get(class.id, r).ok_or_else(|| ApiError::handle_invalid(&class.name, r))?;
@@ -92,7 +92,10 @@ pub fn write(tx: &mut Tx, class: &Class, msg: &Message, args: &[Value]) -> Resul
             let (key, value) = (&args[1], &args[2]);
             // xapi's database refuses empty keys (Db_exn.Empty_key_in_map, surfacing as INTERNAL_ERROR).
             if key.as_str() == Some("") {
-                return Err(ApiError::internal(format!("Db_exn.Empty_key_in_map(\"{}\", \"{}\", \"{r}\")", class.name, field.name)));
+                return Err(ApiError::internal(format!(
+                    "Db_exn.Empty_key_in_map(\"{}\", \"{}\", \"{r}\")",
+                    class.name, field.name
+                )));
             }
             check_refs(&tx.state, &field.ty, &Value::Map(vec![(key.clone(), value.clone())]))?;
             let mut entries = current(tx, class, &r, f).as_map().map(<[_]>::to_vec).unwrap_or_default();

@@ -77,7 +77,13 @@ pub fn read(state: &State, ctx: &Ctx, class: &Class, msg: &Message, args: &[Valu
 
 /// Executes a side-effecting message: the call's result and the changes it made, or an error and
 /// no changes at all.
-pub fn execute(state: &State, ctx: &Ctx, class: &Class, msg: &Message, args: &[Value]) -> Result<(Value, State, Vec<Change>), ApiError> {
+pub fn execute(
+    state: &State,
+    ctx: &Ctx,
+    class: &Class,
+    msg: &Message,
+    args: &[Value],
+) -> Result<(Value, State, Vec<Change>), ApiError> {
     let mut tx = Tx::new(state.clone(), ctx);
     let result = execute_in(&mut tx, class, msg, args)?;
     let (state, changes) = tx.finish();

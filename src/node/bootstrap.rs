@@ -96,7 +96,10 @@ pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, Led
                     ("sched_policy", Value::str("credit")),
                     ("supported_bootloaders", Value::Set(vec![Value::str("pygrub"), Value::str("eliloader")])),
                     ("metrics", Value::Ref(metrics)),
-                    ("cpu_info", Value::string_map([("cpu_count", "2"), ("socket_count", "1"), ("vendor", "GenuineIntel")])),
+                    (
+                        "cpu_info",
+                        Value::string_map([("cpu_count", "2"), ("socket_count", "1"), ("vendor", "GenuineIntel")]),
+                    ),
                 ],
             );
             create_internal(
@@ -113,7 +116,9 @@ pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, Led
             Ok(Value::String(String::new()))
         }),
     };
-    ledger.call_blocking(job).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: format!("first start failed: {e}") })?;
+    ledger
+        .call_blocking(job)
+        .map_err(|e| LedgerError::Checkpoint { seq: 0, reason: format!("first start failed: {e}") })?;
     Ok(generated)
 }
 

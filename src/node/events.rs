@@ -110,11 +110,18 @@ fn collect(state: &State, subs: &[Subscription], since: u64, legacy_time: Option
             }
             let op = if o.created > since { "add" } else { "mod" };
             let event = event_record(o.modified, &class.name_lower, op, r, Some(state.record(class, o)), legacy_time);
-            if op == "add" { adds.push(event) } else { mods.push(event) }
+            if op == "add" {
+                adds.push(event)
+            } else {
+                mods.push(event)
+            }
         }
     }
     // Deletions are kept in log order: find the first one after `since`.
-    let start = state.deletions.binary_search_by(|d| if d.seq <= since { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater }).unwrap_or_else(|i| i);
+    let start = state
+        .deletions
+        .binary_search_by(|d| if d.seq <= since { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater })
+        .unwrap_or_else(|i| i);
     for d in state.deletions.iter().skip(start) {
         if d.created <= since && wants(subs, d.class, &d.reference) {
             dels.push(event_record(d.seq, &s.classes[d.class].name_lower, "del", &d.reference, None, legacy_time));
@@ -125,7 +132,14 @@ fn collect(state: &State, subs: &[Subscription], since: u64, legacy_time: Option
     adds
 }
 
-fn event_record(id: u64, class: &str, op: &str, reference: &str, snapshot: Option<Value>, legacy_time: Option<&str>) -> Value {
+fn event_record(
+    id: u64,
+    class: &str,
+    op: &str,
+    reference: &str,
+    snapshot: Option<Value>,
+    legacy_time: Option<&str>,
+) -> Value {
     let mut members = vec![
         ("id".to_string(), Value::String(id.to_string())),
         ("timestamp".to_string(), Value::String(legacy_time.unwrap_or("0.0").to_string())),
@@ -146,7 +160,9 @@ fn ref_counts(state: &State) -> Value {
             .classes
             .iter()
             .filter(|c| c.stored)
-            .map(|c| (c.name_lower.clone(), Value::Int32(i32::try_from(state.table(c.id).objects.len()).unwrap_or(i32::MAX))))
+            .map(|c| {
+                (c.name_lower.clone(), Value::Int32(i32::try_from(state.table(c.id).objects.len()).unwrap_or(i32::MAX)))
+            })
             .collect(),
     )
 }
@@ -160,7 +176,13 @@ fn timeout_of(value: f64) -> Duration {
 }
 
 /// `event.from(classes, token, timeout)`.
-pub async fn from(node: &Arc<Node>, caller: &Caller, classes: &[String], token: &str, timeout: f64) -> Result<Value, ApiError> {
+pub async fn from(
+    node: &Arc<Node>,
+    caller: &Caller,
+    classes: &[String],
+    token: &str,
+    timeout: f64,
+) -> Result<Value, ApiError> {
     let since = parse_token(token)?;
     let subs = parse_subscriptions(classes);
     let deadline = Instant::now() + timeout_of(timeout);
@@ -195,7 +217,11 @@ pub async fn inject(node: &Arc<Node>, caller: &Caller, class: &str, reference: &
     }
     let (class_name, r) = (c.name.clone(), reference.to_string());
     let job = Job {
-        actor: Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() },
+        actor: Actor {
+            session: caller.session.clone(),
+            user: caller.user.clone(),
+            originator: caller.originator.clone(),
+        },
         method: "event.inject".into(),
         params: vec![Value::String(class_name.clone()), Value::Ref(r.clone())],
         work: Box::new(move |tx| {
@@ -266,7 +292,12 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
 }
 
 /// The `event.*` messages.
-pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Value]) -> Option<Result<Value, ApiError>> {
+pub async fn handle(
+    node: &Arc<Node>,
+    caller: &Caller,
+    message: &str,
+    args: &[Value],
+) -> Option<Result<Value, ApiError>> {
     let strings = |v: &Value| -> Vec<String> {
         v.as_set().map(|s| s.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
     };

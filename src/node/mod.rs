@@ -91,7 +91,15 @@ impl Node {
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
         let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
-        let node = Node { ledger, sessions: Sessions::default(), registrations: Default::default(), task_owners: Default::default(), running_tasks: Default::default(), waiting_tasks: Default::default(), host };
+        let node = Node {
+            ledger,
+            sessions: Sessions::default(),
+            registrations: Default::default(),
+            task_owners: Default::default(),
+            running_tasks: Default::default(),
+            waiting_tasks: Default::default(),
+            host,
+        };
         Ok((Arc::new(node), generated_password))
     }
 
@@ -102,7 +110,13 @@ impl Node {
 
     /// [`Node::call`] with what the HTTP request said about tasks (`subtask-of`,
     /// `X-Http-Other-Config-*` headers).
-    pub async fn call_with(self: &Arc<Node>, method: &str, params: Vec<Value>, origin: &Origin, hints: &TaskHints) -> Reply {
+    pub async fn call_with(
+        self: &Arc<Node>,
+        method: &str,
+        params: Vec<Value>,
+        origin: &Origin,
+        hints: &TaskHints,
+    ) -> Reply {
         if method == "system.listMethods" {
             return Reply::Bare(list_methods());
         }
@@ -113,7 +127,13 @@ impl Node {
         Reply::Rpc(self.call_rpc(method, params, origin, hints).await)
     }
 
-    async fn call_rpc(self: &Arc<Node>, method: &str, mut params: Vec<Value>, origin: &Origin, hints: &TaskHints) -> Result<Value, ApiError> {
+    async fn call_rpc(
+        self: &Arc<Node>,
+        method: &str,
+        mut params: Vec<Value>,
+        origin: &Origin,
+        hints: &TaskHints,
+    ) -> Result<Value, ApiError> {
         let s = schema();
         let (is_async, sync_name) = match method.strip_prefix("Async.") {
             Some(rest) => (true, rest),
@@ -152,7 +172,13 @@ impl Node {
     }
 
     /// Runs an authenticated, checked call.
-    pub async fn dispatch(self: &Arc<Node>, caller: &Caller, class: &'static Class, msg: &'static Message, args: Vec<Value>) -> Result<Value, ApiError> {
+    pub async fn dispatch(
+        self: &Arc<Node>,
+        caller: &Caller,
+        class: &'static Class,
+        msg: &'static Message,
+        args: Vec<Value>,
+    ) -> Result<Value, ApiError> {
         if let Some(result) = sessions::session_message(self, caller, class, msg, &args).await {
             return result;
         }
@@ -189,7 +215,13 @@ impl Node {
         self.ledger.call(job).await.map(|(v, _)| v)
     }
 
-    async fn sessionless(self: &Arc<Node>, class: &Class, msg: &Message, args: Vec<Value>, origin: &Origin) -> Result<Value, ApiError> {
+    async fn sessionless(
+        self: &Arc<Node>,
+        class: &Class,
+        msg: &Message,
+        args: Vec<Value>,
+        origin: &Origin,
+    ) -> Result<Value, ApiError> {
         match (class.name.as_str(), msg.name.as_str()) {
             ("session", "login_with_password") | ("session", "slave_local_login_with_password") => {
                 let uname = args[0].as_str().unwrap_or("").to_string();
@@ -206,7 +238,6 @@ fn caller_actor(caller: &Caller) -> Actor {
     Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() }
 }
 
-
 /// RBAC: superusers pass; otherwise the caller's role must be among the message's roles
 /// (XENAPI-SEMANTICS.md §c.4; denial shape from xapi rbac.ml).
 pub fn check_rbac(caller: &Caller, msg: &Message, args: &[Value]) -> Result<(), ApiError> {
@@ -217,17 +248,17 @@ pub fn check_rbac(caller: &Caller, msg: &Message, args: &[Value]) -> Result<(), 
     let roles: Vec<&str> = msg.roles.iter().map(String::as_str).filter(|r| *r != "client-cert").collect();
     Err(ApiError::new(
         "RBAC_PERMISSION_DENIED",
-        [msg.permission.clone(), format!("No permission in user session. (Roles with this permission: {})", roles.join(", "))],
+        [
+            msg.permission.clone(),
+            format!("No permission in user session. (Roles with this permission: {})", roles.join(", ")),
+        ],
     ))
 }
 
 /// Every synchronous wire name (what `system.listMethods` returns).
 pub fn list_methods() -> Value {
-    let mut names: Vec<Value> = schema()
-        .classes
-        .iter()
-        .flat_map(|c| c.messages.iter().map(|m| Value::String(m.wire_name.clone())))
-        .collect();
+    let mut names: Vec<Value> =
+        schema().classes.iter().flat_map(|c| c.messages.iter().map(|m| Value::String(m.wire_name.clone()))).collect();
     names.push(Value::String("system.listMethods".into()));
     Value::Set(names)
 }

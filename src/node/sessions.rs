@@ -89,7 +89,10 @@ impl Sessions {
                 out.push(r.clone());
                 continue;
             }
-            groups.entry(group_key(o.fields[f_user].as_str().unwrap_or(""), o.fields[f_orig].as_str().unwrap_or(""))).or_default().push((last, r.clone()));
+            groups
+                .entry(group_key(o.fields[f_user].as_str().unwrap_or(""), o.fields[f_orig].as_str().unwrap_or("")))
+                .or_default()
+                .push((last, r.clone()));
         }
         for (key, mut members) in groups {
             // A login about to be added to this group counts against its limit.
@@ -118,7 +121,13 @@ pub fn now_secs() -> i64 {
 
 /// `session.login_with_password`: checks the password off the async threads, then logs the new
 /// session (and any evictions) as one entry.
-pub async fn login(node: &Arc<Node>, uname: &str, pwd: &str, originator: &str, origin: &Origin) -> Result<Value, ApiError> {
+pub async fn login(
+    node: &Arc<Node>,
+    uname: &str,
+    pwd: &str,
+    originator: &str,
+    origin: &Origin,
+) -> Result<Value, ApiError> {
     let snapshot = node.ledger.snapshot();
     let superuser = origin.unix || uname == auth::ROOT;
     let ok = if origin.unix {
@@ -178,7 +187,13 @@ pub async fn login(node: &Arc<Node>, uname: &str, pwd: &str, originator: &str, o
 }
 
 /// Hand-written `session.*` messages; `None` for anything else.
-pub async fn session_message(node: &Arc<Node>, caller: &Caller, class: &Class, msg: &Message, args: &[Value]) -> Option<Result<Value, ApiError>> {
+pub async fn session_message(
+    node: &Arc<Node>,
+    caller: &Caller,
+    class: &Class,
+    msg: &Message,
+    args: &[Value],
+) -> Option<Result<Value, ApiError>> {
     if class.name != "session" {
         return None;
     }
@@ -187,7 +202,11 @@ pub async fn session_message(node: &Arc<Node>, caller: &Caller, class: &Class, m
         "logout" | "local_logout" => {
             let session = caller.session.clone();
             let job = Job {
-                actor: Actor { session: session.clone(), user: caller.user.clone(), originator: caller.originator.clone() },
+                actor: Actor {
+                    session: session.clone(),
+                    user: caller.user.clone(),
+                    originator: caller.originator.clone(),
+                },
                 method: msg.wire_name.clone(),
                 params: vec![],
                 work: Box::new(move |tx| {
@@ -272,7 +291,11 @@ async fn change_password(node: &Arc<Node>, caller: &Caller, args: &[Value]) -> R
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let role = node.ledger.snapshot().users.get(&user).map(|u| u.role.clone()).unwrap_or_else(|| "pool-admin".into());
     let job = Job {
-        actor: Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() },
+        actor: Actor {
+            session: caller.session.clone(),
+            user: caller.user.clone(),
+            originator: caller.originator.clone(),
+        },
         method: "session.change_password".into(),
         params: vec![Value::String("(secret)".into()), Value::String("(secret)".into())],
         work: Box::new(move |tx| {

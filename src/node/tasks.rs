@@ -104,7 +104,14 @@ enum Turn {
 
 /// Waits until no other operation runs on the object, then registers ours, atomically in the
 /// writer. Parks on the committed-position watch; a `task.cancel` ends the wait.
-async fn take_turn(node: &Arc<Node>, caller: &Caller, class: &'static Class, object: &str, op: &str, task: &str) -> Result<Turn, ApiError> {
+async fn take_turn(
+    node: &Arc<Node>,
+    caller: &Caller,
+    class: &'static Class,
+    object: &str,
+    op: &str,
+    task: &str,
+) -> Result<Turn, ApiError> {
     let deadline = Instant::now() + OPERATION_WAIT_MAX;
     let tasks = schema().class("task").expect("task class");
     let (status, current) = (tasks.field("status").expect("status"), class.field("current_operations").expect("ops"));
@@ -124,7 +131,12 @@ async fn take_turn(node: &Arc<Node>, caller: &Caller, class: &'static Class, obj
                 params: vec![Value::Ref(object.clone()), Value::String(op.clone()), Value::Ref(task.clone())],
                 work: Box::new(move |tx| {
                     let tasks = schema().class("task").expect("task class");
-                    if tx.state.get(tasks.id, &task).map(|o| o.fields[status] != Value::Enum("pending".into())).unwrap_or(true) {
+                    if tx
+                        .state
+                        .get(tasks.id, &task)
+                        .map(|o| o.fields[status] != Value::Enum("pending".into()))
+                        .unwrap_or(true)
+                    {
                         return Ok(Value::Int(TURN_CANCELLED));
                     }
                     let Some(o) = tx.state.get(class.id, &object) else { return Ok(Value::Int(TURN_NO_OBJECT)) };
@@ -145,10 +157,20 @@ async fn take_turn(node: &Arc<Node>, caller: &Caller, class: &'static Class, obj
         }
         let now = Instant::now();
         if now >= deadline {
-            let ops = o.fields[current].as_map().unwrap_or(&[]).iter().map(|(k, v)| (db_text(k), db_text(v))).collect::<Vec<_>>();
+            let ops = o.fields[current]
+                .as_map()
+                .unwrap_or(&[])
+                .iter()
+                .map(|(k, v)| (db_text(k), db_text(v)))
+                .collect::<Vec<_>>();
             return Err(ApiError::new(
                 "OTHER_OPERATION_IN_PROGRESS",
-                [class.name.clone(), object.to_string(), ops.iter().map(|o| o.1.clone()).collect::<Vec<_>>().join(","), ops.iter().map(|o| o.0.clone()).collect::<Vec<_>>().join(",")],
+                [
+                    class.name.clone(),
+                    object.to_string(),
+                    ops.iter().map(|o| o.1.clone()).collect::<Vec<_>>().join(","),
+                    ops.iter().map(|o| o.0.clone()).collect::<Vec<_>>().join(","),
+                ],
             ));
         }
         let _ = tokio::time::timeout(deadline - now, committed.changed()).await;
@@ -178,7 +200,11 @@ pub async fn spawn_async(
         work: Box::new(move |tx| {
             let task = new_task(tx, &host, &label, "");
             if !hints.other_config.is_empty() {
-                let entries = hints.other_config.iter().map(|(k, v)| (Value::String(format!("http:{k}")), Value::String(v.clone()))).collect();
+                let entries = hints
+                    .other_config
+                    .iter()
+                    .map(|(k, v)| (Value::String(format!("http:{k}")), Value::String(v.clone())))
+                    .collect();
                 tx.set("task", &task, "other_config", Value::Map(entries));
             }
             if let Some(parent) = hints.subtask_of {
@@ -258,13 +284,19 @@ fn unregister(tx: &mut Tx, class: &Class, object: &str, task: &str) {
 }
 
 /// The explicit `task.*` messages.
-pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Value]) -> Option<Result<Value, ApiError>> {
+pub async fn handle(
+    node: &Arc<Node>,
+    caller: &Caller,
+    message: &str,
+    args: &[Value],
+) -> Option<Result<Value, ApiError>> {
     let class = schema().class("task").expect("task class");
     let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Null);
     let host = node.host.clone();
     let (work, method): (crate::ledger::Work, &str) = match message {
         "create" => {
-            let (label, description) = (arg(0).as_str().unwrap_or("").to_string(), arg(1).as_str().unwrap_or("").to_string());
+            let (label, description) =
+                (arg(0).as_str().unwrap_or("").to_string(), arg(1).as_str().unwrap_or("").to_string());
             (Box::new(move |tx| Ok(Value::Ref(new_task(tx, &host, &label, &description)))), "task.create")
         }
         "cancel" | "destroy" | "set_status" | "set_progress" | "set_result" | "set_error_info" => {
@@ -288,7 +320,10 @@ pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Va
                 }
                 match message.as_str() {
                     "cancel" => {
-                        let status = tx.state.get(class.id, &task).map(|o| o.fields[class.field("status").expect("status")].clone());
+                        let status = tx
+                            .state
+                            .get(class.id, &task)
+                            .map(|o| o.fields[class.field("status").expect("status")].clone());
                         if status == Some(Value::Enum("pending".into())) && cancellable {
                             finish(tx, &task, &Err(ApiError::new("TASK_CANCELLED", [task.as_str()])));
                         }
@@ -306,7 +341,12 @@ pub async fn handle(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Va
         }
         _ => return None,
     };
-    let job = Job { actor: actor(caller), method: format!("{method}.{message}").replace("task.task.", "task."), params: args.to_vec(), work };
+    let job = Job {
+        actor: actor(caller),
+        method: format!("{method}.{message}").replace("task.task.", "task."),
+        params: args.to_vec(),
+        work,
+    };
     let result = node.ledger.call(job).await.map(|(v, _)| v);
     if let Ok(Value::Ref(task)) = &result {
         node.task_owners.lock().expect("task owners lock").insert(task.clone(), caller.user.clone());

@@ -37,11 +37,20 @@ pub enum Qual {
 pub enum Relation {
     None,
     /// A single ref whose target lists this object in `(class, field)` (e.g. `VBD.VM` ↔ `VM.VBDs`).
-    One { class: ClassId, field: FieldId },
+    One {
+        class: ClassId,
+        field: FieldId,
+    },
     /// A derived set of refs: the objects of `(class, field)` that point here (e.g. `VM.VBDs`).
-    Many { class: ClassId, field: FieldId },
+    Many {
+        class: ClassId,
+        field: FieldId,
+    },
     /// Both sides are sets kept in step (e.g. `VDI.VBDs`-style many-to-many pairs).
-    ManyToMany { class: ClassId, field: FieldId },
+    ManyToMany {
+        class: ClassId,
+        field: FieldId,
+    },
 }
 
 #[derive(Clone, Debug)]

@@ -91,10 +91,7 @@ mod tests {
         );
         assert_eq!(
             Ty::parse("(VM ref -> (string -> string) map) map").unwrap(),
-            Ty::Map(
-                Box::new(Ty::Ref("VM".into())),
-                Box::new(Ty::Map(Box::new(Ty::String), Box::new(Ty::String)))
-            )
+            Ty::Map(Box::new(Ty::Ref("VM".into())), Box::new(Ty::Map(Box::new(Ty::String), Box::new(Ty::String))))
         );
         assert_eq!(Ty::parse("sr_stat record option").unwrap(), Ty::Option(Box::new(Ty::Record("sr_stat".into()))));
         assert!(Ty::parse("nonsense").is_err());

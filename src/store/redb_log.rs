@@ -8,7 +8,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 
 use crate::entry::Entry;
 use crate::store::codec::{
-    check_record, decode_body, decode_checkpoint, decode_record, encode_checkpoint, record_header, Hash, FORMAT_VERSION, GENESIS_HASH,
+    check_record, decode_body, decode_checkpoint, decode_record, encode_checkpoint, record_header, Hash,
+    FORMAT_VERSION, GENESIS_HASH,
 };
 use crate::store::{database_path, StoreError};
 
@@ -306,7 +307,8 @@ impl Store {
         assert!(from_seq >= 1, "verify_chain: seqs start at 1");
         // Reading and hashing run on a second thread; decoding and `f` (the fold) on this one. Records
         // cross in batches copied into one buffer, so the threads never free each other's allocations.
-        let (batches, received) = std::sync::mpsc::sync_channel::<Result<RecordBatch, StoreError>>(VERIFY_BATCHES_IN_FLIGHT);
+        let (batches, received) =
+            std::sync::mpsc::sync_channel::<Result<RecordBatch, StoreError>>(VERIFY_BATCHES_IN_FLIGHT);
         std::thread::scope(|scope| {
             let producer = scope.spawn(move || {
                 let mut report = VerifyReport { checked: 0, last_seq: from_seq - 1, last_hash: expected_prev };
@@ -314,7 +316,10 @@ impl Store {
                 let result = self.for_each_record(from_seq, None, |seq, bytes| {
                     let expected_seq = report.last_seq + 1;
                     if seq != expected_seq {
-                        return Err(StoreError::corrupt(expected_seq, format!("entry missing; the next stored is {seq}")));
+                        return Err(StoreError::corrupt(
+                            expected_seq,
+                            format!("entry missing; the next stored is {seq}"),
+                        ));
                     }
                     let header = check_record(seq, bytes)?;
                     if header.prev_hash != report.last_hash {
@@ -323,7 +328,8 @@ impl Store {
                     }
                     batch.push(seq, bytes);
                     report = VerifyReport { checked: report.checked + 1, last_seq: seq, last_hash: header.hash };
-                    if batch.ends.len() == VERIFY_BATCH_ENTRIES && batches.send(Ok(std::mem::take(&mut batch))).is_err() {
+                    if batch.ends.len() == VERIFY_BATCH_ENTRIES && batches.send(Ok(std::mem::take(&mut batch))).is_err()
+                    {
                         return Err(StoreError::corrupt(seq, "verification abandoned".to_string()));
                     }
                     Ok(())
