@@ -227,8 +227,12 @@ struct Batch {
     stop: bool,
 }
 
-/// Executed batches waiting for the committer: one in flight while the next executes.
-const BATCHES_IN_FLIGHT: usize = 1;
+/// Executed batches queued for the committer beyond the one it is writing: none. The writer
+/// executes the next batch while the committer writes, then waits to hand it over; meanwhile new
+/// calls queue up and join the batch after. With one queued batch the writer drained the queue
+/// too early and batches got small: xmlrpc-writes 24k/s against 30.6k/s with none (bench, 64
+/// connections).
+const BATCHES_IN_FLIGHT: usize = 0;
 
 fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
