@@ -33,6 +33,23 @@ struct Args {
 enum Command {
     /// Run the server (the default command).
     Serve(ServeArgs),
+    /// Call a running server over JSON-RPC: logs in, calls METHOD(session, ARGS…), logs out.
+    /// Each ARG is JSON if it parses as JSON, else a string. The password comes from
+    /// XENLEDGER_PASSWORD.
+    Call {
+        #[arg(long, default_value = "https://127.0.0.1:8443")]
+        url: String,
+        #[arg(long, default_value = "root")]
+        user: String,
+        /// Accept the server's certificate without verifying it (the default one is self-signed).
+        #[arg(long, short = 'k')]
+        insecure: bool,
+        /// Seconds one call may take.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        method: String,
+        args: Vec<String>,
+    },
     /// Manage local users of a data dir (the server must not be running on it).
     User {
         #[command(subcommand)]
@@ -85,6 +102,9 @@ pub fn run() -> ExitCode {
         }
         Some(Command::Serve(a)) => serve(a),
         Some(Command::User { command, data_dir }) => user(&data_dir, command),
+        Some(Command::Call { url, user, insecure, timeout, method, args }) => {
+            call(url, user, insecure, timeout, method, args)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +112,27 @@ pub fn run() -> ExitCode {
             eprintln!("xenledger: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn call(
+    url: String,
+    user: String,
+    insecure: bool,
+    timeout: u64,
+    method: String,
+    args: Vec<String>,
+) -> anyhow::Result<()> {
+    let password = std::env::var("XENLEDGER_PASSWORD").unwrap_or_default();
+    let call =
+        crate::remote::CallArgs { url, user, password, insecure, timeout: Duration::from_secs(timeout), method, args };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match runtime.block_on(crate::remote::call(&call)) {
+        Ok(value) => {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("{e}"),
     }
 }
 

@@ -18,4 +18,5 @@ pub mod node;
 pub mod wire;
 pub mod server;
 pub mod rpc;
+pub mod remote;
 pub mod cli;
