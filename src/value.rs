@@ -17,6 +17,19 @@ pub const NULL_REF: &str = "OpaqueRef:NULL";
 pub trait Members: Send + Sync + fmt::Debug {
     /// Calls `f` with each member, in order.
     fn for_each_member(&self, f: &mut dyn FnMut(&str, &Value));
+
+    /// Where to keep this record's wire encodings, when many callers are sent the very same
+    /// record (an `event.from` batch wakes every waiter with one answer).
+    fn encoding_cache(&self) -> Option<&EncodingCache> {
+        None
+    }
+}
+
+/// A record's encodings, made once and shared by every caller it is sent to.
+#[derive(Debug, Default)]
+pub struct EncodingCache {
+    pub xml: std::sync::OnceLock<String>,
+    pub json: std::sync::OnceLock<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

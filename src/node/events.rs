@@ -17,7 +17,7 @@ use crate::entry::{Actor, Change};
 use crate::error::ApiError;
 use crate::ledger::Job;
 use crate::schema::{schema, ClassId};
-use crate::value::Value;
+use crate::value::{EncodingCache, Members, Value};
 
 /// Longest wait `event.from`/`event.next` accept (xapi's default and overflow value: 24 h).
 pub const EVENT_WAIT_MAX: Duration = Duration::from_secs(24 * 3600);
@@ -175,6 +175,70 @@ fn timeout_of(value: f64) -> Duration {
     }
 }
 
+/// One `event.from` answer: `{events, valid_ref_counts, token}`. Every waiter woken by the same
+/// commit with the same token and subscription is sent this very value, built and encoded once.
+#[derive(Debug)]
+pub struct Batch {
+    /// A `Value::Set` of event records.
+    events: Value,
+    ref_counts: Value,
+    token: Value,
+    encodings: EncodingCache,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.events.as_set().is_none_or(<[Value]>::is_empty)
+    }
+}
+
+impl Members for Batch {
+    fn for_each_member(&self, f: &mut dyn FnMut(&str, &Value)) {
+        f("events", &self.events);
+        f("valid_ref_counts", &self.ref_counts);
+        f("token", &self.token);
+    }
+
+    fn encoding_cache(&self) -> Option<&EncodingCache> {
+        Some(&self.encodings)
+    }
+}
+
+/// The batches answered at the current log position, by (token, subscription).
+#[derive(Default)]
+pub struct BatchCache {
+    at: Mutex<(u64, HashMap<(u64, String), Arc<Batch>>)>,
+}
+
+/// Distinct (token, subscription) pairs kept per position; beyond it the cache starts over.
+const BATCHES_CACHED_MAX: usize = 1024;
+
+impl BatchCache {
+    fn get(&self, state: &State, subs: &[Subscription], since: u64) -> Arc<Batch> {
+        let key = (since, format!("{subs:?}"));
+        {
+            let at = self.at.lock().expect("batch cache lock");
+            if at.0 == state.seq {
+                if let Some(batch) = at.1.get(&key) {
+                    return batch.clone();
+                }
+            }
+        }
+        let batch = Arc::new(Batch {
+            events: Value::Set(collect(state, subs, since, None)),
+            ref_counts: ref_counts(state),
+            token: Value::String(format_token(state.seq.max(since))),
+            encodings: EncodingCache::default(),
+        });
+        let mut at = self.at.lock().expect("batch cache lock");
+        if at.0 != state.seq || at.1.len() >= BATCHES_CACHED_MAX {
+            *at = (state.seq, HashMap::new());
+        }
+        at.1.insert(key, batch.clone());
+        batch
+    }
+}
+
 /// `event.from(classes, token, timeout)`.
 pub async fn from(
     node: &Arc<Node>,
@@ -194,15 +258,10 @@ pub async fn from(
         if since != 0 && since < state.events_horizon {
             return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
         }
-        let events = collect(&state, &subs, since, None);
+        let batch = node.event_batches.get(&state, &subs, since);
         let now = Instant::now();
-        if !events.is_empty() || now >= deadline {
-            let token = state.seq.max(since);
-            return Ok(Value::Record(vec![
-                ("events".into(), Value::Set(events)),
-                ("valid_ref_counts".into(), ref_counts(&state)),
-                ("token".into(), Value::String(format_token(token))),
-            ]));
+        if !batch.is_empty() || now >= deadline {
+            return Ok(Value::Lazy(batch));
         }
         // Parks without a thread until the writer commits or the time is up.
         let _ = tokio::time::timeout(deadline - now, committed.changed()).await;

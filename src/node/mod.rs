@@ -75,6 +75,8 @@ pub struct Node {
     pub ledger: Ledger,
     pub sessions: Sessions,
     pub registrations: events::Registrations,
+    /// `event.from` answers at the current position, shared by the waiters they wake.
+    pub event_batches: events::BatchCache,
     /// Who created each task this run (xapi's ownership rule for `task.cancel`/`task.destroy`).
     pub task_owners: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// `Async.` tasks whose call is still running this run, and those of them waiting for their turn.
@@ -95,6 +97,7 @@ impl Node {
             ledger,
             sessions: Sessions::default(),
             registrations: Default::default(),
+            event_batches: Default::default(),
             task_owners: Default::default(),
             running_tasks: Default::default(),
             waiting_tasks: Default::default(),

@@ -230,18 +230,28 @@ fn push_value(out: &mut String, value: &Value) {
         Value::Null => out.push_str("null"),
         Value::Int32(i) => out.push_str(&i.to_string()),
         Value::Lazy(source) => {
-            out.push('{');
-            let mut first = true;
-            source.for_each_member(&mut |name, item| {
-                if !first {
-                    out.push(',');
-                }
-                first = false;
-                push_string(out, name);
-                out.push(':');
-                push_value(out, item);
-            });
-            out.push('}');
+            let encode = |out: &mut String| {
+                out.push('{');
+                let mut first = true;
+                source.for_each_member(&mut |name, item| {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    push_string(out, name);
+                    out.push(':');
+                    push_value(out, item);
+                });
+                out.push('}');
+            };
+            match source.encoding_cache() {
+                Some(cache) => out.push_str(cache.json.get_or_init(|| {
+                    let mut text = String::new();
+                    encode(&mut text);
+                    text
+                })),
+                None => encode(out),
+            }
         }
     }
 }

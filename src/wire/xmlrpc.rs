@@ -134,9 +134,19 @@ pub fn encode_value(value: &Value, out: &mut String) {
             out.push_str("</i4></value>");
         }
         Value::Lazy(source) => {
-            out.push_str("<value><struct>");
-            source.for_each_member(&mut |name, item| push_member(out, name, item));
-            out.push_str("</struct></value>");
+            let encode = |out: &mut String| {
+                out.push_str("<value><struct>");
+                source.for_each_member(&mut |name, item| push_member(out, name, item));
+                out.push_str("</struct></value>");
+            };
+            match source.encoding_cache() {
+                Some(cache) => out.push_str(cache.xml.get_or_init(|| {
+                    let mut text = String::new();
+                    encode(&mut text);
+                    text
+                })),
+                None => encode(out),
+            }
         }
     }
 }
