@@ -207,8 +207,11 @@ impl Members for Batch {
 /// The batches answered at the current log position, by (token, subscription).
 #[derive(Default)]
 pub struct BatchCache {
-    at: Mutex<(u64, HashMap<(u64, String), Arc<Batch>>)>,
+    at: Mutex<CachedBatches>,
 }
+
+/// The log position the batches were built at, and the batches by (token, subscription).
+type CachedBatches = (u64, HashMap<(u64, String), Arc<Batch>>);
 
 /// Distinct (token, subscription) pairs kept per position; beyond it the cache starts over.
 const BATCHES_CACHED_MAX: usize = 1024;
