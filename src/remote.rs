@@ -47,7 +47,10 @@ fn client(args: &CallArgs) -> Result<HttpClient, CallError> {
             .with_safe_default_protocol_versions()
             .map_err(|e| CallError::Transport(e.to_string()))?;
         let config = if args.insecure {
-            config.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny(provider))).with_no_client_auth()
+            config
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+                .with_no_client_auth()
         } else {
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_native_roots() {
@@ -117,11 +120,12 @@ pub async fn call(args: &CallArgs) -> Result<serde_json::Value, CallError> {
     result
 }
 
-/// Accepts any server certificate (`--insecure`), still checking signatures with the provider.
+/// Accepts any server certificate (`--insecure`, and the tests and benches, which check the
+/// transport rather than the PKI), still checking handshake signatures with the provider.
 #[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+pub struct AcceptAnyCertificate(pub Arc<rustls::crypto::CryptoProvider>);
 
-impl ServerCertVerifier for AcceptAny {
+impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(
         &self,
         _: &CertificateDer<'_>,

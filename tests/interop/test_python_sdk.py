@@ -1,6 +1,6 @@
 """The official XenAPI Python SDK (PyPI `XenAPI`) against a real xenledger process.
 
-Expectations come from ../shared/reference/CLIENTS.md §1 (what the SDK sends and needs) and
+Expectations come from the reference notes CLIENTS.md §1 (what the SDK sends and needs) and
 XENAPI-SEMANTICS.md §a–§d (error codes and their parameters).
 """
 import xmlrpc.client
