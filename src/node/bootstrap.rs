@@ -102,6 +102,7 @@ pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, Led
                     ),
                 ],
             );
+            control_domain(tx, &host, &first);
             create_internal(
                 tx,
                 "pool",
@@ -120,6 +121,77 @@ pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, Led
         .call_blocking(job)
         .map_err(|e| LedgerError::Checkpoint { seq: 0, reason: format!("first start failed: {e}") })?;
     Ok(generated)
+}
+
+/// The objects xapi makes for the host's own domain (XENAPI-SEMANTICS.md §i, create_misc.ml):
+/// the control-domain VM with its metrics and two consoles, and the host's CPUs. There is no
+/// hypervisor here; they describe the host a client expects to see.
+fn control_domain(tx: &mut crate::engine::Tx, host: &str, first: &FirstStart) {
+    const VCPUS: i64 = 2;
+    const DOM0_MEMORY_BYTES: i64 = 4 << 30;
+    let now = Value::DateTime(tx.ctx.now_secs());
+    let metrics = create_internal(
+        tx,
+        "VM_metrics",
+        vec![
+            ("memory_actual", Value::Int(DOM0_MEMORY_BYTES)),
+            ("VCPUs_number", Value::Int(VCPUS)),
+            ("state", Value::Set(Vec::new())),
+            ("start_time", now.clone()),
+            ("last_updated", now),
+            ("current_domain_type", Value::Enum("pv".into())),
+        ],
+    );
+    let vm = create_internal(
+        tx,
+        "VM",
+        vec![
+            ("name_label", Value::String(format!("Control domain on host: {}", first.hostname))),
+            ("name_description", Value::str("The domain which manages physical devices and manages other domains")),
+            ("power_state", Value::Enum("Running".into())),
+            ("user_version", Value::Int(1)),
+            ("is_a_template", Value::Bool(false)),
+            ("is_control_domain", Value::Bool(true)),
+            ("domid", Value::Int(0)),
+            ("resident_on", Value::Ref(host.to_string())),
+            ("memory_static_max", Value::Int(DOM0_MEMORY_BYTES)),
+            ("memory_dynamic_max", Value::Int(DOM0_MEMORY_BYTES)),
+            ("memory_dynamic_min", Value::Int(DOM0_MEMORY_BYTES)),
+            ("memory_static_min", Value::Int(DOM0_MEMORY_BYTES)),
+            ("memory_target", Value::Int(DOM0_MEMORY_BYTES)),
+            ("VCPUs_max", Value::Int(VCPUS)),
+            ("VCPUs_at_startup", Value::Int(VCPUS)),
+            ("actions_after_shutdown", Value::Enum("destroy".into())),
+            ("actions_after_reboot", Value::Enum("destroy".into())),
+            ("actions_after_crash", Value::Enum("destroy".into())),
+            ("domain_type", Value::Enum("pv".into())),
+            ("metrics", Value::Ref(metrics)),
+        ],
+    );
+    for protocol in ["rfb", "vt100"] {
+        let console = create_internal(
+            tx,
+            "console",
+            vec![("protocol", Value::Enum(protocol.into())), ("VM", Value::Ref(vm.clone()))],
+        );
+        let location = format!("https://{}/console?ref={console}", first.address);
+        tx.set("console", &console, "location", Value::String(location));
+    }
+    tx.set("host", host, "control_domain", Value::Ref(vm));
+    for number in 0..VCPUS {
+        create_internal(
+            tx,
+            "host_cpu",
+            vec![
+                ("host", Value::Ref(host.to_string())),
+                ("number", Value::Int(number)),
+                ("vendor", Value::str("GenuineIntel")),
+                ("speed", Value::Int(2400)),
+                ("modelname", Value::str("xenledger virtual CPU")),
+                ("utilisation", Value::Float(0.0)),
+            ],
+        );
+    }
 }
 
 /// This host: the pool master.

@@ -62,6 +62,14 @@ def test_login_with_originator_and_connect_time_reads(server):
         assert s.API_version.startswith("2.")
         records = s.xenapi.pool.get_all_records()
         assert list(records) == pools
+        # The host's control domain, as on a fresh xapi host (XENAPI-SEMANTICS.md §i).
+        dom0 = s.xenapi.host.get_control_domain(master)
+        rec = s.xenapi.VM.get_record(dom0)
+        assert rec["is_control_domain"] is True and rec["power_state"] == "Running"
+        assert rec["resident_on"] == master and rec["domid"] == "0"
+        assert sorted(s.xenapi.console.get_protocol(c) for c in rec["consoles"]) == ["rfb", "vt100"]
+        assert dom0 in s.xenapi.host.get_resident_VMs(master)
+        assert len(s.xenapi.host.get_host_CPUs(master)) >= 1
     finally:
         s.xenapi.session.logout()
 
