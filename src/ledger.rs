@@ -279,8 +279,7 @@ impl Writer {
             let failed = poisoned.load(std::sync::atomic::Ordering::Acquire);
             for message in messages {
                 match message {
-                    Message::Job(job, reply) if failed => {
-                        let _ = job;
+                    Message::Job(_, reply) if failed => {
                         batch
                             .replies
                             .push((reply, Err(ApiError::internal("the log cannot be written; restart the server"))));

@@ -11,7 +11,7 @@ use imbl::OrdSet;
 
 use super::state::{Deletion, Object, State, User};
 use crate::entry::Change;
-use crate::schema::{schema, ClassId, FieldId, Relation, Ty};
+use crate::schema::{schema, ClassId, FieldId, Relation};
 use crate::value::{Value, NULL_REF};
 
 /// Applies every change of an entry and stamps `seq` on what they touch.
@@ -75,7 +75,7 @@ fn create(state: &mut State, seq: u64, class: ClassId, reference: &str, given: &
     // Link the other ends of this object's relations.
     for (fid, f) in c.fields.iter().enumerate() {
         let value = state.tables[class].objects[reference].fields[fid].clone();
-        link(state, seq, class, reference, fid, f.relation, None, Some(&value));
+        link(state, seq, reference, f.relation, None, Some(&value));
     }
 }
 
@@ -123,7 +123,7 @@ fn set_field(state: &mut State, seq: u64, class: ClassId, reference: &str, fid: 
     }
     if relation != Relation::None {
         let new = new.clone();
-        link(state, seq, class, reference, fid, relation, Some(&old), Some(&new));
+        link(state, seq, reference, relation, Some(&old), Some(&new));
     }
 }
 
@@ -138,7 +138,7 @@ fn destroy(state: &mut State, seq: u64, class: ClassId, reference: &str) {
     for (fid, f) in c.fields.iter().enumerate() {
         match f.relation {
             Relation::One { .. } | Relation::ManyToMany { .. } => {
-                link(state, seq, class, reference, fid, f.relation, Some(&object.fields[fid]), None);
+                link(state, seq, reference, f.relation, Some(&object.fields[fid]), None);
             }
             Relation::Many { class: oc, field: of } => {
                 // Objects still pointing here lose their ref, so no ref dangles.
@@ -164,18 +164,7 @@ fn touch(state: &mut State, seq: u64, class: ClassId, reference: &str) {
 }
 
 /// Keeps the other end of a relation in step after `(class, reference).fid` went from `old` to `new`.
-#[allow(clippy::too_many_arguments)]
-fn link(
-    state: &mut State,
-    seq: u64,
-    class: ClassId,
-    reference: &str,
-    fid: FieldId,
-    relation: Relation,
-    old: Option<&Value>,
-    new: Option<&Value>,
-) {
-    let _ = (class, fid);
+fn link(state: &mut State, seq: u64, reference: &str, relation: Relation, old: Option<&Value>, new: Option<&Value>) {
     let (other_class, other_field) = match relation {
         Relation::One { class, field } | Relation::ManyToMany { class, field } => (class, field),
         Relation::Many { .. } | Relation::None => return,
@@ -258,15 +247,5 @@ fn index_remove(state: &mut State, class: ClassId, reference: &str, object: &Obj
                 table.by_name_label.remove(label);
             }
         }
-    }
-}
-
-/// Whether a type can hold refs that relations or the dangling-ref check must follow.
-pub fn holds_refs(ty: &Ty) -> bool {
-    match ty {
-        Ty::Ref(_) => true,
-        Ty::Set(t) | Ty::Option(t) => holds_refs(t),
-        Ty::Map(k, v) => holds_refs(k) || holds_refs(v),
-        _ => false,
     }
 }

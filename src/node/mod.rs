@@ -123,8 +123,7 @@ impl Node {
         if method == "system.listMethods" {
             return Reply::Bare(list_methods());
         }
-        if let Some(rest) = method.strip_prefix("system.isAlive:") {
-            let _ = rest;
+        if method.starts_with("system.isAlive:") {
             return Reply::Rpc(Ok(params.into_iter().next().unwrap_or(Value::String(String::new()))));
         }
         Reply::Rpc(self.call_rpc(method, params, origin, hints).await)
@@ -167,7 +166,7 @@ impl Node {
         };
         let snapshot = self.ledger.snapshot();
         let caller = self.sessions.check(&snapshot, &session)?;
-        check_rbac(&caller, msg, &args)?;
+        check_rbac(&caller, msg)?;
         if is_async {
             return tasks::spawn_async(self, caller, class, msg, args, hints).await;
         }
@@ -243,8 +242,7 @@ fn caller_actor(caller: &Caller) -> Actor {
 
 /// RBAC: superusers pass; otherwise the caller's role must be among the message's roles
 /// (XENAPI-SEMANTICS.md §c.4; denial shape from xapi rbac.ml).
-pub fn check_rbac(caller: &Caller, msg: &Message, args: &[Value]) -> Result<(), ApiError> {
-    let _ = args;
+pub fn check_rbac(caller: &Caller, msg: &Message) -> Result<(), ApiError> {
     if caller.superuser || msg.roles.is_empty() || msg.allows_role(&caller.role) {
         return Ok(());
     }

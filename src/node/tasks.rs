@@ -247,29 +247,25 @@ pub async fn spawn_async(
             },
             _ => Box::pin(node2.dispatch(&caller, class, msg, args)).await,
         };
+        let done = t.clone();
         let job = Job {
             actor: actor(&caller),
             method: "task.complete".into(),
             params: vec![Value::Ref(t.clone())],
             work: Box::new(move |tx| {
                 if let Some(object) = registered {
-                    unregister(tx, class, &object, &t);
+                    unregister(tx, class, &object, &done);
                 }
-                finish(tx, &t, &outcome);
+                finish(tx, &done, &outcome);
                 Ok(Value::String(String::new()))
             }),
         };
-        let t = job_task(&job);
         if let Err(e) = node2.ledger.call(job).await {
             tracing::error!("recording the outcome of task failed: {e}");
         }
         node2.running_tasks.lock().expect("running tasks lock").remove(&t);
     });
     Ok(task)
-}
-
-fn job_task(job: &Job) -> String {
-    job.params.first().and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 /// Removes a task's entry from an object's `current_operations`, if both still exist.
@@ -293,11 +289,11 @@ pub async fn handle(
     let class = schema().class("task").expect("task class");
     let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Null);
     let host = node.host.clone();
-    let (work, method): (crate::ledger::Work, &str) = match message {
+    let (work, method): (crate::ledger::Work, String) = match message {
         "create" => {
             let (label, description) =
                 (arg(0).as_str().unwrap_or("").to_string(), arg(1).as_str().unwrap_or("").to_string());
-            (Box::new(move |tx| Ok(Value::Ref(new_task(tx, &host, &label, &description)))), "task.create")
+            (Box::new(move |tx| Ok(Value::Ref(new_task(tx, &host, &label, &description)))), "task.create".to_string())
         }
         "cancel" | "destroy" | "set_status" | "set_progress" | "set_result" | "set_error_info" => {
             let task = arg(0).as_str().unwrap_or("").to_string();
@@ -312,6 +308,7 @@ pub async fn handle(
             // uncancellable operations do); one waiting for its turn, or a client's task, can.
             let cancellable = !node.running_tasks.lock().expect("running tasks lock").contains(&task)
                 || node.waiting_tasks.lock().expect("waiting tasks lock").contains(&task);
+            let method = format!("task.{message}");
             let message = message.to_string();
             let work: crate::ledger::Work = Box::new(move |tx| {
                 let class = schema().class("task").expect("task class");
@@ -337,16 +334,11 @@ pub async fn handle(
                 }
                 Ok(Value::String(String::new()))
             });
-            (work, "task")
+            (work, method)
         }
         _ => return None,
     };
-    let job = Job {
-        actor: actor(caller),
-        method: format!("{method}.{message}").replace("task.task.", "task."),
-        params: args.to_vec(),
-        work,
-    };
+    let job = Job { actor: actor(caller), method, params: args.to_vec(), work };
     let result = node.ledger.call(job).await.map(|(v, _)| v);
     if let Ok(Value::Ref(task)) = &result {
         node.task_owners.lock().expect("task owners lock").insert(task.clone(), caller.user.clone());
