@@ -34,6 +34,10 @@
 //!   a time. `p50_us`/`p99_us` are the delays from each write's acknowledgement to each waiter's
 //!   reply. Target: p99 ≤ 2 ms with 1000 waiters. Also the RSS per parked waiter (client side
 //!   included). Over 800 waiters (the per-listener connection limit) half use plain HTTP.
+//! - `event-fanout-ceiling`: the same waiters, writer and measurement with nothing of XenAPI behind
+//!   them: our `Server` with a handler that parks each request until a `watch` passes the token it
+//!   carries and answers with a fixed body (11,000 and 300 bytes) ending in the new token. The
+//!   floor this machine and our transport put under `event-latency`. See `support/events.rs`.
 //!
 //! The network scenarios run server and clients in this process, on one tokio runtime; see
 //! `support/net.rs`. Their lines add `ops_per_cpu_s` (the rate per CPU second of the whole process,
@@ -50,6 +54,8 @@
 //! `cpu_s` (the whole process) and `load_avg_1m`, and for replay the main thread's CPU time and
 //! run-queue wait per phase; `entries_per_cpu_s` is the rate with the CPU to itself.
 
+#[path = "support/events.rs"]
+mod events;
 #[path = "support/https.rs"]
 mod https;
 #[path = "support/net.rs"]
@@ -76,7 +82,7 @@ use xenledger::schema::{schema, zero_value, Qual};
 use xenledger::store::{encode_entry, Store, GENESIS_HASH};
 use xenledger::value::Value;
 
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "redb-ceiling",
     "engine-writes",
     "engine-reads",
@@ -86,6 +92,7 @@ const SCENARIOS: [&str; 10] = [
     "xmlrpc-reads",
     "jsonrpc-reads",
     "xmlrpc-writes",
+    "event-fanout-ceiling",
     "event-latency",
 ];
 /// Records per `append_batch` when building the replay log.
@@ -150,8 +157,11 @@ fn main() {
     if wants("xmlrpc-writes") {
         net::xmlrpc_writes(&options);
     }
+    if wants("event-fanout-ceiling") {
+        events::event_fanout_ceiling(&options);
+    }
     if wants("event-latency") {
-        net::event_latency(&options);
+        events::event_latency(&options);
     }
 }
 
