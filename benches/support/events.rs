@@ -285,8 +285,9 @@ fn run_fanout(runtimes: &Runtimes, waiters: usize, fanout: Fanout) -> FanoutRun 
 }
 
 /// Reports a fan-out run: the delay from each measured write's acknowledgement to each waiter's
-/// reply carrying it, and `extra` after the common keys.
-fn report_fanout(scenario: &str, options: &Options, waiters: usize, run: FanoutRun, extra: Extra) {
+/// reply carrying it, and `extra` after the common keys. The RSS figures are reported only from a
+/// process that ran nothing before (`fresh_heap`).
+fn report_fanout(scenario: &str, options: &Options, waiters: usize, run: FanoutRun, fresh_heap: bool, extra: Extra) {
     let FanoutRun { logs, acks, https_waiters, http_waiters, .. } = &run;
     let measured: HashMap<u64, &Ack> = acks[EVENT_WARMUP_WRITES..].iter().map(|ack| (ack.seq, ack)).collect();
     let (mut all, mut over_https, mut over_http) = (Latencies::default(), Latencies::default(), Latencies::default());
@@ -345,11 +346,17 @@ fn report_fanout(scenario: &str, options: &Options, waiters: usize, run: FanoutR
         ("reply_bytes", json!(reply_bytes.round())),
         ("replies_before_ack", json!(before_ack)),
         ("unmatched_replies", json!(unmatched)),
-        ("rss_before_kb", json!(run.rss_before_kb)),
-        ("rss_parked_kb", json!(run.rss_parked_kb)),
-        ("rss_per_waiter_kb", json!(round2(parked_kb as f64 / waiters as f64))),
-        ("rss_note", json!("server and client in one process: both sides of each connection")),
     ];
+    if fresh_heap {
+        fields.extend([
+            ("rss_before_kb", json!(run.rss_before_kb)),
+            ("rss_parked_kb", json!(run.rss_parked_kb)),
+            ("rss_per_waiter_kb", json!(round2(parked_kb as f64 / waiters as f64))),
+            ("rss_note", json!("server and client in one process: both sides of each connection")),
+        ]);
+    } else {
+        fields.push(("rss_note", json!("not measured: an earlier run in this process grew the heap")));
+    }
     fields.extend(extra);
     fields.push(("runtimes", runtimes_layout(options)));
     fields.push(("cpu_s", json!(round2(run.cpu_s))));
@@ -393,7 +400,7 @@ fn event_latency_with(options: &Options, waiters: usize) {
     let handler = Arc::new(NodeHandler { node: node.clone() });
     let fanout = Fanout { handler, sessions, start_seq: node.ledger.snapshot().seq, write };
     let run = run_fanout(&runtimes, waiters, fanout);
-    report_fanout("event-latency", options, waiters, run, vec![("vms", json!(VMS))]);
+    report_fanout("event-latency", options, waiters, run, true, vec![("vms", json!(VMS))]);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -449,7 +456,7 @@ impl RpcHandler for ParkedReply {
 }
 
 fn event_fanout_ceiling_with(options: &Options, waiters: usize) {
-    for reply_bytes in CEILING_REPLY_BYTES {
+    for (i, reply_bytes) in CEILING_REPLY_BYTES.into_iter().enumerate() {
         let runtimes = Runtimes::new(options);
         let (advance, position) = watch::channel(0u64);
         let handler = Arc::new(ParkedReply { position, reply_bytes, encoded: Mutex::new((0, Arc::new(Vec::new()))) });
@@ -461,6 +468,6 @@ fn event_fanout_ceiling_with(options: &Options, waiters: usize) {
         let fanout = Fanout { handler, sessions, start_seq: 0, write };
         let run = run_fanout(&runtimes, waiters, fanout);
         let extra = vec![("handler", json!("parked until the position passes the token; fixed body"))];
-        report_fanout("event-fanout-ceiling", options, waiters, run, extra);
+        report_fanout("event-fanout-ceiling", options, waiters, run, i == 0, extra);
     }
 }

@@ -43,7 +43,7 @@ impl Sessions {
         } else {
             state.users.get(&user).map(|u| u.role.clone()).unwrap_or_else(|| "read-only".to_string())
         };
-        self.last_active.lock().expect("sessions lock").insert(session.to_string(), now_secs());
+        self.touch(session, now_secs());
         Ok(Caller {
             session: session.to_string(),
             user,
@@ -51,6 +51,17 @@ impl Sessions {
             superuser,
             role,
         })
+    }
+
+    /// Records a use of `session` at `secs`; allocates only for a session not seen before.
+    fn touch(&self, session: &str, secs: i64) {
+        let mut last_active = self.last_active.lock().expect("sessions lock");
+        match last_active.get_mut(session) {
+            Some(at) => *at = secs,
+            None => {
+                last_active.insert(session.to_string(), secs);
+            }
+        }
     }
 
     pub fn last_active(&self, session: &str) -> Option<i64> {
