@@ -571,3 +571,49 @@ fn empty_map_key_is_rejected() {
     assert_eq!(ok(&l, "network.get_other_config", vec![s(&net)]), empty_map());
     assert_eq!(l.store().last().unwrap(), before_log);
 }
+
+/// A record's wire encoding is made once per object version and reused: a change must show in
+/// the next `get_record` on both wires, while a snapshot taken before the change keeps encoding
+/// the old values (objects in published snapshots never change; the writer edits a copy).
+#[test]
+fn record_encodings_follow_changes_and_snapshots_keep_theirs() {
+    use xenledger::wire::{jsonrpc, xmlrpc};
+    let (_dir, ledger) = fresh();
+    let vm = ok_ref(&ledger, "VM.create", vec![vm_record("first", &[])]);
+    let encode = |record: &Value| {
+        let xml = String::from_utf8(xmlrpc::encode_response(&Ok(record.clone()))).expect("UTF-8");
+        let json = String::from_utf8(jsonrpc::encode_response(
+            jsonrpc::Version::V2,
+            &serde_json::json!(1),
+            &Ok(record.clone()),
+        ))
+        .expect("UTF-8");
+        (xml, json)
+    };
+    let before = ok(&ledger, "VM.get_record", vec![Value::Ref(vm.clone())]);
+    let (xml, json) = encode(&before);
+    assert!(xml.contains("<name>name_label</name><value>first</value>"), "{xml}");
+    assert!(json.contains("\"name_label\":\"first\""), "{json}");
+    // Encoded twice from the cache: the same bytes.
+    assert_eq!(encode(&before), (xml.clone(), json.clone()));
+
+    ok(&ledger, "VM.set_name_label", vec![Value::Ref(vm.clone()), s("second")]);
+    let after = ok(&ledger, "VM.get_record", vec![Value::Ref(vm.clone())]);
+    let (xml_after, json_after) = encode(&after);
+    assert!(xml_after.contains("<name>name_label</name><value>second</value>"), "{xml_after}");
+    assert!(json_after.contains("\"name_label\":\"second\""), "{json_after}");
+    assert!(!xml_after.contains("<value>first</value>"), "{xml_after}");
+    // The record read before the change still encodes what it was.
+    assert_eq!(encode(&before), (xml, json));
+
+    // And so on for later versions, with no earlier record left alive.
+    drop((before, after));
+    ok(&ledger, "VM.set_name_label", vec![Value::Ref(vm.clone()), s("third")]);
+    let third = ok(&ledger, "VM.get_record", vec![Value::Ref(vm.clone())]);
+    assert!(encode(&third).0.contains("<name>name_label</name><value>third</value>"));
+    ok(&ledger, "VM.set_name_label", vec![Value::Ref(vm.clone()), s("fourth")]);
+    let fourth = ok(&ledger, "VM.get_record", vec![Value::Ref(vm)]);
+    let (xml_fourth, json_fourth) = encode(&fourth);
+    assert!(xml_fourth.contains("<name>name_label</name><value>fourth</value>"), "{xml_fourth}");
+    assert!(json_fourth.contains("\"name_label\":\"fourth\""), "{json_fourth}");
+}

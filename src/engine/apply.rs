@@ -68,7 +68,7 @@ fn create(state: &mut State, seq: u64, class: ClassId, reference: &str, given: &
             fields[fid] = Value::Set(Vec::new());
         }
     }
-    let object = Object { fields, created: seq, modified: seq };
+    let object = Object::new(fields, seq, seq);
     index_insert(state, class, reference, &object);
     state.tables[class].by_modified.insert((seq, reference.to_string()));
     state.tables[class].objects.insert(reference.to_string(), Arc::new(object));
@@ -90,7 +90,7 @@ fn set_field(state: &mut State, seq: u64, class: ClassId, reference: &str, fid: 
     );
     let table = &mut state.tables[class];
     let slot = table.objects.get_mut(reference).unwrap_or_else(|| panic!("entry {seq}: no {} {reference}", c.name));
-    let object = Arc::make_mut(slot);
+    let object = Object::edit(slot);
     let old = std::mem::replace(&mut object.fields[fid], value);
     if object.modified != seq {
         table.by_modified.remove(&(object.modified, reference.to_string()));
@@ -212,7 +212,7 @@ fn set_remove(set: &mut Value, reference: &str) {
 fn update(state: &mut State, seq: u64, class: ClassId, reference: &str, f: impl FnOnce(&mut Object)) {
     let table = &mut state.tables[class];
     let slot = table.objects.get_mut(reference).unwrap_or_else(|| panic!("entry {seq}: update of missing {reference}"));
-    let object = Arc::make_mut(slot);
+    let object = Object::edit(slot);
     f(object);
     if object.modified != seq {
         table.by_modified.remove(&(object.modified, reference.to_string()));

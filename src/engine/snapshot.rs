@@ -88,7 +88,7 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
                 table.by_name_label.entry(label.to_string()).or_default().insert(reference.clone());
             }
             table.by_modified.insert((modified, reference.clone()));
-            table.objects.insert(reference, Arc::new(Object { fields, created, modified }));
+            table.objects.insert(reference, Arc::new(Object::new(fields, created, modified)));
         }
     }
     state.users = image.users.into_iter().collect();

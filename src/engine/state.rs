@@ -9,7 +9,7 @@ use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{schema, Class, ClassId, FieldId};
-use crate::value::Value;
+use crate::value::{EncodingCache, Value};
 
 /// A stored object seen as a record (see [`State::record`]).
 #[derive(Debug)]
@@ -29,20 +29,55 @@ impl crate::value::Members for ObjectRecord {
             f(&field.name, value);
         }
     }
+
+    fn encoding_cache(&self) -> Option<&EncodingCache> {
+        Some(&self.object.encodings)
+    }
 }
 
 /// One stored object: its field values in schema order, and the log positions that made and last
 /// changed it (what `event.from` compares tokens against).
-#[derive(Clone, Debug, PartialEq)]
+///
+/// An object in a published snapshot never changes (the writer changes a copy, see
+/// [`Object::edit`]), so its record's wire encodings are made once, by the first read that sends
+/// it, and shared by every later one.
+#[derive(Debug)]
 pub struct Object {
     pub fields: Vec<Value>,
     pub created: u64,
     pub modified: u64,
+    /// The record's XML-RPC and JSON encodings; emptied by every change.
+    encodings: EncodingCache,
 }
 
 impl Object {
+    pub fn new(fields: Vec<Value>, created: u64, modified: u64) -> Object {
+        Object { fields, created, modified, encodings: EncodingCache::default() }
+    }
+
     pub fn get(&self, field: FieldId) -> &Value {
         &self.fields[field]
+    }
+
+    /// The object in `slot`, ready to change: copied if a snapshot shares it, and with its
+    /// encodings forgotten either way.
+    pub fn edit(slot: &mut Arc<Object>) -> &mut Object {
+        let object = Arc::make_mut(slot);
+        object.encodings = EncodingCache::default();
+        object
+    }
+}
+
+impl Clone for Object {
+    /// A copy starts without encodings: it is about to be changed.
+    fn clone(&self) -> Object {
+        Object::new(self.fields.clone(), self.created, self.modified)
+    }
+}
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Object) -> bool {
+        (&self.fields, self.created, self.modified) == (&other.fields, other.created, other.modified)
     }
 }
 
