@@ -184,7 +184,7 @@ impl Rng {
     }
 }
 
-/// Runs one child round: spawn, wait for READY, let it write for a while, SIGKILL it. Returns all
+/// Runs one child round: spawn, wait for READY and a first ACK, let it write for a while, SIGKILL it. Returns all
 /// complete stdout lines it printed.
 fn run_child(data: &Path, err_path: &Path, round: u32, kill_after: Duration) -> Vec<Vec<u8>> {
     let exe = std::env::current_exe().expect("test binary path");
@@ -230,6 +230,20 @@ fn run_child(data: &Path, err_path: &Path, round: u32, kill_after: Duration) -> 
                 let _ = child.kill();
                 let status = child.wait();
                 panic!("round {round}: the child never got ready ({status:?}); stderr:\n{}", child_stderr());
+            }
+        }
+    }
+    // The kill time counts from the first acknowledged write, so that a machine busy with other
+    // tests (the child's 64 threads get little CPU then) still kills the child mid-writes.
+    let ack = format!("{MARK}ACK ");
+    while !lines.iter().any(|line| line.windows(ack.len()).any(|w| w == ack.as_bytes())) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("round {round}: no write acknowledged ({status:?}); stderr:\n{}", child_stderr());
             }
         }
     }
