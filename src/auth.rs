@@ -17,6 +17,15 @@ pub fn is_role(name: &str) -> bool {
     ROLES.contains(&name)
 }
 
+/// `role` and every role above it, highest first (xapi datamodel_roles.ml `roles_gte`); empty
+/// for a name that is not a role.
+pub fn roles_at_least(role: &str) -> Vec<&'static str> {
+    match ROLES.iter().position(|r| *r == role) {
+        Some(at) => ROLES[..=at].to_vec(),
+        None => Vec::new(),
+    }
+}
+
 /// Hashes a password as an argon2id PHC string with a random salt.
 pub fn hash_password(password: &str) -> String {
     Argon2::default().hash_password(password.as_bytes()).expect("argon2 hashing succeeds").to_string()

@@ -278,15 +278,7 @@ fn user(dir: &Path, command: UserCommand) -> anyhow::Result<()> {
         Change::UserPut { name, .. } | Change::UserDelete { name } => name.clone(),
         _ => unreachable!(),
     };
-    let job = Job {
-        actor,
-        method: method.into(),
-        params: vec![Value::String(name.clone())],
-        work: Box::new(move |tx| {
-            tx.push(change);
-            Ok(Value::String(String::new()))
-        }),
-    };
+    let job = Job::changes(actor, method, vec![Value::String(name.clone())], vec![change]);
     let (_, seq) = ledger.call_blocking(job).map_err(|e| anyhow::anyhow!("{e}"))?;
     ledger.close();
     println!("{method} {name}: done (log entry {seq})");

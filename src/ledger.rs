@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::engine::apply::apply_changes;
 use crate::engine::{snapshot, Ctx, State, Tx};
-use crate::entry::{Actor, Entry};
+use crate::entry::{Actor, Change, Entry};
 use crate::error::ApiError;
 use crate::schema::schema;
 use crate::store::{codec, Store, StoreError};
@@ -40,6 +40,20 @@ pub struct Job {
     /// Parameters as logged (secrets already redacted, session omitted).
     pub params: Vec<Value>,
     pub work: Work,
+}
+
+impl Job {
+    /// A job that logs exactly `changes` as `method(params)` and answers `""`: for changes made
+    /// outside any API message (the `xenledger user` commands, tests).
+    pub fn changes(actor: Actor, method: &str, params: Vec<Value>, changes: Vec<Change>) -> Job {
+        let work: Work = Box::new(move |tx| {
+            for change in changes {
+                tx.push(change);
+            }
+            Ok(Value::String(String::new()))
+        });
+        Job { actor, method: method.into(), params, work }
+    }
 }
 
 /// What a committed call answers: its result and the log position of its entry (0 if it changed nothing).

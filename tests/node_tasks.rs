@@ -146,15 +146,12 @@ async fn only_the_owner_or_an_operator_may_destroy_a_task() {
     let node = open(dir.path());
     for name in ["alice", "bob"] {
         let phc = auth::hash_password("secret");
-        let job = Job {
-            actor: Actor::default(),
-            method: "test.user".into(),
-            params: vec![],
-            work: Box::new(move |tx| {
-                tx.push(Change::UserPut { name: name.into(), role: "vm-operator".into(), password_hash: phc });
-                Ok(Value::String(String::new()))
-            }),
-        };
+        let job = Job::changes(
+            Actor::default(),
+            "test.user",
+            vec![],
+            vec![Change::UserPut { name: name.into(), role: "vm-operator".into(), password_hash: phc }],
+        );
         node.ledger.call(job).await.unwrap();
     }
     let tcp = Origin { unix: false, peer: "127.0.0.1:1".into() };

@@ -40,6 +40,14 @@ fn schema_covers_the_datamodel() {
     assert!(vm.message("get_all_records_where").is_some());
     assert!(!s.class("event").unwrap().message("from").unwrap().is_async);
     assert_eq!(s.errors["MAP_DUPLICATE_KEY"], ["type", "param_name", "uuid", "key"]);
+    // Protected map keys (schema/facts/map_keys_roles.json, from the xapi IDL's map_keys_roles).
+    let keys = |m: &str| vm.message(m).unwrap().map_keys.iter().map(|(k, r)| format!("{k}={r}")).collect::<Vec<_>>();
+    let vm_keys = ["pci=pool-admin", "folder=vm-operator", "XenCenter.CustomFields.*=vm-operator"];
+    assert_eq!(keys("add_to_other_config"), vm_keys);
+    assert_eq!(keys("remove_from_other_config"), vm_keys);
+    assert!(keys("set_other_config").is_empty() && keys("add_to_platform").is_empty());
+    let keyed: usize = s.classes.iter().flat_map(|c| &c.messages).filter(|m| !m.map_keys.is_empty()).count();
+    assert_eq!(keyed, 14, "add_to_/remove_from_other_config of VM, host, pool, task, network, SR, VDI");
     let login = s.class("session").unwrap().message("login_with_password").unwrap();
     assert!(!login.takes_session);
     assert_eq!(login.required_args(), 2);

@@ -15,6 +15,7 @@ use std::sync::Arc;
 pub use bootstrap::FirstStart;
 pub use sessions::{collect_garbage, now_secs, Sessions, SESSIONS_PER_ORIGINATOR_MAX};
 
+use crate::auth;
 use crate::engine::{self, Ctx};
 use crate::entry::Actor;
 use crate::error::ApiError;
@@ -166,7 +167,7 @@ impl Node {
         };
         let snapshot = self.ledger.snapshot();
         let caller = self.sessions.check(&snapshot, &session)?;
-        check_rbac(&caller, msg)?;
+        check_rbac(&caller, msg, &args)?;
         if is_async {
             return tasks::spawn_async(self, caller, class, msg, args, hints).await;
         }
@@ -240,20 +241,42 @@ fn caller_actor(caller: &Caller) -> Actor {
     Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() }
 }
 
-/// RBAC: superusers pass; otherwise the caller's role must be among the message's roles
-/// (XENAPI-SEMANTICS.md §c.4; denial shape from xapi rbac.ml).
-pub fn check_rbac(caller: &Caller, msg: &Message) -> Result<(), ApiError> {
-    if caller.superuser || msg.roles.is_empty() || msg.allows_role(&caller.role) {
+/// RBAC: superusers pass; otherwise the caller's role must hold the call's permission
+/// (XENAPI-SEMANTICS.md §c.4; denial shape from xapi rbac.ml). A call on a protected map key
+/// needs that key's permission instead of the message's: see [`keyed_permission`].
+pub fn check_rbac(caller: &Caller, msg: &Message, args: &[Value]) -> Result<(), ApiError> {
+    if caller.superuser {
         return Ok(());
     }
-    let roles: Vec<&str> = msg.roles.iter().map(String::as_str).filter(|r| *r != "client-cert").collect();
+    let (permission, roles): (String, Vec<&str>) = match keyed_permission(msg, args) {
+        Some((permission, least)) => (permission, auth::roles_at_least(least)),
+        None => (msg.permission.clone(), msg.roles.iter().map(String::as_str).collect()),
+    };
+    if roles.is_empty() || roles.contains(&caller.role.as_str()) {
+        return Ok(());
+    }
+    let roles: Vec<&str> = roles.into_iter().filter(|r| *r != "client-cert").collect();
     Err(ApiError::new(
         "RBAC_PERMISSION_DENIED",
-        [
-            msg.permission.clone(),
-            format!("No permission in user session. (Roles with this permission: {})", roles.join(", ")),
-        ],
+        [permission, format!("No permission in user session. (Roles with this permission: {})", roles.join(", "))],
     ))
+}
+
+/// The permission `<message>/key:<pattern>` and its least role, when the call's `key` argument
+/// is a protected key of the message: the first pattern, in declaration order, equal to the key
+/// or (ending in `*`) a prefix of it, compared case-sensitively (xapi rbac.ml
+/// `permission_of_action`). The keyed permission replaces the message's own.
+fn keyed_permission<'m>(msg: &'m Message, args: &[Value]) -> Option<(String, &'m str)> {
+    if msg.map_keys.is_empty() {
+        return None;
+    }
+    let at = msg.args().iter().position(|p| p.name == "key")?;
+    let key = args.get(at)?.as_str()?;
+    let (pattern, least) = msg.map_keys.iter().find(|(pattern, _)| match pattern.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => key == pattern,
+    })?;
+    Some((format!("{}/key:{}", msg.permission, pattern.to_ascii_lowercase()), least.as_str()))
 }
 
 /// Every synchronous wire name (what `system.listMethods` returns).

@@ -18,6 +18,10 @@ use crate::value::Value;
 /// The embedded schema text. Its blake3 hash is pinned by a test and stored in every data dir.
 pub const SCHEMA_JSON: &str = include_str!("../../schema/xenapi.json");
 
+/// Map keys with an RBAC permission of their own (xapi's `~map_keys_roles`). Kept apart from
+/// `xenapi.json` because they say nothing about stored data: data dirs pin that file's hash.
+pub const MAP_KEYS_ROLES_JSON: &str = include_str!("../../schema/facts/map_keys_roles.json");
+
 pub type ClassId = usize;
 pub type FieldId = usize;
 
@@ -126,6 +130,10 @@ pub struct Message {
     pub is_async: bool,
     pub takes_session: bool,
     pub kind: Kind,
+    /// Map keys with a permission of their own, as (key pattern, least role), in declaration
+    /// order; a pattern ending in `*` is a prefix (xapi `~map_keys_roles`, rbac.ml). Filled by
+    /// [`attach_map_keys`].
+    pub map_keys: Vec<(String, String)>,
 }
 
 impl Message {
@@ -225,7 +233,56 @@ impl Schema {
 /// The process-wide schema, parsed on first use.
 pub fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
-    SCHEMA.get_or_init(|| load(SCHEMA_JSON).expect("embedded schema/xenapi.json is valid"))
+    SCHEMA.get_or_init(|| {
+        let mut schema = load(SCHEMA_JSON).expect("embedded schema/xenapi.json is valid");
+        attach_map_keys(&mut schema, MAP_KEYS_ROLES_JSON).expect("embedded map_keys_roles.json is valid");
+        schema
+    })
+}
+
+/// Gives the messages that take a protected map key their (key pattern, least role) list, from
+/// `{class: {field: [[pattern, role], …]}, "_messages": {"class.message": […]}}`. Only the
+/// implicit `add_to_<field>` and `remove_from_<field>` get a field's keys; `set_<field>` gets
+/// none (xapi datamodel_utils.ml `new_messages_of_field`). Explicit messages get theirs by name.
+pub fn attach_map_keys(schema: &mut Schema, text: &str) -> Result<(), String> {
+    type Keys = Vec<(String, String)>;
+    let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let entries = raw.as_object().ok_or("map keys: not an object")?;
+    let keys_of = |v: &serde_json::Value, what: &str| -> Result<Keys, String> {
+        let keys: Keys = serde_json::from_value(v.clone()).map_err(|e| format!("{what}: {e}"))?;
+        match keys.iter().find(|(_, role)| !crate::auth::is_role(role)) {
+            Some((_, role)) => Err(format!("{what}: {role:?} is not a role")),
+            None => Ok(keys),
+        }
+    };
+    for (class_name, fields) in entries.iter().filter(|(k, _)| !k.starts_with('_')) {
+        let id = schema.class_id(class_name).ok_or_else(|| format!("map keys: no class {class_name}"))?;
+        let class = &mut schema.classes[id];
+        for (field_name, keys) in fields.as_object().ok_or("map keys: fields not an object")? {
+            let field =
+                class.field(field_name).ok_or_else(|| format!("map keys: no field {class_name}.{field_name}"))?;
+            let keys = keys_of(keys, &format!("{class_name}.{field_name}"))?;
+            for msg in &mut class.messages {
+                if matches!(msg.kind, Kind::AddToMap(f) | Kind::RemoveFromMap(f) if f == field) {
+                    msg.map_keys = keys.clone();
+                }
+            }
+        }
+    }
+    if let Some(messages) = entries.get("_messages") {
+        for (wire_name, keys) in messages.as_object().ok_or("map keys: _messages not an object")? {
+            let keys = keys_of(keys, wire_name)?;
+            let (class_name, msg_name) = wire_name.split_once('.').ok_or_else(|| format!("map keys: {wire_name}"))?;
+            let id = schema.class_id(class_name).ok_or_else(|| format!("map keys: no class {class_name}"))?;
+            let class = &mut schema.classes[id];
+            let msg = class.messages.iter_mut().find(|m| m.name == msg_name);
+            let msg = msg.ok_or_else(|| format!("map keys: no message {wire_name}"))?;
+            // The IDL declares these keys on both the field and (in newer releases) the explicit
+            // messages; whichever this datamodel has, the keys are the same.
+            msg.map_keys = keys;
+        }
+    }
+    Ok(())
 }
 
 /// Parses the schema text. Public for the schema tests; everything else uses [`schema`].
@@ -333,6 +390,7 @@ fn load_message(
         implicit,
         is_async: rm["async"].as_bool().unwrap_or(false),
         kind,
+        map_keys: Vec::new(),
         name,
     })
 }
@@ -434,6 +492,7 @@ fn add_hidden_messages(schema: &mut Schema) {
                 is_async: false,
                 takes_session: true,
                 kind,
+                map_keys: Vec::new(),
             });
         }
     }
