@@ -32,14 +32,15 @@
 //!   1000) each parked in `event.from(session, ["vm"], token, 30.0)` on its own connection and
 //!   session, re-parking as soon as a reply arrives; a writer commits 50 `VM.set_name_label`s one at
 //!   a time. `p50_us`/`p99_us` are the delays from each write's acknowledgement to each waiter's
-//!   reply. Target: p99 ≤ 2 ms with 1000 waiters. Also the RSS per parked waiter (client side
-//!   included). Over 800 waiters (the per-listener connection limit) half use plain HTTP.
+//!   reply. Target: p99 ≤ 2 ms with 1000 waiters. Also the server's RSS per parked waiter and its
+//!   CPU per write. The waiters run in a child process. Over 800 waiters (the per-listener
+//!   connection limit) half use plain HTTP.
 //! - `event-fanout-ceiling`: the same waiters, writer and measurement with nothing of XenAPI behind
 //!   them: our `Server` with a handler that parks each request until a `watch` passes the token it
 //!   carries and answers with a fixed body (11,000 and 300 bytes) ending in the new token. The
 //!   floor this machine and our transport put under `event-latency`. See `support/events.rs`.
 //!
-//! The network scenarios run server and clients in this process, on one tokio runtime; see
+//! The other network scenarios run server and clients in this process, on one tokio runtime; see
 //! `support/net.rs`. Their lines add `ops_per_cpu_s` (the rate per CPU second of the whole process,
 //! clients included), the request and mean reply sizes, and the TLS cipher suite.
 //!
@@ -118,6 +119,9 @@ struct Options {
 }
 
 fn main() {
+    if std::env::var_os(events::WAITERS_ENV).is_some() {
+        return events::waiters_main();
+    }
     let options = parse_args();
     let run_all = options.scenario == "all";
     if !run_all && !SCENARIOS.contains(&options.scenario.as_str()) && options.scenario != "engine-reads-snapshot" {

@@ -6,7 +6,13 @@
 //! HTTP) that sends `event.from(session, ["vm"], token, 30.0)` and re-sends it with the reply's
 //! token as soon as the reply arrives. A writer on a plain thread makes one change at a time, each
 //! once every waiter has had the previous one's reply and [`EVENT_WRITE_GAP`] has passed. The
-//! latency of a reply is the time from its change's acknowledgement to its arrival.
+//! latency of a reply is the time from its change's acknowledgement to its arrival, both read
+//! from the wall clock.
+//!
+//! The waiters run in a child process of the bench (the same binary, started with
+//! [`WAITERS_ENV`] set; it talks over its stdin and stdout), so that the server's RSS and CPU
+//! figures are the server's own, as they would be with clients on other machines; both sides
+//! still share this machine's CPUs.
 //!
 //! - `event-latency`: the real server (`Node` behind `NodeHandler`), one session per waiter, and
 //!   the writer calling `VM.set_name_label` through `Ledger::invoke`.
@@ -17,13 +23,17 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io::{BufRead, Write as _};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::runtime::Runtime;
 use tokio::sync::{watch, Semaphore};
 use xenledger::node::{events, Origin, Reply as NodeReply};
 use xenledger::rpc::NodeHandler;
@@ -32,7 +42,7 @@ use xenledger::value::Value;
 use xenledger::wire::xmlrpc;
 
 use super::https::{self, Conn, Running, XML_SUCCESS};
-use super::net::{open_node, runtimes_layout, Runtimes, CONNECTS_IN_FLIGHT, VMS};
+use super::net::{open_node, CONNECTS_IN_FLIGHT, VMS};
 use super::{bench_actor, load_avg, process_cpu_s, round2, temp_dir, Extra, Latencies, Options};
 
 /// Writes measured, after the warm-up ones that are not.
@@ -53,22 +63,29 @@ const EVENT_FROM_TIMEOUT_S: f64 = 30.0;
 /// snapshot, and `valid_ref_counts` of every class), and a bare minimum.
 const CEILING_REPLY_BYTES: [usize; 2] = [11_000, 300];
 
-/// What one waiter saw: for each reply, the log position of its token and when it arrived.
-struct WaiterLog {
-    https: bool,
-    replies: Vec<(u64, Instant)>,
-    reply_bytes: usize,
+/// Everything the waiters' process needs, sent as one JSON line on its stdin.
+#[derive(Serialize, Deserialize)]
+struct WaiterSpec {
+    https: SocketAddr,
+    http: Option<SocketAddr>,
+    /// The first this many waiters use HTTPS, the rest plain HTTP.
+    https_waiters: usize,
+    /// One session per waiter.
+    sessions: Vec<String>,
+    /// The log position the waiters' first token names.
+    start_seq: u64,
+    /// Replies each waiter takes (one per write) before it stops.
+    writes: usize,
+    /// Worker threads of the waiters' runtime.
+    threads: usize,
 }
 
-/// Shared between the writer and the waiters.
-#[derive(Default)]
-struct EventSync {
-    /// Waiters that have sent their first `event.from`.
-    parked: AtomicUsize,
-    /// Replies received, over all waiters (checked before counting, see [`waiter`]).
-    replies: AtomicUsize,
-    /// Set before the last write: waiters stop after its reply.
-    stop: AtomicBool,
+/// Set in the environment of the waiters' process: the bench binary then runs [`waiters_main`].
+pub const WAITERS_ENV: &str = "XENLEDGER_BENCH_EVENT_WAITERS";
+
+/// Nanoseconds since the Unix epoch: a clock both processes read the same.
+fn unix_ns() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_nanos() as i128
 }
 
 /// The log position in an `event.from` reply's token (the last member of the struct).
@@ -84,100 +101,177 @@ fn leading_number(bytes: &[u8]) -> Option<u64> {
     std::str::from_utf8(&bytes[..digits]).ok()?.parse().ok()
 }
 
-/// Parks `event.from(session, ["vm"], token, 30.0)` on `conn`, and re-parks with the new token as
-/// soon as each reply arrives, until [`EventSync::stop`].
-async fn waiter(mut conn: Conn, https: bool, session: String, mut token: String, sync: Arc<EventSync>) -> WaiterLog {
+/// What one waiter saw: for each reply, the log position of its token and when it arrived.
+struct WaiterLog {
+    https: bool,
+    replies: Vec<(u64, i128)>,
+    reply_bytes: usize,
+}
+
+/// Parks `event.from(session, ["vm"], token, 30.0)` on `conn` and re-parks with the new token as
+/// soon as each reply arrives, `writes` times; counts into `parked` and `replies`.
+async fn waiter(
+    mut conn: Conn,
+    https: bool,
+    session: String,
+    mut token: String,
+    writes: usize,
+    (parked, replied): (Arc<AtomicUsize>, Arc<AtomicUsize>),
+) -> WaiterLog {
     let (session, classes) = (Value::str(session), Value::Set(vec![Value::str("vm")]));
-    let mut replies = Vec::with_capacity(EVENT_WRITES + EVENT_WARMUP_WRITES);
-    let (mut first, mut reply_bytes) = (true, 0);
-    loop {
+    let mut log = WaiterLog { https, replies: Vec::with_capacity(writes), reply_bytes: 0 };
+    for i in 0..writes {
         let params = [session.clone(), classes.clone(), Value::str(&token), Value::Float(EVENT_FROM_TIMEOUT_S)];
         let body = xmlrpc::encode_call("event.from", &params);
         conn.send("/", "text/xml", &body).await.expect("send event.from");
-        if first {
-            sync.parked.fetch_add(1, Ordering::SeqCst);
-            first = false;
+        if i == 0 {
+            parked.fetch_add(1, Ordering::SeqCst);
         }
         let reply = conn.receive().await.expect("event.from reply");
-        let arrived = Instant::now();
+        let arrived = unix_ns();
         if reply.status != 200 || !reply.body.starts_with(XML_SUCCESS) {
             panic!("event.from failed: HTTP {} {}", reply.status, https::excerpt(reply.body));
         }
         let seq = reply_token_seq(reply.body);
-        replies.push((seq, arrived));
-        reply_bytes += reply.body.len();
+        log.replies.push((seq, arrived));
+        log.reply_bytes += reply.body.len();
         token = events::format_token(seq);
-        // Read before counting: the writer sets `stop` only after every reply of the previous
-        // write is counted, so only the last write's replies can see it.
-        let stop = sync.stop.load(Ordering::SeqCst);
-        sync.replies.fetch_add(1, Ordering::SeqCst);
-        if stop {
-            return WaiterLog { https, replies, reply_bytes };
-        }
+        replied.fetch_add(1, Ordering::SeqCst);
     }
+    log
+}
+
+/// The waiters' process: reads a [`WaiterSpec`], connects and parks every waiter, and says on
+/// stdout `PARKED <rss_before_kb> <rss_parked_kb>` once all are parked, `ALL <i>` once every
+/// waiter has had write `i`'s reply, then `R <https> <seq> <arrival_unix_ns>` for every reply and
+/// `END <cpu_s> <reply_bytes>`.
+pub fn waiters_main() {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("read the spec");
+    let spec: WaiterSpec = serde_json::from_str(&line).expect("a waiter spec");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(spec.threads)
+        .thread_name("bench-waiter")
+        .enable_all()
+        .build()
+        .expect("waiters' runtime");
+    let say = |text: String| {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{text}").and_then(|()| out.flush()).expect("stdout");
+    };
+    let waiters = spec.sessions.len();
+    let (logs, cpu_s) = runtime.block_on(async {
+        let rss_before_kb = https::rss_kb();
+        let counts = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (connector, gate) = (https::connector(), Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT)));
+        let token = events::format_token(spec.start_seq);
+        let tasks: Vec<_> = spec
+            .sessions
+            .into_iter()
+            .enumerate()
+            .map(|(i, session)| {
+                let (connector, gate, counts, token) = (connector.clone(), gate.clone(), counts.clone(), token.clone());
+                let (https_addr, http_addr, https) = (spec.https, spec.http, i < spec.https_waiters);
+                tokio::spawn(async move {
+                    let permit = gate.acquire_owned().await.expect("gate open");
+                    let conn = match (https, http_addr) {
+                        (true, _) => Conn::https(https_addr, &connector).await,
+                        (false, Some(addr)) => Conn::http(addr).await,
+                        (false, None) => unreachable!("an HTTP listener when waiters are split"),
+                    };
+                    drop(permit);
+                    waiter(conn.expect("connect"), https, session, token, spec.writes, counts).await
+                })
+            })
+            .collect();
+        while counts.0.load(Ordering::SeqCst) < waiters {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(EVENT_PARK_SETTLE).await;
+        say(format!("PARKED {rss_before_kb} {}", https::rss_kb()));
+        let cpu_before = process_cpu_s();
+        for i in 0..spec.writes {
+            let since = Instant::now();
+            while counts.1.load(Ordering::SeqCst) < waiters * (i + 1) {
+                assert!(
+                    since.elapsed() < EVENT_WAKE_TIMEOUT,
+                    "write {i}: only {} replies",
+                    counts.1.load(Ordering::SeqCst)
+                );
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            say(format!("ALL {i}"));
+        }
+        let mut logs = Vec::with_capacity(waiters);
+        for task in tasks {
+            logs.push(task.await.expect("waiter task"));
+        }
+        (logs, process_cpu_s() - cpu_before)
+    });
+    let mut reply_bytes = 0;
+    for log in &logs {
+        for (seq, arrived) in &log.replies {
+            say(format!("R {} {seq} {arrived}", u8::from(log.https)));
+        }
+        reply_bytes += log.reply_bytes;
+    }
+    say(format!("END {cpu_s} {reply_bytes}"));
 }
 
 /// A write the writer made: its log position, when its call returned, and how long it took.
 struct Ack {
     seq: u64,
-    at: Instant,
+    at_ns: i128,
     took: Duration,
 }
 
 /// Makes write `i` and returns its log position once it is acknowledged.
 type Write = Box<dyn FnMut(usize) -> u64 + Send>;
 
-/// Makes the writes one at a time from a plain thread (so the acknowledgement is seen as soon as
-/// it is given, not when a busy runtime gets round to it), each once every waiter has had the
-/// previous one's reply and [`EVENT_WRITE_GAP`] has passed.
-fn event_writer(mut write: Write, waiters: usize, sync: Arc<EventSync>) -> Vec<Ack> {
-    let total = EVENT_WARMUP_WRITES + EVENT_WRITES;
-    let mut acks = Vec::with_capacity(total);
-    for i in 0..total {
-        if i + 1 == total {
-            sync.stop.store(true, Ordering::SeqCst);
-        }
-        let start = Instant::now();
-        let seq = write(i);
-        let at = Instant::now();
-        acks.push(Ack { seq, at, took: at - start });
-        let woken = waiters * (i + 1);
-        while sync.replies.load(Ordering::SeqCst) < woken {
-            assert!(
-                at.elapsed() < EVENT_WAKE_TIMEOUT,
-                "write {i}: only {} of {woken} replies",
-                sync.replies.load(Ordering::SeqCst)
-            );
-            thread::sleep(Duration::from_micros(200));
-        }
-        thread::sleep(EVENT_WRITE_GAP);
-    }
-    acks
-}
-
 /// Runs `scenario` with each waiter count (`--clients W`, or 100 and 1000) in a child process of
 /// this bench, so that its RSS figures start from a fresh heap rather than one earlier scenarios
-/// have grown; the child (given `--clients`) runs `with` itself.
+/// have grown; the child (given `--clients`) runs `with` itself. With both counts, one more line
+/// gives the server's memory per parked waiter as the slope between them: the RSS a single run
+/// grows by while its waiters park also depends on how much freed heap the setup left to reuse,
+/// which the slope cancels (both runs make the same setup but for one session per waiter).
 fn in_children(options: &Options, scenario: &str, with: fn(&Options, usize)) {
     match options.clients {
         Some(waiters) if options.scenario == scenario => with(options, waiters),
-        Some(waiters) => in_child(options, scenario, waiters),
+        Some(waiters) => drop(in_child(options, scenario, waiters)),
         None => {
-            for waiters in [100, 1000] {
-                in_child(options, scenario, waiters);
+            const COUNTS: [usize; 2] = [100, 1000];
+            let parked_kb = COUNTS.map(|waiters| in_child(options, scenario, waiters));
+            if let [Some(few), Some(many)] = parked_kb {
+                let slope = (many as f64 - few as f64) / (COUNTS[1] - COUNTS[0]) as f64;
+                let line = json!({
+                    "scenario": format!("{scenario}-memory"),
+                    "clients": COUNTS,
+                    "server_rss_parked_kb": [few, many],
+                    "server_rss_kb_per_parked_waiter": round2(slope),
+                });
+                println!("{line}");
             }
         }
     }
 }
 
-fn in_child(options: &Options, scenario: &str, waiters: usize) {
+/// Runs one waiter count in a child process, passing its lines through; returns the server's
+/// RSS with every waiter parked, from its first line that has one.
+fn in_child(options: &Options, scenario: &str, waiters: usize) -> Option<u64> {
     let exe = std::env::current_exe().expect("the bench's own path");
-    let status = std::process::Command::new(exe)
+    let output = std::process::Command::new(exe)
         .args(["--scenario", scenario, "--clients", &waiters.to_string()])
         .args(["--client-threads", &options.client_threads.to_string()])
-        .status()
+        .stderr(Stdio::inherit())
+        .output()
         .expect("start the child");
-    assert!(status.success(), "{scenario} with {waiters} waiters: {status}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    print!("{text}");
+    assert!(output.status.success(), "{scenario} with {waiters} waiters: {}", output.status);
+    text.lines().find_map(|line| {
+        let report: serde_json::Value = serde_json::from_str(line).ok()?;
+        report.get("server_rss_parked_kb")?.as_u64()
+    })
 }
 
 pub fn event_latency(options: &Options) {
@@ -205,24 +299,53 @@ struct Fanout {
     write: Write,
 }
 
-/// What a fan-out run measured.
+/// What a fan-out run measured. RSS and CPU figures are per process: this one (the server and
+/// the writer) and the waiters' one.
 struct FanoutRun {
-    logs: Vec<WaiterLog>,
+    /// (over HTTPS, log position, arrival) of every reply.
+    replies: Vec<(bool, u64, i128)>,
+    reply_bytes: usize,
     acks: Vec<Ack>,
     https_waiters: usize,
     http_waiters: usize,
-    rss_before_kb: u64,
-    rss_parked_kb: u64,
+    server_rss_kb: (u64, u64),
+    waiters_rss_kb: (u64, u64),
     load: serde_json::Value,
-    cpu_s: f64,
+    server_cpu_s: f64,
+    waiters_cpu_s: f64,
     seconds: f64,
 }
 
-/// Parks the waiters, runs the writer, and collects what each side saw.
-fn run_fanout(runtimes: &Runtimes, waiters: usize, fanout: Fanout) -> FanoutRun {
-    // Both ends of every connection are in this process, plus the data dir and listeners.
-    let fds_needed = 2 * waiters as u64 + 64;
+/// The server's runtime: tokio's default, one worker per CPU, as `xenledger serve` runs.
+fn server_runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+}
+
+/// Reads the waiters' next line, which must start with `word`; returns the rest.
+fn expect_line(from: &mut impl BufRead, word: &str) -> String {
+    let mut line = String::new();
+    let read = from.read_line(&mut line).expect("read from the waiters");
+    assert!(read > 0, "the waiters' process ended before saying {word}");
+    let rest = line.trim_end().strip_prefix(word).unwrap_or_else(|| panic!("expected {word}, got {line:?}"));
+    rest.trim_start().to_string()
+}
+
+/// Two numbers separated by a space.
+fn pair<A: std::str::FromStr, B: std::str::FromStr>(text: &str) -> (A, B) {
+    let (a, b) = text.split_once(' ').unwrap_or_else(|| panic!("two numbers in {text:?}"));
+    match (a.parse(), b.parse()) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => panic!("two numbers in {text:?}"),
+    }
+}
+
+/// Starts the server here and the waiters in a child process (so that each side's memory and CPU
+/// are its own), parks them, makes the writes one at a time from this thread, each once every
+/// waiter has had the previous one's reply and [`EVENT_WRITE_GAP`] has passed, and collects
+/// what both sides saw.
+fn run_fanout(options: &Options, runtime: &Runtime, waiters: usize, fanout: Fanout) -> FanoutRun {
     if let Some(limit) = open_files_limit() {
+        let fds_needed = waiters as u64 + 64;
         assert!(limit >= fds_needed, "{waiters} waiters need ~{fds_needed} open files; `ulimit -n` is {limit}");
     }
     // Each TCP listener serves at most CONNECTIONS_MAX connections and the server has one HTTPS
@@ -236,95 +359,116 @@ fn run_fanout(runtimes: &Runtimes, waiters: usize, fanout: Fanout) -> FanoutRun 
     );
     assert_eq!(fanout.sessions.len(), waiters, "a session per waiter");
     let dir = temp_dir("fanout-tls");
-    let server = runtimes.server.block_on(Running::start(fanout.handler, dir.path(), http_waiters > 0));
-    let sync = Arc::new(EventSync::default());
-    let (sessions, write) = (fanout.sessions, fanout.write);
-    let run = runtimes.clients().block_on(async {
-        let token = events::format_token(fanout.start_seq);
-        let rss_before_kb = https::rss_kb();
+    let server = runtime.block_on(Running::start(fanout.handler, dir.path(), http_waiters > 0));
+    let total = EVENT_WARMUP_WRITES + EVENT_WRITES;
+    let spec = WaiterSpec {
+        https: server.https,
+        http: server.http,
+        https_waiters,
+        sessions: fanout.sessions,
+        start_seq: fanout.start_seq,
+        writes: total,
+        threads: if options.client_threads > 0 { options.client_threads } else { 2 },
+    };
+    let rss_before_kb = https::rss_kb();
+    let mut child = std::process::Command::new(std::env::current_exe().expect("the bench's own path"))
+        .env(WAITERS_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the waiters' process");
+    let mut stdin = child.stdin.take().expect("waiters' stdin");
+    writeln!(stdin, "{}", serde_json::to_string(&spec).expect("spec as JSON")).expect("send the spec");
+    drop(stdin);
+    let mut from = std::io::BufReader::new(child.stdout.take().expect("waiters' stdout"));
+    let waiters_rss_kb = pair(&expect_line(&mut from, "PARKED"));
+    std::thread::sleep(EVENT_PARK_SETTLE);
+    let server_rss_kb = (rss_before_kb, https::rss_kb());
 
-        let (connector, gate) = (https::connector(), Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT)));
-        let (https_addr, http_addr) = (server.https, server.http);
-        let tasks: Vec<_> = sessions
-            .into_iter()
-            .enumerate()
-            .map(|(i, session)| {
-                let (connector, gate, sync, token) = (connector.clone(), gate.clone(), sync.clone(), token.clone());
-                tokio::spawn(async move {
-                    let permit = gate.acquire_owned().await.expect("gate open");
-                    let https = i < https_waiters;
-                    let conn = match (https, http_addr) {
-                        (true, _) => Conn::https(https_addr, &connector).await,
-                        (false, Some(addr)) => Conn::http(addr).await,
-                        (false, None) => unreachable!("an HTTP listener when waiters are split"),
-                    };
-                    drop(permit);
-                    waiter(conn.expect("connect"), https, session, token, sync).await
-                })
-            })
-            .collect();
-        while sync.parked.load(Ordering::SeqCst) < waiters {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    let (load, cpu_before, start) = (load_avg(), process_cpu_s(), Instant::now());
+    let mut write = fanout.write;
+    let mut acks = Vec::with_capacity(total);
+    for i in 0..total {
+        let started = Instant::now();
+        let seq = write(i);
+        let (at_ns, took) = (unix_ns(), started.elapsed());
+        acks.push(Ack { seq, at_ns, took });
+        let all: usize = expect_line(&mut from, "ALL").parse().expect("ALL <write>");
+        assert_eq!(all, i, "the waiters count the writes as this side does");
+        std::thread::sleep(EVENT_WRITE_GAP);
+    }
+    let server_cpu_s = process_cpu_s() - cpu_before;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut replies = Vec::with_capacity(total * waiters);
+    let (waiters_cpu_s, reply_bytes) = loop {
+        let mut line = String::new();
+        assert!(from.read_line(&mut line).expect("read from the waiters") > 0, "the waiters' process ended early");
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("R") => {
+                let mut number = || words.next().expect("a field").parse::<i128>().expect("a number");
+                let (https, seq, arrived) = (number() == 1, number() as u64, number());
+                replies.push((https, seq, arrived));
+            }
+            Some("END") => break pair(line.trim_end().trim_start_matches("END ")),
+            _ => panic!("unexpected line from the waiters: {line:?}"),
         }
-        tokio::time::sleep(EVENT_PARK_SETTLE).await;
-        let rss_parked_kb = https::rss_kb();
-
-        let (load, cpu_before, start) = (load_avg(), process_cpu_s(), Instant::now());
-        let writer_sync = sync.clone();
-        let writer = tokio::task::spawn_blocking(move || event_writer(write, waiters, writer_sync));
-        let acks = writer.await.expect("writer");
-        let mut logs = Vec::with_capacity(waiters);
-        for task in tasks {
-            logs.push(task.await.expect("waiter task"));
-        }
-        let (cpu_s, seconds) = (process_cpu_s() - cpu_before, start.elapsed().as_secs_f64());
-        FanoutRun { logs, acks, https_waiters, http_waiters, rss_before_kb, rss_parked_kb, load, cpu_s, seconds }
-    });
-    runtimes.server.block_on(server.stop());
-    run
+    };
+    let status = child.wait().expect("reap the waiters' process");
+    assert!(status.success(), "the waiters' process: {status}");
+    runtime.block_on(server.stop());
+    FanoutRun {
+        replies,
+        reply_bytes,
+        acks,
+        https_waiters,
+        http_waiters,
+        server_rss_kb,
+        waiters_rss_kb,
+        load,
+        server_cpu_s,
+        waiters_cpu_s,
+        seconds,
+    }
 }
 
 /// Reports a fan-out run: the delay from each measured write's acknowledgement to each waiter's
-/// reply carrying it, and `extra` after the common keys. The RSS figures are reported only from a
-/// process that ran nothing before (`fresh_heap`).
-fn report_fanout(scenario: &str, options: &Options, waiters: usize, run: FanoutRun, fresh_heap: bool, extra: Extra) {
-    let FanoutRun { logs, acks, https_waiters, http_waiters, .. } = &run;
+/// reply carrying it, and `extra` after the common keys. The server's RSS figures are reported
+/// only from a process that ran nothing before (`fresh_heap`).
+fn report_fanout(scenario: &str, waiters: usize, run: FanoutRun, fresh_heap: bool, extra: Extra) {
+    let acks = &run.acks;
     let measured: HashMap<u64, &Ack> = acks[EVENT_WARMUP_WRITES..].iter().map(|ack| (ack.seq, ack)).collect();
     let (mut all, mut over_https, mut over_http) = (Latencies::default(), Latencies::default(), Latencies::default());
     let mut slowest_per_write: HashMap<u64, u64> = HashMap::new();
     let (mut before_ack, mut unmatched) = (0u64, 0u64);
-    for log in logs {
-        for (seq, arrived) in &log.replies {
-            let Some(ack) = measured.get(seq) else {
-                unmatched += u64::from(!acks[..EVENT_WARMUP_WRITES].iter().any(|a| a.seq == *seq));
-                continue;
-            };
-            let delay = match arrived.checked_duration_since(ack.at) {
-                Some(delay) => delay.as_nanos() as u64,
-                None => {
-                    before_ack += 1;
-                    0
-                }
-            };
-            all.0.push(delay);
-            if log.https {
-                over_https.0.push(delay)
-            } else {
-                over_http.0.push(delay)
+    for (https, seq, arrived) in &run.replies {
+        let Some(ack) = measured.get(seq) else {
+            unmatched += u64::from(!acks[..EVENT_WARMUP_WRITES].iter().any(|a| a.seq == *seq));
+            continue;
+        };
+        let delay = match u64::try_from(arrived - ack.at_ns) {
+            Ok(delay) => delay,
+            Err(_) => {
+                before_ack += 1;
+                0
             }
-            let slowest = slowest_per_write.entry(*seq).or_default();
-            *slowest = (*slowest).max(delay);
+        };
+        all.0.push(delay);
+        if *https {
+            over_https.0.push(delay)
+        } else {
+            over_http.0.push(delay)
         }
+        let slowest = slowest_per_write.entry(*seq).or_default();
+        *slowest = (*slowest).max(delay);
     }
     let wakeups = all.0.len() as u64;
-    let replies: usize = logs.iter().map(|log| log.replies.len()).sum();
-    let reply_bytes = logs.iter().map(|log| log.reply_bytes).sum::<usize>() as f64 / replies.max(1) as f64;
+    let reply_bytes = run.reply_bytes as f64 / run.replies.len().max(1) as f64;
     assert_eq!(wakeups, (EVENT_WRITES * waiters) as u64, "every waiter woke once per write");
     let max_us = round2(all.0.iter().copied().max().unwrap_or(0) as f64 / 1000.0);
     let mut all_woken = Latencies(slowest_per_write.into_values().collect());
     let mut write_took = Latencies(acks[EVENT_WARMUP_WRITES..].iter().map(|a| a.took.as_nanos() as u64).collect());
-    let parked_kb = run.rss_parked_kb.saturating_sub(run.rss_before_kb);
-    let transport = if *http_waiters > 0 { "https+http" } else { "https" };
+    let transport = if run.http_waiters > 0 { "https+http" } else { "https" };
     let percentiles = |l: &mut Latencies| {
         if l.0.is_empty() {
             json!(null)
@@ -332,13 +476,15 @@ fn report_fanout(scenario: &str, options: &Options, waiters: usize, run: FanoutR
             json!([l.percentile_us(0.5), l.percentile_us(0.99)])
         }
     };
+    let per_waiter =
+        |(before, parked): (u64, u64)| json!(round2(parked.saturating_sub(before) as f64 / waiters as f64));
     let mut fields = vec![
         ("max_us", json!(max_us)),
         ("writes", json!(EVENT_WRITES)),
         ("write_gap_ms", json!(EVENT_WRITE_GAP.as_millis() as u64)),
         ("transport", json!(transport)),
-        ("https_waiters", json!(https_waiters)),
-        ("http_waiters", json!(http_waiters)),
+        ("https_waiters", json!(run.https_waiters)),
+        ("http_waiters", json!(run.http_waiters)),
         ("https_p50_p99_us", percentiles(&mut over_https)),
         ("http_p50_p99_us", percentiles(&mut over_http)),
         ("all_woken_p50_p99_us", percentiles(&mut all_woken)),
@@ -349,17 +495,21 @@ fn report_fanout(scenario: &str, options: &Options, waiters: usize, run: FanoutR
     ];
     if fresh_heap {
         fields.extend([
-            ("rss_before_kb", json!(run.rss_before_kb)),
-            ("rss_parked_kb", json!(run.rss_parked_kb)),
-            ("rss_per_waiter_kb", json!(round2(parked_kb as f64 / waiters as f64))),
-            ("rss_note", json!("server and client in one process: both sides of each connection")),
+            ("server_rss_before_kb", json!(run.server_rss_kb.0)),
+            ("server_rss_parked_kb", json!(run.server_rss_kb.1)),
+            ("server_rss_per_waiter_kb", per_waiter(run.server_rss_kb)),
         ]);
     } else {
-        fields.push(("rss_note", json!("not measured: an earlier run in this process grew the heap")));
+        fields.push(("server_rss_note", json!("not measured: an earlier run in this process grew the heap")));
     }
+    fields.extend([
+        ("waiters_rss_per_waiter_kb", per_waiter(run.waiters_rss_kb)),
+        ("server_cpu_ms_per_write", json!(round2(run.server_cpu_s * 1000.0 / acks.len() as f64))),
+        ("waiters_cpu_ms_per_write", json!(round2(run.waiters_cpu_s * 1000.0 / acks.len() as f64))),
+        ("layout", json!("server and writer in this process, the waiters in a child process")),
+    ]);
     fields.extend(extra);
-    fields.push(("runtimes", runtimes_layout(options)));
-    fields.push(("cpu_s", json!(round2(run.cpu_s))));
+    fields.push(("cpu_s", json!(round2(run.server_cpu_s + run.waiters_cpu_s))));
     fields.push(("load_avg_1m", run.load));
     super::report(scenario, waiters, wakeups, run.seconds, Some(all), fields);
 }
@@ -369,8 +519,8 @@ fn report_fanout(scenario: &str, options: &Options, waiters: usize, run: FanoutR
 
 fn event_latency_with(options: &Options, waiters: usize) {
     let (_dir, node, vms) = open_node("net-events", VMS);
-    let runtimes = Runtimes::new(options);
-    let sessions = runtimes.server.block_on(async {
+    let runtime = server_runtime();
+    let sessions = runtime.block_on(async {
         // Sessions minted in-process over the trusted unix origin: no password, so no argon2.
         let origin = Origin { unix: true, peer: "bench".into() };
         let logins: Vec<_> = (0..waiters)
@@ -399,8 +549,8 @@ fn event_latency_with(options: &Options, waiters: usize) {
     });
     let handler = Arc::new(NodeHandler { node: node.clone() });
     let fanout = Fanout { handler, sessions, start_seq: node.ledger.snapshot().seq, write };
-    let run = run_fanout(&runtimes, waiters, fanout);
-    report_fanout("event-latency", options, waiters, run, true, vec![("vms", json!(VMS))]);
+    let run = run_fanout(options, &runtime, waiters, fanout);
+    report_fanout("event-latency", waiters, run, true, vec![("vms", json!(VMS))]);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -457,7 +607,7 @@ impl RpcHandler for ParkedReply {
 
 fn event_fanout_ceiling_with(options: &Options, waiters: usize) {
     for (i, reply_bytes) in CEILING_REPLY_BYTES.into_iter().enumerate() {
-        let runtimes = Runtimes::new(options);
+        let runtime = server_runtime();
         let (advance, position) = watch::channel(0u64);
         let handler = Arc::new(ParkedReply { position, reply_bytes, encoded: Mutex::new((0, Arc::new(Vec::new()))) });
         let write: Write = Box::new(move |_| {
@@ -466,8 +616,8 @@ fn event_fanout_ceiling_with(options: &Options, waiters: usize) {
         });
         let sessions = (0..waiters).map(|i| format!("OpaqueRef:{i:08}-0000-0000-0000-000000000000")).collect();
         let fanout = Fanout { handler, sessions, start_seq: 0, write };
-        let run = run_fanout(&runtimes, waiters, fanout);
+        let run = run_fanout(options, &runtime, waiters, fanout);
         let extra = vec![("handler", json!("parked until the position passes the token; fixed body"))];
-        report_fanout("event-fanout-ceiling", options, waiters, run, i == 0, extra);
+        report_fanout("event-fanout-ceiling", waiters, run, i == 0, extra);
     }
 }
