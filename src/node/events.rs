@@ -16,7 +16,7 @@ use crate::engine::State;
 use crate::entry::{Actor, Change};
 use crate::error::ApiError;
 use crate::ledger::Job;
-use crate::schema::{schema, ClassId};
+use crate::schema::{schema, Class, ClassId};
 use crate::value::{EncodingCache, Members, Value};
 
 /// Longest wait `event.from`/`event.next` accept (xapi's default and overflow value: 24 h).
@@ -101,7 +101,7 @@ fn collect(state: &State, subs: &[Subscription], since: u64, legacy_time: Option
     let mut adds = Vec::new();
     let mut mods = Vec::new();
     let mut dels = Vec::new();
-    for class in s.classes.iter().filter(|c| c.stored && wants_class(subs, c.id)) {
+    for class in s.classes.iter().filter(|c| has_events(c) && wants_class(subs, c.id)) {
         let table = state.table(class.id);
         for (_, r) in table.by_modified.range((since + 1, String::new())..) {
             let Some(o) = table.objects.get(r) else { continue };
@@ -132,6 +132,13 @@ fn collect(state: &State, subs: &[Subscription], since: u64, legacy_time: Option
     adds
 }
 
+/// Whether a class's changes are events: every class kept in the database, and `message`, which
+/// xapi keeps outside it but reports all the same (XENAPI-SEMANTICS.md §e.2). `valid_ref_counts`
+/// counts only the database's classes, as xapi's does.
+fn has_events(class: &Class) -> bool {
+    class.stored || class.name == "message"
+}
+
 fn event_record(
     id: u64,
     class: &str,
@@ -140,8 +147,11 @@ fn event_record(
     snapshot: Option<Value>,
     legacy_time: Option<&str>,
 ) -> Value {
+    // Messages live outside xapi's database, and their events carry id "0"
+    // (XENAPI-SEMANTICS.md §e.2, xapi_event.ml `from_inner`).
+    let id = if class == "message" { "0".to_string() } else { id.to_string() };
     let mut members = vec![
-        ("id".to_string(), Value::String(id.to_string())),
+        ("id".to_string(), Value::String(id)),
         ("timestamp".to_string(), Value::String(legacy_time.unwrap_or("0.0").to_string())),
         ("class".to_string(), Value::String(class.to_string())),
         ("operation".to_string(), Value::String(op.to_string())),

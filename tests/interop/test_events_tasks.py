@@ -159,3 +159,28 @@ def test_async_call_and_task_polling(server):
         s.xenapi.network.destroy(net)
     finally:
         s.xenapi.session.logout()
+
+
+def test_message_events_add_and_del(server):
+    """quicktest_event.ml `event_message_test`: a new message is seen as `add` (with its record),
+    a destroyed one as `del`, and an empty token does not bring a destroyed message back. Message
+    events carry id "0" (XENAPI-SEMANTICS.md §e.2)."""
+    s = login(server.https_url)
+    try:
+        pool = s.xenapi.pool.get_all()[0]
+        pool_uuid = s.xenapi.pool.get_uuid(pool)
+        token = event_from(s, ["message"], "", 0.0)["token"]
+        msg = s.xenapi.message.create("quicktest_event", "5", "Pool", pool_uuid, "body")
+        r = event_from(s, ["message"], token, 5.0)
+        adds = [e for e in r["events"] if e["ref"] == msg]
+        assert len(adds) == 1 and adds[0]["operation"] == "add" and adds[0]["id"] == "0"
+        assert adds[0]["snapshot"]["name"] == "quicktest_event" and adds[0]["snapshot"]["body"] == "body"
+        token = r["token"]
+        s.xenapi.message.destroy(msg)
+        r = event_from(s, ["message"], token, 5.0)
+        dels = [e for e in r["events"] if e["ref"] == msg]
+        assert len(dels) == 1 and dels[0]["operation"] == "del" and "snapshot" not in dels[0]
+        everything = event_from(s, ["message"], "", 0.0)
+        assert msg not in [e["ref"] for e in everything["events"]]
+    finally:
+        s.xenapi.session.logout()
