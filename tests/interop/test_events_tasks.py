@@ -6,6 +6,7 @@ ref out of task.result by splitting on <value>).
 """
 import threading
 import time
+import xmlrpc.client
 
 import XenAPI
 
@@ -182,5 +183,17 @@ def test_message_events_add_and_del(server):
         assert len(dels) == 1 and dels[0]["operation"] == "del" and "snapshot" not in dels[0]
         everything = event_from(s, ["message"], "", 0.0)
         assert msg not in [e["ref"] for e in everything["events"]]
+        # The multi-message part: two new messages come in one batch, a third in the next alone.
+        token = everything["token"]
+        m1, m2 = (s.xenapi.message.create("test", "1", "Pool", pool_uuid, "Hello") for _ in range(2))
+        r = event_from(s, ["message"], token, 5.0)
+        assert {(e["ref"], e["operation"]) for e in r["events"]} == {(m1, "add"), (m2, "add")}
+        m3 = s.xenapi.message.create("test", "1", "Pool", pool_uuid, "Hello")
+        r2 = event_from(s, ["message"], r["token"], 5.0)
+        assert [(e["ref"], e["operation"]) for e in r2["events"]] == [(m3, "add")]
+        for_pool = s.xenapi.message.get("Pool", pool_uuid, xmlrpc.client.DateTime("19700101T00:00:00Z"))
+        assert {m1, m2, m3} <= set(for_pool)
+        for m in (m1, m2, m3):
+            s.xenapi.message.destroy(m)
     finally:
         s.xenapi.session.logout()
