@@ -434,7 +434,18 @@ fn vm_record(name: &str) -> Value {
 /// Creates `count` VMs from 64 threads (so they group-commit) in the ledger `ledger(owner)`;
 /// returns their refs.
 fn create_vms<T: Send + Sync + 'static>(owner: &Arc<T>, ledger: fn(&T) -> &Ledger, count: usize) -> Vec<String> {
-    let threads = 64.min(count.max(1));
+    create_vms_on(owner, ledger, count, 64)
+}
+
+/// [`create_vms`] on at most `threads` threads (1: one after the other, which leaves the heap in
+/// the same shape every run).
+fn create_vms_on<T: Send + Sync + 'static>(
+    owner: &Arc<T>,
+    ledger: fn(&T) -> &Ledger,
+    count: usize,
+    threads: usize,
+) -> Vec<String> {
+    let threads = threads.min(count.max(1));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let owner = owner.clone();

@@ -42,7 +42,7 @@ use xenledger::value::Value;
 use xenledger::wire::xmlrpc;
 
 use super::https::{self, Conn, Running, XML_SUCCESS};
-use super::net::{open_node, CONNECTS_IN_FLIGHT, VMS};
+use super::net::{open_node_on, CONNECTS_IN_FLIGHT, VMS};
 use super::{bench_actor, load_avg, process_cpu_s, round2, temp_dir, Extra, Latencies, Options};
 
 /// Writes measured, after the warm-up ones that are not.
@@ -518,27 +518,21 @@ fn report_fanout(scenario: &str, waiters: usize, run: FanoutRun, fresh_heap: boo
 // event-latency
 
 fn event_latency_with(options: &Options, waiters: usize) {
-    let (_dir, node, vms) = open_node("net-events", VMS);
+    // The setup runs one step at a time, so that it leaves the heap in the same shape every run
+    // and the RSS the parked waiters add is comparable between runs (see `in_children`).
+    let (_dir, node, vms) = open_node_on("net-events", VMS, 1);
     let runtime = server_runtime();
     let sessions = runtime.block_on(async {
         // Sessions minted in-process over the trusted unix origin: no password, so no argon2.
         let origin = Origin { unix: true, peer: "bench".into() };
-        let logins: Vec<_> = (0..waiters)
-            .map(|i| {
-                let (node, origin) = (node.clone(), origin.clone());
-                let originator = format!("bench-events-{}", i / SESSIONS_PER_ORIGINATOR);
-                tokio::spawn(async move {
-                    let params = vec![Value::str("root"), Value::str(""), Value::str("1.0"), Value::str(originator)];
-                    match node.call("session.login_with_password", params, &origin).await {
-                        NodeReply::Rpc(Ok(session)) => session.as_str().expect("a session ref").to_owned(),
-                        other => panic!("login: {other:?}"),
-                    }
-                })
-            })
-            .collect();
         let mut sessions = Vec::with_capacity(waiters);
-        for login in logins {
-            sessions.push(login.await.expect("login task"));
+        for i in 0..waiters {
+            let originator = format!("bench-events-{}", i / SESSIONS_PER_ORIGINATOR);
+            let params = vec![Value::str("root"), Value::str(""), Value::str("1.0"), Value::str(originator)];
+            match node.call("session.login_with_password", params, &origin).await {
+                NodeReply::Rpc(Ok(session)) => sessions.push(session.as_str().expect("a session ref").to_owned()),
+                other => panic!("login: {other:?}"),
+            }
         }
         sessions
     });

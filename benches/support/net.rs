@@ -24,7 +24,7 @@ use xenledger::value::Value;
 use xenledger::wire::{jsonrpc, xmlrpc};
 
 use super::https::{self, Conn, Running, JSON_SUCCESS, XML_SUCCESS};
-use super::{create_vms, load_avg, process_cpu_s, round2, temp_dir, Extra, Latencies, Options, Run};
+use super::{create_vms_on, load_avg, process_cpu_s, round2, temp_dir, Extra, Latencies, Options, Run};
 
 /// VMs in the served state.
 pub const VMS: usize = 100;
@@ -127,11 +127,16 @@ pub fn runtimes_layout(options: &Options) -> serde_json::Value {
 
 /// A node on a fresh data dir, with `vms` VMs (made in-process, group-committed).
 pub fn open_node(label: &str, vms: usize) -> (TempDir, Arc<Node>, Arc<Vec<String>>) {
+    open_node_on(label, vms, 64)
+}
+
+/// [`open_node`], making the VMs on at most `threads` threads.
+pub fn open_node_on(label: &str, vms: usize, threads: usize) -> (TempDir, Arc<Node>, Arc<Vec<String>>) {
     let dir = temp_dir(label);
     let first =
         FirstStart { root_password: Some(PASSWORD.into()), hostname: "bench".into(), address: "127.0.0.1".into() };
     let (node, _) = Node::open(&dir.path().join("data"), &first).expect("Node::open");
-    let vms = create_vms(&node, |node| &node.ledger, vms);
+    let vms = create_vms_on(&node, |node| &node.ledger, vms, threads);
     (dir, node, Arc::new(vms))
 }
 
