@@ -88,43 +88,18 @@ fn set_field(state: &mut State, seq: u64, class: ClassId, reference: &str, fid: 
         c.name,
         c.fields[fid].name
     );
-    let table = &mut state.tables[class];
-    let slot = table.objects.get_mut(reference).unwrap_or_else(|| panic!("entry {seq}: no {} {reference}", c.name));
-    let object = Object::edit(slot);
-    let old = std::mem::replace(&mut object.fields[fid], value);
-    if object.modified != seq {
-        table.by_modified.remove(&(object.modified, reference.to_string()));
-        table.by_modified.insert((seq, reference.to_string()));
-        object.modified = seq;
+    let mut old = Value::Null;
+    update(state, seq, class, reference, |o| old = std::mem::replace(&mut o.fields[fid], value));
+    let indexed = Some(fid) == c.uuid_field || Some(fid) == c.name_label_field;
+    if !indexed && relation == Relation::None {
+        return;
     }
-    let new = &object.fields[fid];
-    if Some(fid) == c.name_label_field && old != *new {
-        if let Some(label) = old.as_str() {
-            if let Some(set) = table.by_name_label.get_mut(label) {
-                set.remove(reference);
-                if set.is_empty() {
-                    table.by_name_label.remove(label);
-                }
-            }
-        }
-        if let Some(label) = new.as_str() {
-            table.by_name_label.entry(label.to_string()).or_default().insert(reference.to_string());
-        }
+    let new = state.tables[class].objects[reference].fields[fid].clone();
+    if indexed && old != new {
+        index_field(state, class, fid, reference, &old, Index::Remove);
+        index_field(state, class, fid, reference, &new, Index::Insert);
     }
-    if Some(fid) == c.uuid_field && old != *new {
-        if let Some(uuid) = old.as_str() {
-            if table.by_uuid.get(uuid).map(String::as_str) == Some(reference) {
-                table.by_uuid.remove(uuid);
-            }
-        }
-        if let Some(uuid) = new.as_str() {
-            table.by_uuid.insert(uuid.to_string(), reference.to_string());
-        }
-    }
-    if relation != Relation::None {
-        let new = new.clone();
-        link(state, seq, reference, relation, Some(&old), Some(&new));
-    }
+    link(state, seq, reference, relation, Some(&old), Some(&new));
 }
 
 fn destroy(state: &mut State, seq: u64, class: ClassId, reference: &str) {
@@ -222,29 +197,57 @@ fn update(state: &mut State, seq: u64, class: ClassId, reference: &str, f: impl 
 }
 
 fn index_insert(state: &mut State, class: ClassId, reference: &str, object: &Object) {
-    let c = &schema().classes[class];
-    let table = &mut state.tables[class];
-    if let Some(uuid) = c.uuid_field.and_then(|f| object.fields[f].as_str()) {
-        table.by_uuid.insert(uuid.to_string(), reference.to_string());
-    }
-    if let Some(label) = c.name_label_field.and_then(|f| object.fields[f].as_str()) {
-        table.by_name_label.entry(label.to_string()).or_default().insert(reference.to_string());
-    }
+    index_object(state, class, reference, object, Index::Insert);
 }
 
 fn index_remove(state: &mut State, class: ClassId, reference: &str, object: &Object) {
+    index_object(state, class, reference, object, Index::Remove);
+}
+
+#[derive(Clone, Copy)]
+enum Index {
+    Insert,
+    Remove,
+}
+
+/// Puts `reference` into (or takes it out of) the uuid and name_label indexes, by the object's
+/// values of those fields.
+fn index_object(state: &mut State, class: ClassId, reference: &str, object: &Object, how: Index) {
+    let c = &schema().classes[class];
+    for fid in [c.uuid_field, c.name_label_field].into_iter().flatten() {
+        index_field(state, class, fid, reference, &object.fields[fid], how);
+    }
+}
+
+/// Puts `reference` into (or takes it out of) the index of field `fid` (uuid or name_label), under
+/// `value`.
+fn index_field(state: &mut State, class: ClassId, fid: FieldId, reference: &str, value: &Value, how: Index) {
     let c = &schema().classes[class];
     let table = &mut state.tables[class];
-    if let Some(uuid) = c.uuid_field.and_then(|f| object.fields[f].as_str()) {
-        if table.by_uuid.get(uuid).map(String::as_str) == Some(reference) {
-            table.by_uuid.remove(uuid);
+    let Some(key) = value.as_str() else { return };
+    if Some(fid) == c.uuid_field {
+        match how {
+            Index::Insert => {
+                table.by_uuid.insert(key.to_string(), reference.to_string());
+            }
+            Index::Remove => {
+                if table.by_uuid.get(key).map(String::as_str) == Some(reference) {
+                    table.by_uuid.remove(key);
+                }
+            }
         }
-    }
-    if let Some(label) = c.name_label_field.and_then(|f| object.fields[f].as_str()) {
-        if let Some(set) = table.by_name_label.get_mut(label) {
-            set.remove(reference);
-            if set.is_empty() {
-                table.by_name_label.remove(label);
+    } else if Some(fid) == c.name_label_field {
+        match how {
+            Index::Insert => {
+                table.by_name_label.entry(key.to_string()).or_default().insert(reference.to_string());
+            }
+            Index::Remove => {
+                if let Some(set) = table.by_name_label.get_mut(key) {
+                    set.remove(reference);
+                    if set.is_empty() {
+                        table.by_name_label.remove(key);
+                    }
+                }
             }
         }
     }
