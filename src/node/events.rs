@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::{Caller, Node};
 use crate::engine::State;
-use crate::entry::{Actor, Change};
+use crate::entry::Change;
 use crate::error::ApiError;
 use crate::ledger::Job;
 use crate::schema::{schema, Class, ClassId};
@@ -289,11 +289,7 @@ pub async fn inject(node: &Arc<Node>, caller: &Caller, class: &str, reference: &
     }
     let (class_name, r) = (c.name.clone(), reference.to_string());
     let job = Job {
-        actor: Actor {
-            session: caller.session.clone(),
-            user: caller.user.clone(),
-            originator: caller.originator.clone(),
-        },
+        actor: caller.actor(),
         method: "event.inject".into(),
         params: vec![Value::String(class_name.clone()), Value::Ref(r.clone())],
         work: Box::new(move |tx| {

@@ -72,6 +72,13 @@ pub struct Caller {
     pub role: String,
 }
 
+impl Caller {
+    /// Who the log records as making the caller's changes.
+    pub fn actor(&self) -> Actor {
+        Actor { session: self.session.clone(), user: self.user.clone(), originator: self.originator.clone() }
+    }
+}
+
 pub struct Node {
     pub ledger: Ledger,
     pub sessions: Sessions,
@@ -197,7 +204,7 @@ impl Node {
         }
         if engine::is_read(class, msg) {
             let snapshot = self.ledger.snapshot();
-            let ctx = Ctx { now_us: 0, actor: caller_actor(caller), seed: [0; 32] };
+            let ctx = Ctx { now_us: 0, actor: caller.actor(), seed: [0; 32] };
             return engine::read(&snapshot, &ctx, class, msg, &args);
         }
         if msg.kind == Kind::Custom && !engine::custom::is_write(&class.name, &msg.name) {
@@ -210,7 +217,7 @@ impl Node {
         }
         let logged = engine::logged_params(msg, &args);
         let job = Job {
-            actor: caller_actor(caller),
+            actor: caller.actor(),
             method: msg.wire_name.clone(),
             params: logged,
             work: Box::new(move |tx| engine::execute_in(tx, class, msg, &args)),
@@ -237,10 +244,6 @@ impl Node {
     }
 }
 
-fn caller_actor(caller: &Caller) -> Actor {
-    Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() }
-}
-
 /// RBAC: superusers pass; otherwise the caller's role must hold the call's permission
 /// (XENAPI-SEMANTICS.md §c.4; denial shape from xapi rbac.ml). A call on a protected map key
 /// needs that key's permission instead of the message's: see [`keyed_permission`].
@@ -255,11 +258,20 @@ pub fn check_rbac(caller: &Caller, msg: &Message, args: &[Value]) -> Result<(), 
     if roles.is_empty() || roles.contains(&caller.role.as_str()) {
         return Ok(());
     }
-    let roles: Vec<&str> = roles.into_iter().filter(|r| *r != "client-cert").collect();
-    Err(ApiError::new(
+    Err(permission_denied(&permission, &roles))
+}
+
+/// `RBAC_PERMISSION_DENIED [permission, "No permission in user session. (Roles with this
+/// permission: …)"]`, naming the roles that hold it (xapi rbac.ml `disallowed_permission_exn`).
+pub fn permission_denied(permission: &str, roles: &[&str]) -> ApiError {
+    let roles: Vec<&str> = roles.iter().copied().filter(|r| *r != "client-cert").collect();
+    ApiError::new(
         "RBAC_PERMISSION_DENIED",
-        [permission, format!("No permission in user session. (Roles with this permission: {})", roles.join(", "))],
-    ))
+        [
+            permission.to_string(),
+            format!("No permission in user session. (Roles with this permission: {})", roles.join(", ")),
+        ],
+    )
 }
 
 /// The permission `<message>/key:<pattern>` and its least role, when the call's `key` argument

@@ -213,11 +213,7 @@ pub async fn session_message(
         "logout" | "local_logout" => {
             let session = caller.session.clone();
             let job = Job {
-                actor: Actor {
-                    session: session.clone(),
-                    user: caller.user.clone(),
-                    originator: caller.originator.clone(),
-                },
+                actor: caller.actor(),
                 method: msg.wire_name.clone(),
                 params: vec![],
                 work: Box::new(move |tx| {
@@ -302,11 +298,7 @@ async fn change_password(node: &Arc<Node>, caller: &Caller, args: &[Value]) -> R
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let role = node.ledger.snapshot().users.get(&user).map(|u| u.role.clone()).unwrap_or_else(|| "pool-admin".into());
     let job = Job {
-        actor: Actor {
-            session: caller.session.clone(),
-            user: caller.user.clone(),
-            originator: caller.originator.clone(),
-        },
+        actor: caller.actor(),
         method: "session.change_password".into(),
         params: vec![Value::String("(secret)".into()), Value::String("(secret)".into())],
         work: Box::new(move |tx| {

@@ -9,16 +9,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Caller, Node};
+use crate::auth;
 use crate::engine::generic::create_internal;
-use crate::engine::Tx;
+use crate::engine::{State, Tx};
 use crate::entry::Actor;
 use crate::error::ApiError;
 use crate::ledger::{Job, Ledger};
 use crate::schema::{schema, Class, Message, Ty};
 use crate::value::Value;
 
-fn actor(caller: &Caller) -> Actor {
-    Actor { session: caller.session.clone(), user: caller.user.clone(), originator: caller.originator.clone() }
+/// Whether `task` exists and is still pending.
+fn is_pending(state: &State, task: &str) -> bool {
+    let class = schema().class("task").expect("task class");
+    let status = class.field("status").expect("status");
+    state.get(class.id, task).is_some_and(|o| o.fields[status] == Value::Enum("pending".into()))
 }
 
 fn new_task(tx: &mut Tx, host: &str, label: &str, description: &str) -> String {
@@ -41,12 +45,8 @@ fn new_task(tx: &mut Tx, host: &str, label: &str, description: &str) -> String {
 
 /// Completes a task with the outcome of its call.
 fn finish(tx: &mut Tx, task: &str, outcome: &Result<Value, ApiError>) {
-    let class = schema().class("task").expect("task class");
-    let status = class.field("status").expect("status");
-    match tx.state.get(class.id, task) {
-        Some(o) if o.fields[status] == Value::Enum("pending".into()) => {}
-        // Destroyed or cancelled meanwhile: the first outcome stands.
-        _ => return,
+    if !is_pending(&tx.state, task) {
+        return; // destroyed or cancelled meanwhile: the first outcome stands
     }
     let now = Value::DateTime(tx.ctx.now_secs());
     tx.set("task", task, "progress", Value::Float(1.0));
@@ -113,30 +113,23 @@ async fn take_turn(
     task: &str,
 ) -> Result<Turn, ApiError> {
     let deadline = Instant::now() + OPERATION_WAIT_MAX;
-    let tasks = schema().class("task").expect("task class");
-    let (status, current) = (tasks.field("status").expect("status"), class.field("current_operations").expect("ops"));
+    let current = class.field("current_operations").expect("ops");
     let mut committed = node.ledger.committed();
     loop {
         committed.borrow_and_update();
         let state = node.ledger.snapshot();
-        if state.get(tasks.id, task).map(|o| o.fields[status] != Value::Enum("pending".into())).unwrap_or(true) {
+        if !is_pending(&state, task) {
             return Ok(Turn::Cancelled);
         }
         let Some(o) = state.get(class.id, object) else { return Ok(Turn::NoObject) };
         if o.fields[current].as_map().is_some_and(<[_]>::is_empty) {
             let (object, op, task) = (object.to_string(), op.to_string(), task.to_string());
             let job = Job {
-                actor: actor(caller),
+                actor: caller.actor(),
                 method: "task.register_operation".into(),
                 params: vec![Value::Ref(object.clone()), Value::String(op.clone()), Value::Ref(task.clone())],
                 work: Box::new(move |tx| {
-                    let tasks = schema().class("task").expect("task class");
-                    if tx
-                        .state
-                        .get(tasks.id, &task)
-                        .map(|o| o.fields[status] != Value::Enum("pending".into()))
-                        .unwrap_or(true)
-                    {
+                    if !is_pending(&tx.state, &task) {
                         return Ok(Value::Int(TURN_CANCELLED));
                     }
                     let Some(o) = tx.state.get(class.id, &object) else { return Ok(Value::Int(TURN_NO_OBJECT)) };
@@ -194,7 +187,7 @@ pub async fn spawn_async(
     let host = node.host.clone();
     let hints = hints.clone();
     let job = Job {
-        actor: actor(&caller),
+        actor: caller.actor(),
         method: "task.create".into(),
         params: vec![Value::String(label.clone())],
         work: Box::new(move |tx| {
@@ -249,7 +242,7 @@ pub async fn spawn_async(
         };
         let done = t.clone();
         let job = Job {
-            actor: actor(&caller),
+            actor: caller.actor(),
             method: "task.complete".into(),
             params: vec![Value::Ref(t.clone())],
             work: Box::new(move |tx| {
@@ -317,11 +310,7 @@ pub async fn handle(
                 }
                 match message.as_str() {
                     "cancel" => {
-                        let status = tx
-                            .state
-                            .get(class.id, &task)
-                            .map(|o| o.fields[class.field("status").expect("status")].clone());
-                        if status == Some(Value::Enum("pending".into())) && cancellable {
+                        if is_pending(&tx.state, &task) && cancellable {
                             finish(tx, &task, &Err(ApiError::new("TASK_CANCELLED", [task.as_str()])));
                         }
                     }
@@ -338,7 +327,7 @@ pub async fn handle(
         }
         _ => return None,
     };
-    let job = Job { actor: actor(caller), method, params: args.to_vec(), work };
+    let job = Job { actor: caller.actor(), method, params: args.to_vec(), work };
     let result = node.ledger.call(job).await.map(|(v, _)| v);
     if let Ok(Value::Ref(task)) = &result {
         node.task_owners.lock().expect("task owners lock").insert(task.clone(), caller.user.clone());
@@ -349,31 +338,23 @@ pub async fn handle(
 /// Only a task's owner, or a pool-operator and above (permission `task.destroy/any`), may cancel
 /// or change it (XENAPI-SEMANTICS.md §f.4). Tasks of an earlier run have no known owner.
 fn check_owner(node: &Node, caller: &Caller, task: &str) -> Result<(), ApiError> {
-    if caller.superuser || matches!(caller.role.as_str(), "pool-admin" | "pool-operator") {
+    let any_task = auth::roles_at_least("pool-operator");
+    if caller.superuser || any_task.contains(&caller.role.as_str()) {
         return Ok(());
     }
     let owner = node.task_owners.lock().expect("task owners lock").get(task).cloned();
     if owner.as_deref() == Some(caller.user.as_str()) {
         return Ok(());
     }
-    Err(ApiError::new(
-        "RBAC_PERMISSION_DENIED",
-        ["task.destroy/any", "No permission in user session. (Roles with this permission: pool-admin, pool-operator)"],
-    ))
+    Err(super::permission_denied("task.destroy/any", &any_task))
 }
 
 /// On start: tasks left pending by a previous run are failed with a clear reason.
 pub fn fail_orphans(ledger: &Ledger) -> Result<(), ApiError> {
     let class = schema().class("task").expect("task class");
-    let status = class.field("status").expect("status");
-    let pending: Vec<String> = ledger
-        .snapshot()
-        .table(class.id)
-        .objects
-        .iter()
-        .filter(|(_, o)| o.fields[status] == Value::Enum("pending".into()))
-        .map(|(r, _)| r.clone())
-        .collect();
+    let snapshot = ledger.snapshot();
+    let pending: Vec<String> =
+        snapshot.table(class.id).objects.keys().filter(|r| is_pending(&snapshot, r)).cloned().collect();
     if pending.is_empty() {
         return Ok(());
     }
