@@ -3,29 +3,18 @@
 //! after a token, that token answers `EVENTS_LOST` instead of quietly skipping `del` events; a fresh
 //! token keeps working.
 
+mod node_support;
+
 use std::sync::Arc;
 
 use xenledger::engine::generic::create_internal;
 use xenledger::engine::state::DELETIONS_RETAINED_MAX;
 use xenledger::entry::{Actor, Change};
 use xenledger::ledger::Job;
-use xenledger::node::{FirstStart, Node, Origin, Reply};
+use xenledger::node::Node;
 use xenledger::value::Value;
 
-fn open() -> (tempfile::TempDir, Arc<Node>) {
-    let dir = tempfile::tempdir().unwrap();
-    let first = FirstStart { root_password: Some("pw".into()), hostname: "h".into(), address: "127.0.0.1".into() };
-    let (node, _) = tokio::task::block_in_place(|| Node::open(dir.path(), &first)).unwrap();
-    (dir, node)
-}
-
-async fn call(node: &Arc<Node>, method: &str, params: Vec<Value>) -> Result<Value, Vec<String>> {
-    let origin = Origin { unix: true, peer: "test".into() };
-    match node.call(method, params, &origin).await {
-        Reply::Rpc(r) => r.map_err(|e| e.to_wire()),
-        Reply::Bare(v) => Ok(v),
-    }
-}
+use node_support::{call, open};
 
 fn token_of(batch: &Value) -> Value {
     batch.member("token").unwrap()

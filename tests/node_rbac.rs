@@ -5,41 +5,31 @@
 //! *replaces* the message's own, the first matching pattern wins, a trailing `*` is a prefix,
 //! keys compare case-sensitively, and `set_<map>` checks only the message's permission.
 
+mod node_support;
+
 use std::sync::Arc;
 
-use xenledger::auth;
-use xenledger::entry::{Actor, Change};
-use xenledger::ledger::Job;
-use xenledger::node::{FirstStart, Node, Origin, Reply};
+use xenledger::node::Node;
 use xenledger::value::Value;
 
-async fn call(node: &Arc<Node>, method: &str, params: Vec<Value>) -> Result<Value, Vec<String>> {
-    let tcp = Origin { unix: false, peer: "127.0.0.1:1".into() };
-    match node.call(method, params, &tcp).await {
-        Reply::Rpc(r) => r.map_err(|e| e.to_wire()),
-        Reply::Bare(v) => Ok(v),
-    }
-}
+use node_support::{add_user, call_as, open, tcp};
 
-/// A fresh node with a user of each given role (password "secret"), and a session for each.
-async fn node_with(roles: &[&'static str]) -> (tempfile::TempDir, Arc<Node>, Vec<Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    let first = FirstStart { root_password: Some("pw".into()), hostname: "h".into(), address: "127.0.0.1".into() };
-    let node = tokio::task::block_in_place(|| Node::open(dir.path(), &first)).unwrap().0;
+/// A fresh node with a user of each given role (password "secret"), and a session for each,
+/// logged in over TCP.
+async fn node_with(roles: &[&str]) -> (tempfile::TempDir, Arc<Node>, Vec<Value>) {
+    let (dir, node) = open();
     let mut sessions = Vec::new();
     for &role in roles {
-        let phc = auth::hash_password("secret");
-        let job = Job::changes(
-            Actor::default(),
-            "test.user",
-            vec![],
-            vec![Change::UserPut { name: role.to_string(), role: role.to_string(), password_hash: phc }],
-        );
-        node.ledger.call(job).await.unwrap();
+        add_user(&node, role, role, "secret").await;
         let login = vec![Value::str(role), Value::str("secret")];
         sessions.push(call(&node, "session.login_with_password", login).await.unwrap());
     }
     (dir, node, sessions)
+}
+
+/// Calls over TCP, where sessions carry their user's role.
+async fn call(node: &Arc<Node>, method: &str, params: Vec<Value>) -> Result<Value, Vec<String>> {
+    call_as(node, &tcp(), method, params).await
 }
 
 fn denied(permission: &str, roles: &str) -> Vec<String> {

@@ -2,27 +2,20 @@
 //! per originator with least-recently-used eviction, and a 24 h idle expiry; logins and logouts
 //! are logged entries, while `last_active` stays in memory.
 
+mod node_support;
+
 use std::sync::Arc;
 
-use xenledger::node::{collect_garbage, now_secs, FirstStart, Node, Origin, Reply, SESSIONS_PER_ORIGINATOR_MAX};
+use xenledger::node::{collect_garbage, now_secs, Node, Reply, SESSIONS_PER_ORIGINATOR_MAX};
 use xenledger::value::Value;
+
+use node_support::{call, open_in, tcp};
 
 fn open() -> (tempfile::TempDir, Arc<Node>) {
     let dir = tempfile::tempdir().unwrap();
-    let first = FirstStart { root_password: Some("pw".into()), hostname: "h".into(), address: "127.0.0.1".into() };
-    // Opening blocks on the first-start entry: keep it off the async worker.
-    let (node, generated) = tokio::task::block_in_place(|| Node::open(dir.path(), &first)).unwrap();
+    let (node, generated) = open_in(dir.path());
     assert!(generated.is_none());
     (dir, node)
-}
-
-async fn call(node: &Arc<Node>, method: &str, params: Vec<Value>) -> Result<Value, Vec<String>> {
-    // The unix socket origin is trusted as root (no argon2 per login), as xapi's local socket.
-    let origin = Origin { unix: true, peer: "test".into() };
-    match node.call(method, params, &origin).await {
-        Reply::Rpc(r) => r.map_err(|e| e.to_wire()),
-        Reply::Bare(v) => Ok(v),
-    }
 }
 
 async fn login(node: &Arc<Node>, originator: &str) -> String {
@@ -83,7 +76,7 @@ async fn idle_sessions_expire_after_a_day() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_and_logouts_are_logged_entries_with_redacted_passwords() {
     let (_dir, node) = open();
-    let origin = Origin { unix: false, peer: "127.0.0.1:1".into() };
+    let origin = tcp();
     let reply = node
         .call(
             "session.login_with_password",
@@ -114,7 +107,7 @@ fn store_prev(store: &xenledger::store::Store, seq: u64) -> [u8; 32] {
 async fn wrong_password_fails_without_blocking_other_callers() {
     let (_dir, node) = open();
     let session = login(&node, "x").await;
-    let origin = Origin { unix: false, peer: "127.0.0.1:1".into() };
+    let origin = tcp();
     let slow = {
         let node = node.clone();
         tokio::spawn(async move {

@@ -3,32 +3,20 @@
 //! another operation runs there instead of failing at once, xapi's ownership rule for
 //! `task.destroy`, and tasks left pending by a stopped server are failed on the next start.
 
+mod node_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use xenledger::auth;
-use xenledger::entry::{Actor, Change};
+use xenledger::entry::Actor;
 use xenledger::ledger::Job;
-use xenledger::node::{FirstStart, Node, Origin, Reply};
+use xenledger::node::Node;
 use xenledger::value::Value;
 
-fn first() -> FirstStart {
-    FirstStart { root_password: Some("pw".into()), hostname: "h".into(), address: "127.0.0.1".into() }
-}
+use node_support::{add_user, call, call_as, open_in, tcp};
 
 fn open(dir: &std::path::Path) -> Arc<Node> {
-    tokio::task::block_in_place(|| Node::open(dir, &first())).unwrap().0
-}
-
-async fn call_as(node: &Arc<Node>, origin: &Origin, method: &str, params: Vec<Value>) -> Result<Value, Vec<String>> {
-    match node.call(method, params, origin).await {
-        Reply::Rpc(r) => r.map_err(|e| e.to_wire()),
-        Reply::Bare(v) => Ok(v),
-    }
-}
-
-async fn call(node: &Arc<Node>, method: &str, params: Vec<Value>) -> Result<Value, Vec<String>> {
-    call_as(node, &Origin { unix: true, peer: "test".into() }, method, params).await
+    open_in(dir).0
 }
 
 async fn root(node: &Arc<Node>) -> Value {
@@ -145,16 +133,9 @@ async fn only_the_owner_or_an_operator_may_destroy_a_task() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path());
     for name in ["alice", "bob"] {
-        let phc = auth::hash_password("secret");
-        let job = Job::changes(
-            Actor::default(),
-            "test.user",
-            vec![],
-            vec![Change::UserPut { name: name.into(), role: "vm-operator".into(), password_hash: phc }],
-        );
-        node.ledger.call(job).await.unwrap();
+        add_user(&node, name, "vm-operator", "secret").await;
     }
-    let tcp = Origin { unix: false, peer: "127.0.0.1:1".into() };
+    let tcp = tcp();
     let alice = call_as(&node, &tcp, "session.login_with_password", vec![Value::str("alice"), Value::str("secret")])
         .await
         .unwrap();
