@@ -18,8 +18,8 @@ pub trait Members: Send + Sync + fmt::Debug {
     /// Calls `f` with each member, in order.
     fn for_each_member(&self, f: &mut dyn FnMut(&str, &Value));
 
-    /// Where to keep this record's wire encodings, when many callers are sent the very same
-    /// record (an `event.from` batch wakes every waiter with one answer).
+    /// Where to keep this record's wire encodings, when the record outlives one call: a stored
+    /// object (until it changes) or an `event.from` batch (shared by every waiter it wakes).
     fn encoding_cache(&self) -> Option<&EncodingCache> {
         None
     }

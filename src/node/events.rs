@@ -22,7 +22,7 @@ use crate::value::{EncodingCache, Members, Value};
 /// Longest wait `event.from`/`event.next` accept (xapi's default and overflow value: 24 h).
 pub const EVENT_WAIT_MAX: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Subscription {
     All,
     Class(ClassId),
@@ -221,22 +221,25 @@ pub struct BatchCache {
 }
 
 /// The log position the batches were built at, and the batches by (token, subscription).
-type CachedBatches = (u64, HashMap<(u64, String), Arc<Batch>>);
+type CachedBatches = (u64, HashMap<BatchKey, Arc<Batch>>);
+
+/// What an answer depends on besides the log position: the caller's token and subscription.
+type BatchKey = (u64, Vec<Subscription>);
 
 /// Distinct (token, subscription) pairs kept per position; beyond it the cache starts over.
 const BATCHES_CACHED_MAX: usize = 1024;
 
 impl BatchCache {
-    fn get(&self, state: &State, subs: &[Subscription], since: u64) -> Arc<Batch> {
-        let key = (since, format!("{subs:?}"));
+    fn get(&self, state: &State, key: &BatchKey) -> Arc<Batch> {
         {
             let at = self.at.lock().expect("batch cache lock");
             if at.0 == state.seq {
-                if let Some(batch) = at.1.get(&key) {
+                if let Some(batch) = at.1.get(key) {
                     return batch.clone();
                 }
             }
         }
+        let (since, subs) = (key.0, &key.1);
         let batch = Arc::new(Batch {
             events: Value::Set(collect(state, subs, since, None)),
             ref_counts: ref_counts(state),
@@ -247,7 +250,7 @@ impl BatchCache {
         if at.0 != state.seq || at.1.len() >= BATCHES_CACHED_MAX {
             *at = (state.seq, HashMap::new());
         }
-        at.1.insert(key, batch.clone());
+        at.1.insert(key.clone(), batch.clone());
         batch
     }
 }
@@ -261,7 +264,7 @@ pub async fn from(
     timeout: f64,
 ) -> Result<Value, ApiError> {
     let since = parse_token(token)?;
-    let subs = parse_subscriptions(classes);
+    let key: BatchKey = (since, parse_subscriptions(classes));
     let deadline = Instant::now() + timeout_of(timeout);
     let mut committed = node.ledger.committed();
     loop {
@@ -271,7 +274,7 @@ pub async fn from(
         if since != 0 && since < state.events_horizon {
             return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
         }
-        let batch = node.event_batches.get(&state, &subs, since);
+        let batch = node.event_batches.get(&state, &key);
         let now = Instant::now();
         if !batch.is_empty() || now >= deadline {
             return Ok(Value::Lazy(batch));
