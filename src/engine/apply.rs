@@ -186,7 +186,10 @@ fn set_remove(set: &mut Value, reference: &str) {
 /// Changes one object in place (copy-on-write) and stamps it modified at `seq`.
 fn update(state: &mut State, seq: u64, class: ClassId, reference: &str, f: impl FnOnce(&mut Object)) {
     let table = &mut state.tables[class];
-    let slot = table.objects.get_mut(reference).unwrap_or_else(|| panic!("entry {seq}: update of missing {reference}"));
+    let slot = table
+        .objects
+        .get_mut(reference)
+        .unwrap_or_else(|| panic!("entry {seq}: no {} {reference}", schema().classes[class].name));
     let object = Object::edit(slot);
     f(object);
     if object.modified != seq {
