@@ -39,6 +39,18 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     }
 }
 
+/// The key a session is stored, logged and found under: a one-way digest of the ref its client
+/// holds, shaped like a ref. The ref itself is a bearer credential and is returned only to the
+/// caller of the login; whoever reads the log, a checkpoint or a record sees the key, which does
+/// not authenticate (the server digests whatever ref it is shown).
+pub fn session_key(presented: &str) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key("xenledger 2026-12 session ref");
+    hasher.update(presented.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    format!("OpaqueRef:{}", crate::engine::tx::format_uuid(&b))
+}
+
 /// A random password for a first start without `XENLEDGER_ROOT_PASSWORD`.
 pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -58,5 +70,15 @@ mod tests {
         assert!(verify_password("s3cret", &phc));
         assert!(!verify_password("wrong", &phc));
         assert!(!verify_password("s3cret", "not a phc string"));
+    }
+
+    #[test]
+    fn session_keys_are_ref_shaped_digests() {
+        let presented = "OpaqueRef:43d43f8f-75ca-4af4-b3c5-8a7e93a64618";
+        let key = session_key(presented);
+        assert!(key.starts_with("OpaqueRef:") && key.len() == presented.len());
+        assert_ne!(key, presented);
+        assert_eq!(key, session_key(presented));
+        assert_ne!(session_key(&key), key, "a key shown as a ref digests to another key");
     }
 }

@@ -57,6 +57,21 @@ enum Command {
         #[arg(long, default_value = DATA_DIR_DEFAULT, global = true)]
         data_dir: PathBuf,
     },
+    /// Manage the data dir's secret key (the server must not be running on it).
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+        #[arg(long, default_value = DATA_DIR_DEFAULT, global = true)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Rotate the key secret values are sealed under: re-seal every live value under a new key,
+    /// then retire the old one, so that values only the log still holds (destroyed secrets,
+    /// replaced values) can no longer be opened.
+    Rekey,
 }
 
 #[derive(clap::Args, Default)]
@@ -102,6 +117,7 @@ pub fn run() -> ExitCode {
         }
         Some(Command::Serve(a)) => serve(a),
         Some(Command::User { command, data_dir }) => user(&data_dir, command),
+        Some(Command::Secret { command: SecretCommand::Rekey, data_dir }) => rekey(&data_dir),
         Some(Command::Call { url, user, insecure, timeout, method, args }) => {
             call(url, user, insecure, timeout, method, args)
         }
@@ -243,6 +259,17 @@ fn read_password() -> anyhow::Result<String> {
     let p = line.trim_end_matches(['\n', '\r']).to_string();
     anyhow::ensure!(!p.is_empty(), "no password: set XENLEDGER_PASSWORD or give it on stdin");
     Ok(p)
+}
+
+fn rekey(dir: &Path) -> anyhow::Result<()> {
+    let ledger = Ledger::open(dir)?;
+    let done = crate::node::rekey(&ledger)?;
+    ledger.close();
+    println!(
+        "secret rekey: {} secret value(s) re-sealed under key {} (log entry {}); the older keys are retired",
+        done.secrets, done.key_id, done.seq
+    );
+    Ok(())
 }
 
 fn user(dir: &Path, command: UserCommand) -> anyhow::Result<()> {

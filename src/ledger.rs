@@ -86,8 +86,9 @@ pub struct Ledger {
 impl Ledger {
     /// Opens (or creates) a data dir: loads the newest checkpoint, verifies and folds the tail.
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
-        std::fs::create_dir_all(dir).map_err(|e| LedgerError::Io(dir.display().to_string(), e))?;
+        crate::datadir::prepare(dir).map_err(|e| LedgerError::Io(dir.display().to_string(), e))?;
         let store = Arc::new(Store::open(dir, &schema().hash)?);
+        crate::datadir::restrict_files(dir).map_err(|e| LedgerError::Io(dir.display().to_string(), e))?;
         let (state, report, last_hash) = recover(&store)?;
         let seq = state.seq;
         let state = Arc::new(ArcSwap::from_pointee(state));
@@ -182,6 +183,8 @@ pub enum LedgerError {
     Io(String, std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
     #[error("checkpoint at entry {seq}: {reason}")]
     Checkpoint { seq: u64, reason: String },
 }

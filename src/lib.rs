@@ -12,6 +12,8 @@ pub mod schema;
 pub mod entry;
 pub mod engine;
 pub mod store;
+pub mod datadir;
+pub mod vault;
 pub mod ledger;
 pub mod auth;
 pub mod node;

@@ -6,6 +6,7 @@ mod node_support;
 
 use std::sync::Arc;
 
+use xenledger::auth::session_key;
 use xenledger::node::{collect_garbage, now_secs, Node, Reply, SESSIONS_PER_ORIGINATOR_MAX};
 use xenledger::value::Value;
 
@@ -46,7 +47,7 @@ async fn the_least_recently_used_session_of_an_originator_is_evicted() {
     let mut sessions = Vec::new();
     for i in 0..SESSIONS_PER_ORIGINATOR_MAX {
         let s = login(&node, "script").await;
-        node.sessions.set_last_active(&s, base + i as i64);
+        node.sessions.set_last_active(&session_key(&s), base + i as i64);
         sessions.push(s);
     }
     let other = login(&node, "another-tool").await;
@@ -66,8 +67,8 @@ async fn idle_sessions_expire_after_a_day() {
     let (_dir, node) = open();
     let idle = login(&node, "a").await;
     let busy = login(&node, "a").await;
-    node.sessions.set_last_active(&idle, now_secs() - 86_401);
-    node.sessions.set_last_active(&busy, now_secs() - 86_000);
+    node.sessions.set_last_active(&session_key(&idle), now_secs() - 86_401);
+    node.sessions.set_last_active(&session_key(&busy), now_secs() - 86_000);
     assert_eq!(collect_garbage(&node).await.unwrap(), 1);
     assert!(!valid(&node, &idle).await);
     assert!(valid(&node, &busy).await);

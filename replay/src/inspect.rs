@@ -10,6 +10,7 @@ use xenledger::engine::{Object, State};
 use xenledger::schema::{schema, Class, ClassId};
 use xenledger::value::Value;
 
+use crate::redact::Redactor;
 use crate::render::{value_text, Json};
 use crate::{class_name, fold, last_seq, open_store, state_at, walk};
 
@@ -20,7 +21,8 @@ pub fn state_json(dir: &Path, at: u64, class: Option<&str>, use_checkpoints: boo
     let class = class.map(class_id).transpose()?;
     let store = open_store(dir)?;
     let (state, _) = state_at(&store, at, use_checkpoints)?;
-    Ok(serde_json::to_string_pretty(&StateJson { state: &state, class })?)
+    let redactor = Redactor::of_state(&state);
+    Ok(serde_json::to_string_pretty(&StateJson { state: &state, class, redactor: &redactor })?)
 }
 
 /// What changed from entry `a` to entry `b` (`a <= b`; 0 is the empty state): one line per object
@@ -59,6 +61,8 @@ pub fn diff(dir: &Path, a: u64, b: u64, class: Option<&str>) -> Result<String> {
 /// users (`+ user name (role)`, `- user name`, `~ user name …`) unless `class` restricts the output.
 pub fn state_changes(before: &State, after: &State, class: Option<ClassId>) -> Vec<String> {
     let mut lines = Vec::new();
+    let mut redactor = Redactor::of_state(before);
+    redactor.learn_state(after);
     for c in schema().classes.iter().filter(|c| class.is_none_or(|id| id == c.id)) {
         let mut old = before.table(c.id).objects.iter().peekable();
         let mut new = after.table(c.id).objects.iter().peekable();
@@ -72,17 +76,17 @@ pub fn state_changes(before: &State, after: &State, class: Option<ClassId>) -> V
             match order {
                 Ordering::Less => {
                     let (r, o) = old.next().expect("peeked");
-                    lines.push(format!("- {} {r}{}", c.name, summary(c, o)));
+                    lines.push(format!("- {} {}{}", c.name, redactor.object(&c.name, r), summary(c, o)));
                 }
                 Ordering::Greater => {
                     let (r, o) = new.next().expect("peeked");
-                    lines.push(format!("+ {} {r}{}", c.name, summary(c, o)));
+                    lines.push(format!("+ {} {}{}", c.name, redactor.object(&c.name, r), summary(c, o)));
                 }
                 Ordering::Equal => {
                     let (r, o1) = old.next().expect("peeked");
                     let (_, o2) = new.next().expect("peeked");
                     if !Arc::ptr_eq(o1, o2) {
-                        field_changes(&mut lines, c, r, o1, o2);
+                        field_changes(&mut lines, &redactor, c, r, o1, o2);
                     }
                 }
             }
@@ -94,15 +98,23 @@ pub fn state_changes(before: &State, after: &State, class: Option<ClassId>) -> V
     lines
 }
 
-fn field_changes(lines: &mut Vec<String>, class: &Class, reference: &str, old: &Object, new: &Object) {
+fn field_changes(
+    lines: &mut Vec<String>,
+    redactor: &Redactor,
+    class: &Class,
+    reference: &str,
+    old: &Object,
+    new: &Object,
+) {
     for (field, (v1, v2)) in class.fields.iter().zip(old.fields.iter().zip(&new.fields)) {
         if v1 != v2 {
             lines.push(format!(
-                "~ {} {reference} {}: {} -> {}",
+                "~ {} {} {}: {} -> {}",
                 class.name,
+                redactor.object(&class.name, reference),
                 field.name,
-                value_text(v1),
-                value_text(v2)
+                value_text(&redactor.field(&class.name, &field.name, v1)),
+                value_text(&redactor.field(&class.name, &field.name, v2))
             ));
         }
     }
@@ -147,6 +159,7 @@ fn class_id(name: &str) -> Result<ClassId> {
 struct StateJson<'a> {
     state: &'a State,
     class: Option<ClassId>,
+    redactor: &'a Redactor,
 }
 
 impl Serialize for StateJson<'_> {
@@ -157,7 +170,7 @@ impl Serialize for StateJson<'_> {
         };
         let mut map = serializer.serialize_map(None)?;
         for class in schema().classes.iter().filter(shown) {
-            map.serialize_entry(&class.name, &ObjectsJson { state: self.state, class })?;
+            map.serialize_entry(&class.name, &ObjectsJson { state: self.state, class, redactor: self.redactor })?;
         }
         map.end()
     }
@@ -166,6 +179,7 @@ impl Serialize for StateJson<'_> {
 struct ObjectsJson<'a> {
     state: &'a State,
     class: &'a Class,
+    redactor: &'a Redactor,
 }
 
 impl Serialize for ObjectsJson<'_> {
@@ -173,7 +187,8 @@ impl Serialize for ObjectsJson<'_> {
         let objects = &self.state.table(self.class.id).objects;
         let mut map = serializer.serialize_map(Some(objects.len()))?;
         for (reference, object) in objects.iter() {
-            map.serialize_entry(reference, &RecordJson { class: self.class, object })?;
+            let shown = self.redactor.object(&self.class.name, reference);
+            map.serialize_entry(&shown, &RecordJson { class: self.class, object, redactor: self.redactor })?;
         }
         map.end()
     }
@@ -182,13 +197,14 @@ impl Serialize for ObjectsJson<'_> {
 struct RecordJson<'a> {
     class: &'a Class,
     object: &'a Object,
+    redactor: &'a Redactor,
 }
 
 impl Serialize for RecordJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.class.fields.len()))?;
         for (field, value) in self.class.fields.iter().zip(&self.object.fields) {
-            map.serialize_entry(&field.name, &Json(value))?;
+            map.serialize_entry(&field.name, &Json(&self.redactor.field(&self.class.name, &field.name, value)))?;
         }
         map.end()
     }

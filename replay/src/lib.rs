@@ -13,6 +13,9 @@
 //! - [`state_json`]: the objects as of an entry, as JSON.
 //! - [`diff()`]: objects added, removed and changed between two entries.
 //!
+//! **Credentials.** No output shows a session's ref or a secret's value ([`redact`]): sessions
+//! appear as `session:<uuid>`, secret values as `(secret)`, old logs included.
+//!
 //! **Locking.** redb holds an exclusive lock on the database file while a server has it open, so the
 //! tool works on a stopped server's data dir (or a copy of a live one). A locked dir fails with the
 //! hint in [`open_store`]'s error. The store is opened through [`Store::open`], which never writes to
@@ -23,6 +26,7 @@
 
 pub mod inspect;
 pub mod log;
+pub mod redact;
 pub mod render;
 pub mod verify;
 

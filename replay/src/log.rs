@@ -12,8 +12,9 @@ use xenledger::entry::{Change, Entry};
 use xenledger::store::GENESIS_HASH;
 use xenledger::value::{parse_datetime, Value};
 
+use crate::redact::Redactor;
 use crate::render::entry_text;
-use crate::{class_name, open_store, walk};
+use crate::{class_name, open_store, state_at, walk};
 
 /// Which entries `log` prints. Every filter given must match (they combine with "and").
 #[derive(Clone, Debug, Default)]
@@ -25,7 +26,7 @@ pub struct LogFilter {
     /// As `reference`, for the object(s) created with this uuid (resolved from `Create` changes, and
     /// `Set`s of a `uuid` field, as the log goes).
     pub uuid: Option<String>,
-    /// Entries whose actor has this user name, originator or session ref.
+    /// Entries whose actor has this user name, originator or session (`session:<uuid>`).
     pub actor: Option<String>,
     /// Entries at or after this time (`YYYY-MM-DDTHH:MM:SSZ` or xapi's `YYYYMMDDTHH:MM:SSZ`).
     pub since: Option<String>,
@@ -52,8 +53,15 @@ pub fn log(dir: &Path, filter: &LogFilter, out: &mut dyn Write) -> Result<u64> {
             None => bail!("the log has no entry {}", seq - 1),
         },
     };
+    // Sessions created before the first entry read are named by the state there.
+    let mut redactor = match from_seq {
+        1 => Redactor::default(),
+        seq => Redactor::of_state(&state_at(&store, seq - 1, true)?.0),
+    };
     let mut matched = 0u64;
     walk(&store, from_seq, filter.to_seq, prev, |entry| {
+        redactor.learn_entry(&entry);
+        let entry = redactor.entry(&entry);
         if matcher.matches(&entry) {
             matched += 1;
             writeln!(out, "{}", entry_text(&entry, filter.long))?;

@@ -40,7 +40,7 @@ enum Command {
         /// As --ref, for the object created with this uuid.
         #[arg(long)]
         uuid: Option<String>,
-        /// Only entries by this user name, originator or session ref.
+        /// Only entries by this user name, originator or session (`session:<uuid>`).
         #[arg(long)]
         actor: Option<String>,
         /// Only entries at or after this time (YYYY-MM-DDTHH:MM:SSZ or YYYYMMDDTHH:MM:SSZ).

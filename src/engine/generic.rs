@@ -261,8 +261,13 @@ fn arg_str(args: &[Value], i: usize) -> &str {
 /// Creates an object for the server itself (bootstrap, login): every field not given takes its
 /// default or zero value, with no mandatory members. Returns the new ref.
 pub fn create_internal(tx: &mut Tx, class: &str, given: Vec<(&str, Value)>) -> String {
-    let c = schema().class(class).unwrap_or_else(|| panic!("no class {class}"));
     let reference = tx.new_ref();
+    create_internal_at(tx, class, reference, given)
+}
+
+/// [`create_internal`] under a reference the caller chose (a session's key).
+pub fn create_internal_at(tx: &mut Tx, class: &str, reference: String, given: Vec<(&str, Value)>) -> String {
+    let c = schema().class(class).unwrap_or_else(|| panic!("no class {class}"));
     let uuid = tx.new_uuid();
     let mut fields = Vec::new();
     for f in &c.fields {

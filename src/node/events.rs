@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::ledger::Job;
 use crate::schema::{schema, Class, ClassId};
 use crate::value::{EncodingCache, Members, Value};
+use crate::vault::Vault;
 
 /// Longest wait `event.from`/`event.next` accept (xapi's default and overflow value: 24 h).
 pub const EVENT_WAIT_MAX: Duration = Duration::from_secs(24 * 3600);
@@ -95,13 +96,52 @@ fn wants(subs: &[Subscription], class: ClassId, reference: &str) -> bool {
     })
 }
 
-/// The events after position `since`, one per object (latest snapshot), adds, mods, then dels.
-fn collect(state: &State, subs: &[Subscription], since: u64, legacy_time: Option<&str>) -> Vec<Value> {
+/// Who is reading events: the role whose read permission each event must pass.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Reader {
+    Superuser,
+    Role(String),
+}
+
+impl Reader {
+    fn of(caller: &Caller) -> Reader {
+        if caller.superuser {
+            Reader::Superuser
+        } else {
+            Reader::Role(caller.role.clone())
+        }
+    }
+
+    /// Whether this reader may see events of `class`: those that pass the read permission of the
+    /// class's `get_record` (`secret` needs pool-operator). Sessions are never events, for anyone:
+    /// xapi's session class has none, and a session's identity is a credential.
+    fn sees(&self, class: &Class) -> bool {
+        if class.name == "session" {
+            return false;
+        }
+        match self {
+            Reader::Superuser => true,
+            Reader::Role(role) => class.message("get_record").is_some_and(|m| m.allows_role(role)),
+        }
+    }
+}
+
+/// The events after position `since`, one per object (latest snapshot), adds, mods, then dels,
+/// of the classes `reader` may read. Secret values in snapshots are opened with `vault`.
+fn collect(
+    state: &State,
+    subs: &[Subscription],
+    since: u64,
+    reader: &Reader,
+    vault: &Vault,
+    legacy_time: Option<&str>,
+) -> Vec<Value> {
     let s = schema();
     let mut adds = Vec::new();
     let mut mods = Vec::new();
     let mut dels = Vec::new();
-    for class in s.classes.iter().filter(|c| has_events(c) && wants_class(subs, c.id)) {
+    let shown = |c: &Class| has_events(c) && reader.sees(c) && wants_class(subs, c.id);
+    for class in s.classes.iter().filter(|c| shown(c)) {
         let table = state.table(class.id);
         for (_, r) in table.by_modified.range((since + 1, String::new())..) {
             let Some(o) = table.objects.get(r) else { continue };
@@ -109,7 +149,8 @@ fn collect(state: &State, subs: &[Subscription], since: u64, legacy_time: Option
                 continue;
             }
             let op = if o.created > since { "add" } else { "mod" };
-            let event = event_record(o.modified, &class.name_lower, op, r, Some(state.record(class, o)), legacy_time);
+            let snapshot = super::secrets::reveal_snapshot(vault, class, state.record(class, o));
+            let event = event_record(o.modified, &class.name_lower, op, r, Some(snapshot), legacy_time);
             if op == "add" {
                 adds.push(event)
             } else {
@@ -123,7 +164,7 @@ fn collect(state: &State, subs: &[Subscription], since: u64, legacy_time: Option
         .binary_search_by(|d| if d.seq <= since { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater })
         .unwrap_or_else(|i| i);
     for d in state.deletions.iter().skip(start) {
-        if d.created <= since && wants(subs, d.class, &d.reference) {
+        if d.created <= since && shown(&s.classes[d.class]) && wants(subs, d.class, &d.reference) {
             dels.push(event_record(d.seq, &s.classes[d.class].name_lower, "del", &d.reference, None, legacy_time));
         }
     }
@@ -223,14 +264,14 @@ pub struct BatchCache {
 /// The log position the batches were built at, and the batches by (token, subscription).
 type CachedBatches = (u64, HashMap<BatchKey, Arc<Batch>>);
 
-/// What an answer depends on besides the log position: the caller's token and subscription.
-type BatchKey = (u64, Vec<Subscription>);
+/// What an answer depends on besides the log position: the caller's token, subscription and role.
+type BatchKey = (u64, Vec<Subscription>, Reader);
 
 /// Distinct (token, subscription) pairs kept per position; beyond it the cache starts over.
 const BATCHES_CACHED_MAX: usize = 1024;
 
 impl BatchCache {
-    fn get(&self, state: &State, key: &BatchKey) -> Arc<Batch> {
+    fn get(&self, state: &State, vault: &Vault, key: &BatchKey) -> Arc<Batch> {
         {
             let at = self.at.lock().expect("batch cache lock");
             if at.0 == state.seq {
@@ -239,9 +280,9 @@ impl BatchCache {
                 }
             }
         }
-        let (since, subs) = (key.0, &key.1);
+        let (since, subs, reader) = (key.0, &key.1, &key.2);
         let batch = Arc::new(Batch {
-            events: Value::Set(collect(state, subs, since, None)),
+            events: Value::Set(collect(state, subs, since, reader, vault, None)),
             ref_counts: ref_counts(state),
             token: Value::String(format_token(state.seq.max(since))),
             encodings: EncodingCache::default(),
@@ -264,17 +305,17 @@ pub async fn from(
     timeout: f64,
 ) -> Result<Value, ApiError> {
     let since = parse_token(token)?;
-    let key: BatchKey = (since, parse_subscriptions(classes));
+    let key: BatchKey = (since, parse_subscriptions(classes), Reader::of(caller));
     let deadline = Instant::now() + timeout_of(timeout);
     let mut committed = node.ledger.committed();
     loop {
         committed.borrow_and_update();
         let state = node.ledger.snapshot();
-        node.sessions.check(&state, &caller.session)?;
+        node.sessions.check_key(&state, &caller.session, &caller.presented)?;
         if since != 0 && since < state.events_horizon {
             return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
         }
-        let batch = node.event_batches.get(&state, &key);
+        let batch = node.event_batches.get(&state, &node.vault, &key);
         let now = Instant::now();
         if !batch.is_empty() || now >= deadline {
             return Ok(Value::Lazy(batch));
@@ -343,7 +384,7 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
     loop {
         committed.borrow_and_update();
         let state = node.ledger.snapshot();
-        node.sessions.check(&state, &caller.session)?;
+        node.sessions.check_key(&state, &caller.session, &caller.presented)?;
         let reg = node
             .registrations
             .get(&caller.session)
@@ -353,7 +394,7 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
         }
         let subs = parse_subscriptions(&reg.classes);
         let now = format!("{}.", super::sessions::now_secs());
-        let events = collect(&state, &subs, reg.seen, Some(&now));
+        let events = collect(&state, &subs, reg.seen, &Reader::of(caller), &node.vault, Some(&now));
         if !events.is_empty() {
             node.registrations.advance(&caller.session, state.seq);
             return Ok(Value::Set(events));

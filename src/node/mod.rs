@@ -6,6 +6,8 @@
 
 mod bootstrap;
 pub mod events;
+mod keys;
+mod secrets;
 mod sessions;
 pub mod tasks;
 
@@ -13,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use bootstrap::FirstStart;
+pub use keys::{rekey, Rekeyed};
 pub use sessions::{collect_garbage, now_secs, Sessions, SESSIONS_PER_ORIGINATOR_MAX};
 
 use crate::auth;
@@ -20,8 +23,9 @@ use crate::engine::{self, Ctx};
 use crate::entry::Actor;
 use crate::error::ApiError;
 use crate::ledger::{Job, Ledger, LedgerError};
-use crate::schema::{schema, Class, Kind, Message};
+use crate::schema::{schema, Class, Kind, Message, Ty};
 use crate::value::Value;
+use crate::vault::Vault;
 
 /// Where a call came from; the unix socket is trusted as root, as xapi's is.
 #[derive(Clone, Debug, Default)]
@@ -65,7 +69,10 @@ pub enum Reply {
 /// The caller of an authenticated message.
 #[derive(Clone, Debug)]
 pub struct Caller {
+    /// The session's key ([`auth::session_key`]): what the log and the runtime tables use.
     pub session: String,
+    /// The session ref as this caller presented it, for the errors sent back to this caller only.
+    pub presented: String,
     pub user: String,
     pub originator: String,
     pub superuser: bool,
@@ -92,12 +99,15 @@ pub struct Node {
     pub waiting_tasks: std::sync::Mutex<std::collections::HashSet<String>>,
     /// This host's ref (created on first start).
     pub host: String,
+    /// The data dir's key: secret values are sealed under it before they are logged.
+    pub vault: Vault,
 }
 
 impl Node {
     /// Opens a data dir; on first start creates root, the pool and this host.
     pub fn open(dir: &Path, first_start: &FirstStart) -> Result<(Arc<Node>, Option<String>), LedgerError> {
         let ledger = Ledger::open(dir)?;
+        let vault = keys::open_vault(&ledger)?;
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
         let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
@@ -110,6 +120,7 @@ impl Node {
             running_tasks: Default::default(),
             waiting_tasks: Default::default(),
             host,
+            vault,
         };
         Ok((Arc::new(node), generated_password))
     }
@@ -167,13 +178,14 @@ impl Node {
             return Err(ApiError::parameter_count_mismatch(sync_name, msg.required_args(), 0));
         }
         let session = params.remove(0);
-        let args = engine::prepare_args(sync_name, msg, params)?;
+        let mut args = engine::prepare_args(sync_name, msg, params)?;
         let session = match session {
             Value::String(s) | Value::Ref(s) => s,
             _ => return Err(ApiError::field_type_error("session_id")),
         };
         let snapshot = self.ledger.snapshot();
         let caller = self.sessions.check(&snapshot, &session)?;
+        session_args_to_keys(&snapshot, msg, &mut args);
         check_rbac(&caller, msg, &args)?;
         if is_async {
             return tasks::spawn_async(self, caller, class, msg, args, hints).await;
@@ -205,7 +217,8 @@ impl Node {
         if engine::is_read(class, msg) {
             let snapshot = self.ledger.snapshot();
             let ctx = Ctx { now_us: 0, actor: caller.actor(), seed: [0; 32] };
-            return engine::read(&snapshot, &ctx, class, msg, &args);
+            let value = engine::read(&snapshot, &ctx, class, msg, &args)?;
+            return secrets::reveal(&self.vault, class, value);
         }
         if msg.kind == Kind::Custom && !engine::custom::is_write(&class.name, &msg.name) {
             // Bad refs still get xapi's HANDLE_INVALID before anything else is said.
@@ -215,7 +228,8 @@ impl Node {
             }
             return Err(ApiError::not_implemented(&msg.wire_name));
         }
-        let logged = engine::logged_params(msg, &args);
+        let mut logged = engine::logged_params(msg, &args);
+        let args = secrets::seal_args(&self.vault, class, msg, args, &mut logged);
         let job = Job {
             actor: caller.actor(),
             method: msg.wire_name.clone(),
@@ -240,6 +254,24 @@ impl Node {
                 sessions::login(self, &uname, &pwd, &originator, origin).await
             }
             _ => Err(ApiError::not_implemented(&msg.wire_name)),
+        }
+    }
+}
+
+/// A session given as an argument (`session.get_record(s, s)`) is named by the ref its client
+/// holds; the store knows it by its key ([`auth::session_key`]). A value that is already a key
+/// (from `session.get_by_uuid`) is left as it is: keys name sessions but never authenticate.
+fn session_args_to_keys(state: &engine::State, msg: &Message, args: &mut [Value]) {
+    let class = schema().class("session").expect("session class");
+    for (p, v) in msg.args().iter().zip(args.iter_mut()) {
+        if !matches!(&p.ty, Ty::Ref(c) if c == "session") {
+            continue;
+        }
+        if let Value::Ref(r) | Value::String(r) = v {
+            let key = auth::session_key(r);
+            if state.exists(class.id, &key) {
+                *r = key;
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Caller, Node, Origin};
 use crate::auth;
-use crate::engine::generic::{create_internal, destroy};
+use crate::engine::generic::{create_internal_at, destroy};
 use crate::engine::State;
 use crate::entry::Actor;
 use crate::error::ApiError;
@@ -24,17 +24,26 @@ pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Pause before answering a failed login (xapi sleeps 5 s), without holding a thread.
 pub const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(5);
 
+/// Runtime state of the sessions: when each was last used. Keyed, like the sessions themselves,
+/// by [`auth::session_key`]: the refs clients hold are never kept here.
 #[derive(Default)]
 pub struct Sessions {
-    /// Session ref → last time it was used (seconds since the epoch).
-    last_active: Mutex<HashMap<String, i64>>,
+    /// Session key → last time it was used (seconds since the epoch). Shared with the writer, which
+    /// reads it when a login evicts the least recently used sessions of a group.
+    last_active: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl Sessions {
-    /// Validates a session and touches its `last_active`.
-    pub fn check(&self, state: &State, session: &str) -> Result<Caller, ApiError> {
+    /// Validates a session ref as a client presents it and touches its `last_active`.
+    pub fn check(&self, state: &State, presented: &str) -> Result<Caller, ApiError> {
+        self.check_key(state, &auth::session_key(presented), presented)
+    }
+
+    /// [`Sessions::check`] for a session known by its key (a caller's own, checked again while it
+    /// waits). `presented` is what an error names: the ref as the caller gave it.
+    pub fn check_key(&self, state: &State, key: &str, presented: &str) -> Result<Caller, ApiError> {
         let class = schema().class("session").expect("session class");
-        let object = state.get(class.id, session).ok_or_else(|| ApiError::session_invalid(session))?;
+        let object = state.get(class.id, key).ok_or_else(|| ApiError::session_invalid(presented))?;
         let field = |name: &str| &object.fields[class.field(name).expect("session field")];
         let user = field("auth_user_name").as_str().unwrap_or("").to_string();
         let superuser = field("is_local_superuser").as_bool().unwrap_or(false);
@@ -43,9 +52,10 @@ impl Sessions {
         } else {
             state.users.get(&user).map(|u| u.role.clone()).unwrap_or_else(|| "read-only".to_string())
         };
-        self.touch(session, now_secs());
+        self.touch(key, now_secs());
         Ok(Caller {
-            session: session.to_string(),
+            session: key.to_string(),
+            presented: presented.to_string(),
             user,
             originator: field("originator").as_str().unwrap_or("").to_string(),
             superuser,
@@ -53,68 +63,77 @@ impl Sessions {
         })
     }
 
-    /// Records a use of `session` at `secs`; allocates only for a session not seen before.
-    fn touch(&self, session: &str, secs: i64) {
+    /// Records a use of the session `key` at `secs`; allocates only for a session not seen before.
+    fn touch(&self, key: &str, secs: i64) {
         let mut last_active = self.last_active.lock().expect("sessions lock");
-        match last_active.get_mut(session) {
+        match last_active.get_mut(key) {
             Some(at) => *at = secs,
             None => {
-                last_active.insert(session.to_string(), secs);
+                last_active.insert(key.to_string(), secs);
             }
         }
     }
 
-    pub fn last_active(&self, session: &str) -> Option<i64> {
-        self.last_active.lock().expect("sessions lock").get(session).copied()
+    pub fn last_active(&self, key: &str) -> Option<i64> {
+        self.last_active.lock().expect("sessions lock").get(key).copied()
     }
 
-    /// Sets when a session was last used (tests of expiry and eviction drive time with this).
+    /// Sets when a session (by key) was last used (tests of expiry and eviction drive time with this).
     #[doc(hidden)]
-    pub fn set_last_active(&self, session: &str, secs: i64) {
-        self.last_active.lock().expect("sessions lock").insert(session.to_string(), secs);
+    pub fn set_last_active(&self, key: &str, secs: i64) {
+        self.last_active.lock().expect("sessions lock").insert(key.to_string(), secs);
     }
 
-    fn forget(&self, session: &str) {
-        self.last_active.lock().expect("sessions lock").remove(session);
+    fn forget(&self, key: &str) {
+        self.last_active.lock().expect("sessions lock").remove(key);
     }
 
-    /// Sessions to destroy: idle past the timeout, and the least recently used beyond the limit
-    /// of each group (xapi db_gc_util.ml `timeout_sessions_common`).
+    /// Sessions to destroy now; see [`expired_sessions`].
     pub fn expired(&self, state: &State, now: i64, extra_in_group: Option<&str>) -> Vec<String> {
-        let class = schema().class("session").expect("session class");
-        let (f_user, f_orig, f_last) = (
-            class.field("auth_user_name").expect("field"),
-            class.field("originator").expect("field"),
-            class.field("last_active").expect("field"),
-        );
-        let active = self.last_active.lock().expect("sessions lock");
-        let mut groups: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-        let mut out = Vec::new();
-        for (r, o) in state.table(class.id).objects.iter() {
-            let stored = match o.fields[f_last] {
-                Value::DateTime(t) => t,
-                _ => 0,
-            };
-            let last = active.get(r).copied().unwrap_or(stored);
-            if now - last > SESSION_IDLE_TIMEOUT.as_secs() as i64 {
-                out.push(r.clone());
-                continue;
-            }
-            groups
-                .entry(group_key(o.fields[f_user].as_str().unwrap_or(""), o.fields[f_orig].as_str().unwrap_or("")))
-                .or_default()
-                .push((last, r.clone()));
-        }
-        for (key, mut members) in groups {
-            // A login about to be added to this group counts against its limit.
-            let limit = SESSIONS_PER_ORIGINATOR_MAX - usize::from(extra_in_group == Some(key.as_str()));
-            if members.len() > limit {
-                members.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-                out.extend(members.into_iter().skip(limit).map(|(_, r)| r));
-            }
-        }
-        out
+        expired_sessions(state, &self.last_active.lock().expect("sessions lock"), now, extra_in_group)
     }
+}
+
+/// Sessions to destroy: idle past the timeout, and the least recently used beyond the limit of
+/// each group (xapi db_gc_util.ml `timeout_sessions_common`). `extra_in_group` names the group of a
+/// login about to be added, which counts against that group's limit.
+fn expired_sessions(
+    state: &State,
+    last_active: &HashMap<String, i64>,
+    now: i64,
+    extra_in_group: Option<&str>,
+) -> Vec<String> {
+    let class = schema().class("session").expect("session class");
+    let (f_user, f_orig, f_last) = (
+        class.field("auth_user_name").expect("field"),
+        class.field("originator").expect("field"),
+        class.field("last_active").expect("field"),
+    );
+    let mut groups: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+    let mut out = Vec::new();
+    for (r, o) in state.table(class.id).objects.iter() {
+        let stored = match o.fields[f_last] {
+            Value::DateTime(t) => t,
+            _ => 0,
+        };
+        let last = last_active.get(r).copied().unwrap_or(stored);
+        if now - last > SESSION_IDLE_TIMEOUT.as_secs() as i64 {
+            out.push(r.clone());
+            continue;
+        }
+        groups
+            .entry(group_key(o.fields[f_user].as_str().unwrap_or(""), o.fields[f_orig].as_str().unwrap_or("")))
+            .or_default()
+            .push((last, r.clone()));
+    }
+    for (key, mut members) in groups {
+        let limit = SESSIONS_PER_ORIGINATOR_MAX - usize::from(extra_in_group == Some(key.as_str()));
+        if members.len() > limit {
+            members.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+            out.extend(members.into_iter().skip(limit).map(|(_, r)| r));
+        }
+    }
+    out
 }
 
 /// The group a session counts in: root logins by originator, other users by name.
@@ -132,6 +151,11 @@ pub fn now_secs() -> i64 {
 
 /// `session.login_with_password`: checks the password off the async threads, then logs the new
 /// session (and any evictions) as one entry.
+///
+/// The evictions are chosen inside the job, on the writer's state, so that logins racing each
+/// other cannot all see room in their group: the per-originator limit holds under any burst. The
+/// session is stored under the digest of its ref ([`auth::session_key`]); the ref itself is drawn
+/// from the job's seed, never logged, and returned only to this caller.
 pub async fn login(
     node: &Arc<Node>,
     uname: &str,
@@ -158,7 +182,8 @@ pub async fn login(
         return Err(ApiError::new("SESSION_AUTHENTICATION_FAILED", [uname, "Authentication failure"]));
     }
     let uname_logged = if origin.unix && uname.is_empty() { auth::ROOT.to_string() } else { uname.to_string() };
-    let evict = node.sessions.expired(&snapshot, now_secs(), Some(&group_key(&uname_logged, originator)));
+    let group = group_key(&uname_logged, originator);
+    let last_active = node.sessions.last_active.clone();
     let host = node.host.clone();
     let originator_owned = originator.to_string();
     let user_for_job = uname_logged.clone();
@@ -168,15 +193,24 @@ pub async fn login(
         params: vec![Value::String(uname_logged.clone()), Value::String("(secret)".into())],
         work: Box::new(move |tx| {
             let class = schema().class("session").expect("session class");
-            for r in &evict {
-                if tx.state.exists(class.id, r) {
-                    destroy(tx, class, r);
+            let now_secs = tx.ctx.now_secs();
+            let evict = {
+                let mut last_active = last_active.lock().expect("sessions lock");
+                let evict = expired_sessions(&tx.state, &last_active, now_secs, Some(&group));
+                for r in &evict {
+                    last_active.remove(r);
                 }
+                evict
+            };
+            for r in &evict {
+                destroy(tx, class, r);
             }
-            let now = Value::DateTime(tx.ctx.now_secs());
-            let r = create_internal(
+            let presented = tx.new_ref();
+            let now = Value::DateTime(now_secs);
+            create_internal_at(
                 tx,
                 "session",
+                auth::session_key(&presented),
                 vec![
                     ("this_host", Value::Ref(host)),
                     ("this_user", Value::Ref(NULL_REF.into())),
@@ -187,12 +221,12 @@ pub async fn login(
                     ("originator", Value::String(originator_owned)),
                 ],
             );
-            Ok(Value::Ref(r))
+            Ok(Value::Ref(presented))
         }),
     };
     let (value, _) = node.ledger.call(job).await?;
-    if let Value::Ref(r) = &value {
-        node.sessions.last_active.lock().expect("sessions lock").insert(r.clone(), now_secs());
+    if let Value::Ref(presented) = &value {
+        node.sessions.touch(&auth::session_key(presented), now_secs());
     }
     Ok(value)
 }
@@ -260,7 +294,7 @@ pub async fn session_message(
             if !snapshot.exists(class.id, r) {
                 return Some(Err(ApiError::handle_invalid("session", r)));
             }
-            let target = match node.sessions.check(&snapshot, r) {
+            let target = match node.sessions.check_key(&snapshot, r, r) {
                 Ok(c) => c,
                 Err(e) => return Some(Err(e)),
             };

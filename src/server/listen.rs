@@ -2,9 +2,11 @@
 //!
 //! A connection's life:
 //!
-//! 1. The accept loop takes a slot from its listener's semaphore, then accepts. At the limit it
-//!    waits for a slot, leaving new clients in the kernel backlog (xapi's `server_io.ml` does
-//!    the same).
+//! 1. The accept loop accepts, then takes a slot from its listener's semaphore. At the limit it
+//!    asks the longest-idle keep-alive connection to close ([`IdleConnections`]) and waits for
+//!    its slot; while it waits, further clients stay in the kernel backlog. Connections busy
+//!    with a request are never closed for this: if all are busy, the new client waits for one
+//!    to end, as with xapi's `server_io.ml`.
 //! 2. A task is spawned that owns the slot. For HTTPS it does the TLS handshake first, within
 //!    [`TLS_HANDSHAKE_TIMEOUT`], so a slow handshake never blocks the accept loop.
 //! 3. hyper serves HTTP/1.1 with keep-alive until the client closes, a timeout fires, or
@@ -33,6 +35,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use super::idle::{BusyHandle, IdleConnections, Registration};
 use super::io::WriteDeadline;
 use super::{
     http, tls, Origin, RpcHandler, ServerConfig, ServerError, CONNECTIONS_MAX, DRAIN_TIMEOUT, HEADER_READ_TIMEOUT,
@@ -41,6 +44,10 @@ use super::{
 
 /// How long dropped connection tasks get to unwind after the drain timeout.
 const ABORT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a client admitted at the limit waits for the closed connection's slot before another
+/// idle connection is asked to close.
+const ADMIT_RETRY: Duration = Duration::from_millis(100);
 
 /// Pause after a failed `accept`, so that running out of file descriptors does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -238,14 +245,25 @@ async fn all_closed(slots: &[(Arc<Semaphore>, usize)]) {
     }
 }
 
-/// Waits for a free slot, logging when the limit is what makes it wait.
-async fn take_slot(slots: &Arc<Semaphore>, listener: &'static str) -> OwnedSemaphorePermit {
+/// A slot for a client just accepted. At the limit, closes the longest-idle connection to make
+/// room, and waits (asking again every [`ADMIT_RETRY`]) while every connection is busy.
+async fn admit(slots: &Arc<Semaphore>, idle: &IdleConnections, listener: &'static str) -> OwnedSemaphorePermit {
     if let Ok(permit) = slots.clone().try_acquire_owned() {
         return permit;
     }
-    tracing::warn!(listener, "connection limit reached; waiting for a connection to end");
-    // The semaphores are never closed.
-    slots.clone().acquire_owned().await.expect("semaphore never closed")
+    let mut warned = false;
+    loop {
+        if idle.close_longest_idle() {
+            tracing::debug!(listener, "connection limit reached; closed the longest-idle connection");
+        } else if !warned {
+            tracing::warn!(listener, "connection limit reached and every connection busy; waiting for one to end");
+            warned = true;
+        }
+        // The semaphores are never closed.
+        if let Ok(permit) = tokio::time::timeout(ADMIT_RETRY, slots.clone().acquire_owned()).await {
+            return permit.expect("semaphore never closed");
+        }
+    }
 }
 
 async fn accept_tcp(
@@ -255,8 +273,8 @@ async fn accept_tcp(
     context: ConnectionContext,
 ) {
     let kind = if tls.is_some() { "https" } else { "http" };
+    let idle = Arc::new(IdleConnections::default());
     loop {
-        let slot = take_slot(&slots, kind).await;
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -265,6 +283,8 @@ async fn accept_tcp(
                 continue;
             }
         };
+        let slot = admit(&slots, &idle, kind).await;
+        let registration = idle.register();
         // Replies are written whole; waiting to coalesce them only adds latency.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
@@ -273,7 +293,7 @@ async fn accept_tcp(
         match &tls {
             None => {
                 let origin = Origin::Tcp { peer, tls: false };
-                spawn_connection(slot, context.clone(), serve_http(stream, origin, context));
+                spawn_connection(slot, context.clone(), serve_http(stream, origin, registration, context));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -281,7 +301,7 @@ async fn accept_tcp(
                 spawn_connection(slot, context.clone(), async move {
                     let handshake = acceptor.accept(stream);
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-                        Ok(Ok(stream)) => serve_http(stream, origin, context).await,
+                        Ok(Ok(stream)) => serve_http(stream, origin, registration, context).await,
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         Err(_elapsed) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -292,8 +312,8 @@ async fn accept_tcp(
 }
 
 async fn accept_unix(listener: UnixListener, slots: Arc<Semaphore>, context: ConnectionContext) {
+    let idle = Arc::new(IdleConnections::default());
     loop {
-        let slot = take_slot(&slots, "unix").await;
         let stream = match listener.accept().await {
             Ok((stream, _peer)) => stream,
             Err(error) => {
@@ -302,8 +322,10 @@ async fn accept_unix(listener: UnixListener, slots: Arc<Semaphore>, context: Con
                 continue;
             }
         };
+        let slot = admit(&slots, &idle, "unix").await;
+        let registration = idle.register();
         let context = context.clone();
-        spawn_connection(slot, context.clone(), serve_http(stream, Origin::Unix, context));
+        spawn_connection(slot, context.clone(), serve_http(stream, Origin::Unix, registration, context));
     }
 }
 
@@ -333,15 +355,22 @@ fn spawn_connection(
 }
 
 /// Serves HTTP/1.1 on one established connection until it ends, switching to hyper's graceful
-/// shutdown when the server starts draining.
-async fn serve_http<T>(io: T, origin: Origin, context: ConnectionContext)
+/// shutdown when the server starts draining or the connection is chosen to make room at the limit
+/// (an idle connection then closes at once).
+async fn serve_http<T>(io: T, origin: Origin, registration: Registration, context: ConnectionContext)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let handler = context.handler;
+    let activity: BusyHandle = registration.handle();
     let service = service_fn(move |req| {
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(http::respond(req, origin, handler).await) }
+        let busy = activity.busy();
+        async move {
+            let response = http::respond(req, origin, handler).await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
     });
     let io = TokioIo::new(WriteDeadline::new(io, WRITE_STALL_TIMEOUT));
     let connection = context.http1.serve_connection(io, service);
@@ -350,6 +379,10 @@ where
     let result = tokio::select! {
         result = connection.as_mut() => result,
         () = reached(&mut phase, Phase::Draining) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        () = registration.close.notified() => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }

@@ -16,9 +16,10 @@
 //! - A body over [`BODY_SIZE_BYTES_MAX`] gets HTTP 500 with a short HTML page, as xapi's
 //!   `response_internal_error`, and the connection is closed without reading the rest.
 //! - Each TCP listener serves at most [`CONNECTIONS_MAX`] connections, the Unix socket at most
-//!   [`UNIX_CONNECTIONS_MAX`]. At the limit the listener stops accepting until a connection
-//!   ends, exactly as xapi's `server_io.ml` takes its semaphore before `accept`; new clients
-//!   wait in the kernel backlog instead of being reset.
+//!   [`UNIX_CONNECTIONS_MAX`]. At the limit a new client is admitted by closing the longest-idle
+//!   keep-alive connection (as nginx does), so that idle holders cannot lock users out; if every
+//!   connection is busy with a request, it waits for one to end and further clients wait in the
+//!   kernel backlog, as with xapi's `server_io.ml`.
 //!
 //! Two deliberate differences from xapi, both more lenient: a body without `Content-Length`
 //! (chunked) is accepted, still under the same limit; and leading slashes are collapsed before
@@ -35,6 +36,7 @@
 //! certificate, and `io.rs` holds the write-stall guard.
 
 mod http;
+mod idle;
 mod io;
 mod listen;
 mod tls;

@@ -112,7 +112,8 @@ fn generate(dir: &Path) -> Result<(), ServerError> {
 
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     write_replacing(&dir.join(KEY_FILE_NAME), key.serialize_pem().as_bytes(), 0o600)?;
-    write_replacing(&dir.join(CERT_FILE_NAME), cert.pem().as_bytes(), 0o644)?;
+    // Only the server reads it from here; clients get it in the handshake.
+    write_replacing(&dir.join(CERT_FILE_NAME), cert.pem().as_bytes(), 0o600)?;
     Ok(())
 }
 

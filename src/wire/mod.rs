@@ -64,9 +64,10 @@ pub enum DecodeError {
     /// The XML is well-formed but not an XML-RPC `methodCall`.
     #[error("malformed XML-RPC call at byte {offset}: expected {expected}, found {found}")]
     XmlRpc { offset: u64, expected: &'static str, found: String },
-    /// A typed XML-RPC scalar (`<int>`, `<double>`, …) whose text does not parse.
-    #[error("malformed XML-RPC call at byte {offset}: <{tag}> cannot hold {text:?}")]
-    XmlRpcScalar { offset: u64, tag: &'static str, text: String },
+    /// A typed XML-RPC scalar (`<int>`, `<double>`, …) whose text does not parse. The text is
+    /// not kept: it may be a password sent with the wrong type, and errors never echo values.
+    #[error("malformed XML-RPC call at byte {offset}: the text of this <{tag}> is not a valid {tag}")]
+    XmlRpcScalar { offset: u64, tag: &'static str },
     /// Values nest deeper than [`NESTING_DEPTH_MAX`].
     #[error("values are nested deeper than {depth_max} levels")]
     TooDeep { depth_max: usize },

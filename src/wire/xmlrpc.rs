@@ -406,14 +406,14 @@ impl<'a> Parser<'a> {
                 let text = self.required_text(empty, "int", "</int>")?;
                 match trim_blank(&text).parse::<i64>() {
                     Ok(i) => Ok(Value::Int(i)),
-                    Err(_) => Err(self.bad_scalar("int", &text)),
+                    Err(_) => Err(self.bad_scalar("int")),
                 }
             }
             Element::Double => {
                 let text = self.required_text(empty, "double", "</double>")?;
                 match trim_blank(&text).parse::<f64>() {
                     Ok(x) => Ok(Value::Float(x)),
-                    Err(_) => Err(self.bad_scalar("double", &text)),
+                    Err(_) => Err(self.bad_scalar("double")),
                 }
             }
             // ocaml-rpc `make_bool`: only the exact text `1` is true.
@@ -494,7 +494,7 @@ impl<'a> Parser<'a> {
     ) -> Result<Cow<'a, str>, DecodeError> {
         let text = if empty { Cow::Borrowed("") } else { self.scalar_text(closing)? };
         if text.is_empty() {
-            return Err(self.bad_scalar(tag, ""));
+            return Err(self.bad_scalar(tag));
         }
         Ok(text)
     }
@@ -568,7 +568,8 @@ impl<'a> Parser<'a> {
                 text.to_mut().push(c);
                 Ok(())
             }
-            Ok(None) => Err(self.xml_error(format!("unknown entity &{};", &**reference))),
+            // The entity's name is not shown: it sits inside a value.
+            Ok(None) => Err(self.xml_error("unknown entity".to_string())),
             Err(error) => Err(self.xml_error(error.to_string())),
         }
     }
@@ -581,14 +582,14 @@ impl<'a> Parser<'a> {
         DecodeError::XmlRpc { offset: self.reader.buffer_position(), expected, found: found.describe() }
     }
 
+    /// The text itself is never shown: it may be a secret in the wrong place.
     fn unexpected_text(&self, expected: &'static str, text: &str) -> DecodeError {
-        let shown: String = text.chars().take(40).collect();
-        DecodeError::XmlRpc { offset: self.reader.buffer_position(), expected, found: format!("text {shown:?}") }
+        let found = format!("text ({} characters)", text.chars().count());
+        DecodeError::XmlRpc { offset: self.reader.buffer_position(), expected, found }
     }
 
-    fn bad_scalar(&self, tag: &'static str, text: &str) -> DecodeError {
-        let text: String = text.chars().take(40).collect();
-        DecodeError::XmlRpcScalar { offset: self.reader.buffer_position(), tag, text }
+    fn bad_scalar(&self, tag: &'static str) -> DecodeError {
+        DecodeError::XmlRpcScalar { offset: self.reader.buffer_position(), tag }
     }
 }
 
