@@ -53,15 +53,19 @@ class ServerProcess:
         self.proc = None
         self.log_path = os.path.join(self.workdir, "server.log")
 
-    def cli(self, *args, password=None):
+    def cli(self, *args, password=None, umask=None):
         env = dict(os.environ)
         if password is not None:
             env["XENLEDGER_PASSWORD"] = password
-        subprocess.run([self.binary, *args], check=True, env=env, capture_output=True, timeout=60)
+        preexec = (lambda: os.umask(umask)) if umask is not None else None
+        return subprocess.run(
+            [self.binary, *args], check=True, env=env, capture_output=True, timeout=60, preexec_fn=preexec
+        )
 
-    def start(self):
+    def start(self, umask=None):
         env = dict(os.environ, XENLEDGER_ROOT_PASSWORD=ROOT_PASSWORD)
         self.log = open(self.log_path, "ab")
+        preexec = (lambda: os.umask(umask)) if umask is not None else None
         self.proc = subprocess.Popen(
             [
                 self.binary, "serve",
@@ -70,7 +74,7 @@ class ServerProcess:
                 "--http", "127.0.0.1:%d" % self.http_port,
                 "--unix", self.unix_path,
             ],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec,
         )
         wait_for_port(self.https_port, self.proc)
         wait_for_port(self.http_port, self.proc)

@@ -20,9 +20,13 @@ pub const ROOT_PASSWORD: &str = "pw";
 /// Opens (or reopens) the node in `dir`; also what the first start generated, if anything.
 /// Opening blocks on the first-start entry, so it runs off the async worker.
 pub fn open_in(dir: &Path) -> (Arc<Node>, Option<String>) {
-    let first =
-        FirstStart { root_password: Some(ROOT_PASSWORD.into()), hostname: "h".into(), address: "127.0.0.1".into() };
+    let first = first_start();
     tokio::task::block_in_place(|| Node::open(dir, &first)).unwrap()
+}
+
+/// What the test nodes' first start is given.
+pub fn first_start() -> FirstStart {
+    FirstStart { root_password: Some(ROOT_PASSWORD.into()), hostname: "h".into(), address: "127.0.0.1".into() }
 }
 
 /// A node on a fresh temporary data dir.
