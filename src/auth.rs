@@ -1,4 +1,5 @@
-//! Local users: argon2id password hashing and the role model (xapi's six user roles).
+//! Local users: argon2id password hashing, the superuser, and the session keys. The roles are
+//! the datamodel's (`schema::roles`), re-exported here.
 //!
 //! Verification is CPU-heavy (tens of ms), so callers run it on a blocking thread. Passwords are
 //! never stored or logged in clear: only PHC strings reach the log.
@@ -7,24 +8,10 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 
-/// xapi's roles, most privileged first (ocaml/idl/datamodel_roles.ml).
-pub const ROLES: [&str; 6] = ["pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only"];
+pub use crate::schema::roles::{is_role, roles_at_least, ROLES};
 
 /// The built-in superuser.
 pub const ROOT: &str = "root";
-
-pub fn is_role(name: &str) -> bool {
-    ROLES.contains(&name)
-}
-
-/// `role` and every role above it, highest first (xapi datamodel_roles.ml `roles_gte`); empty
-/// for a name that is not a role.
-pub fn roles_at_least(role: &str) -> Vec<&'static str> {
-    match ROLES.iter().position(|r| *r == role) {
-        Some(at) => ROLES[..=at].to_vec(),
-        None => Vec::new(),
-    }
-}
 
 /// Hashes a password as an argon2id PHC string with a random salt.
 pub fn hash_password(password: &str) -> String {

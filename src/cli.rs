@@ -263,7 +263,7 @@ fn read_password() -> anyhow::Result<String> {
 
 fn rekey(dir: &Path) -> anyhow::Result<()> {
     let ledger = Ledger::open(dir)?;
-    let done = crate::node::rekey(&ledger)?;
+    let done = crate::ledger::rekey(&ledger)?;
     ledger.close();
     println!(
         "secret rekey: {} secret value(s) re-sealed under key {} (log entry {}); the older keys are retired",

@@ -32,6 +32,7 @@ use xenledger::ledger::{Ledger, OpenReport};
 use xenledger::schema::schema;
 use xenledger::store::{database_path, encode_entry, Store, StoreError, GENESIS_HASH, RECORD_HEADER_SIZE_BYTES};
 use xenledger::value::Value;
+use xenledger::vault::key_path;
 
 /// Entries covered by the newest checkpoint.
 const CHECKPOINT_SEQ: u64 = 6;
@@ -108,6 +109,8 @@ impl Fixture {
         let dir = self._root.path().join(name);
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::copy(database_path(&self.pristine), database_path(&dir)).expect("copy the database");
+        // With its key file: a data dir without one is upgraded on open (ledger::keys).
+        std::fs::copy(key_path(&self.pristine), key_path(&dir)).expect("copy the key file");
         dir
     }
 }

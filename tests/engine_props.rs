@@ -33,6 +33,7 @@ use xenledger::entry::Actor;
 use xenledger::error::ApiError;
 use xenledger::ledger::Ledger;
 use xenledger::value::{Value, NULL_REF};
+use xenledger::vault::{is_sealed, Vault};
 
 /// A ref no object ever had.
 const BOGUS_REF: &str = "OpaqueRef:0badbad0-0000-4000-8000-000000000000";
@@ -546,7 +547,8 @@ fn plan(model: &Model, op: &Op) -> Option<(String, Vec<Value>, Expect)> {
 }
 
 /// The model and the state agree on every object of the universe, field by field.
-fn compare(model: &Model, state: &State) {
+/// The secret values are stored sealed (the ledger seals them); `vault` opens them.
+fn compare(model: &Model, state: &State, vault: &Vault) {
     for cls in ALL {
         let empty = BTreeMap::new();
         let live = model.live.get(&cls).unwrap_or(&empty);
@@ -581,7 +583,11 @@ fn compare(model: &Model, state: &State) {
                     assert_eq!(f("VM"), &Value::Ref(o.vm.clone()), "VIF {r} VM");
                     assert_eq!(f("network"), &Value::Ref(o.net.clone()), "VIF {r} network");
                 }
-                Cls::Secret => assert_eq!(f("value"), &s(&o.value), "secret {r} value"),
+                Cls::Secret => {
+                    let stored = f("value").as_str().expect("a string");
+                    assert!(is_sealed(stored), "secret {r} value is stored sealed");
+                    assert_eq!(vault.open(stored).expect("opens"), o.value, "secret {r} value");
+                }
             }
         }
     }
@@ -698,7 +704,7 @@ fn run(ops: Vec<Op>) -> BTreeSet<String> {
             (_, Err(got)) => panic!("{ctx}: expected success, got {got}"),
         }
         check_invariants(&after);
-        compare(&model, &after);
+        compare(&model, &after, ledger.vault());
         states.insert(after.seq, after);
     }
     let live = ledger.snapshot();
@@ -706,7 +712,7 @@ fn run(ops: Vec<Op>) -> BTreeSet<String> {
     check_checkpoints(&ledger, &states, &live);
     let ledger = reopen(ledger, dir.path());
     check_invariants(&ledger.snapshot());
-    compare(&model, &ledger.snapshot());
+    compare(&model, &ledger.snapshot(), ledger.vault());
     ledger.close();
     seen
 }

@@ -7,7 +7,7 @@ mod node_support;
 
 use std::sync::Arc;
 
-use xenledger::engine::generic::create_internal;
+use xenledger::engine::implicit::create_internal;
 use xenledger::engine::state::DELETIONS_RETAINED_MAX;
 use xenledger::entry::{Actor, Change};
 use xenledger::ledger::Job;

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use xenledger::entry::{Change, Entry};
-use xenledger::ledger::Ledger;
-use xenledger::node::{rekey, Node, SESSIONS_PER_ORIGINATOR_MAX};
+use xenledger::ledger::{rekey, Ledger};
+use xenledger::node::{Node, SESSIONS_PER_ORIGINATOR_MAX};
 use xenledger::schema::schema;
 use xenledger::store::decode_record;
 use xenledger::value::Value;

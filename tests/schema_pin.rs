@@ -31,7 +31,7 @@ fn schema_covers_the_datamodel() {
     assert_eq!(power.qual, Qual::RoConstructor);
     assert!(matches!(vm.fields[vm.field("VBDs").unwrap()].relation, Relation::Many { .. }));
     let start = vm.message("start").unwrap();
-    assert_eq!(start.kind, Kind::Custom);
+    assert_eq!(start.kind, Kind::Explicit);
     assert!(start.is_async);
     assert_eq!(start.args().len(), 3);
     assert!(start.allows_role("vm-operator") && !start.allows_role("read-only"));

@@ -7,9 +7,9 @@
 //! [`Change`]: crate::entry::Change
 
 pub mod apply;
-pub mod custom;
 pub mod db_string;
-pub mod generic;
+pub mod explicit;
+pub mod implicit;
 pub mod snapshot;
 pub mod state;
 pub mod tx;
@@ -22,6 +22,7 @@ use crate::entry::Change;
 use crate::error::ApiError;
 use crate::schema::{coerce, Class, Kind, Message};
 use crate::value::Value;
+use explicit::{Call, Mode};
 
 /// Checks the argument count and coerces wire values to the message's parameter types
 /// (xapi gen_server.ml order: count first, then types). `args` excludes the session.
@@ -64,15 +65,19 @@ fn has_defaults(msg: &Message) -> bool {
 
 /// Whether a message only reads state and can be served from a snapshot.
 pub fn is_read(class: &Class, msg: &Message) -> bool {
-    msg.kind.is_read() || custom::is_read(&class.name, &msg.name)
+    match explicit::mode(class, msg) {
+        Some(Mode::Read(_)) => true,
+        Some(_) => false,
+        None => msg.kind.is_read(),
+    }
 }
 
 /// Serves a read-only message from a snapshot.
-pub fn read(state: &State, ctx: &Ctx, class: &Class, msg: &Message, args: &[Value]) -> Result<Value, ApiError> {
-    if msg.kind == Kind::Custom {
-        return custom::read(state, ctx, class, msg, args);
+pub fn read(state: &State, class: &Class, msg: &Message, args: &[Value]) -> Result<Value, ApiError> {
+    match explicit::mode(class, msg) {
+        Some(Mode::Read(f)) => f(state, &Call { class, msg, args }),
+        _ => implicit::read(state, class, msg, args),
     }
-    generic::read(state, class, msg, args)
 }
 
 /// Executes a side-effecting message: the call's result and the changes it made, or an error and
@@ -90,11 +95,15 @@ pub fn execute(
     Ok((result, state, changes))
 }
 
-/// Executes inside an existing transaction (used by messages that call others).
+/// Executes inside an existing transaction (used by messages that call others). An explicit
+/// message without a pure handler answers `NOT_IMPLEMENTED` (runtime ones never get here).
 pub fn execute_in(tx: &mut Tx, class: &Class, msg: &Message, args: &[Value]) -> Result<Value, ApiError> {
-    match msg.kind {
-        Kind::Custom => custom::write(tx, class, msg, args),
-        k if k.is_read() => generic::read(&tx.state, class, msg, args),
-        _ => generic::write(tx, class, msg, args),
+    match explicit::mode(class, msg) {
+        Some(Mode::Write(f)) => f(tx, &Call { class, msg, args }),
+        Some(Mode::Read(f)) => f(&tx.state, &Call { class, msg, args }),
+        Some(Mode::Runtime(_)) => Err(ApiError::internal(format!("{} runs in the node", msg.wire_name))),
+        None if msg.kind == Kind::Explicit => Err(ApiError::not_implemented(&msg.wire_name)),
+        None if msg.kind.is_read() => implicit::read(&tx.state, class, msg, args),
+        None => implicit::write(tx, class, msg, args),
     }
 }

@@ -3,7 +3,7 @@
 //! `software_version.xapi`). Logged as ordinary entries, so replay rebuilds them too.
 
 use crate::auth;
-use crate::engine::generic::create_internal;
+use crate::engine::implicit::create_internal;
 use crate::engine::State;
 use crate::entry::{Actor, Change};
 use crate::ledger::{Job, Ledger, LedgerError};

@@ -149,7 +149,7 @@ fn collect(
                 continue;
             }
             let op = if o.created > since { "add" } else { "mod" };
-            let snapshot = super::secrets::reveal_snapshot(vault, class, state.record(class, o));
+            let snapshot = crate::vault::reveal_snapshot(vault, class, state.record(class, o));
             let event = event_record(o.modified, &class.name_lower, op, r, Some(snapshot), legacy_time);
             if op == "add" {
                 adds.push(event)
@@ -315,7 +315,7 @@ pub async fn from(
         if since != 0 && since < state.events_horizon {
             return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
         }
-        let batch = node.event_batches.get(&state, &node.vault, &key);
+        let batch = node.event_batches.get(&state, node.ledger.vault(), &key);
         let now = Instant::now();
         if !batch.is_empty() || now >= deadline {
             return Ok(Value::Lazy(batch));
@@ -394,7 +394,7 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
         }
         let subs = parse_subscriptions(&reg.classes);
         let now = format!("{}.", super::sessions::now_secs());
-        let events = collect(&state, &subs, reg.seen, &Reader::of(caller), &node.vault, Some(&now));
+        let events = collect(&state, &subs, reg.seen, &Reader::of(caller), node.ledger.vault(), Some(&now));
         if !events.is_empty() {
             node.registrations.advance(&caller.session, state.seq);
             return Ok(Value::Set(events));
@@ -403,36 +403,17 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
     }
 }
 
-/// The `event.*` messages.
-pub async fn handle(
-    node: &Arc<Node>,
-    caller: &Caller,
-    message: &str,
-    args: &[Value],
-) -> Option<Result<Value, ApiError>> {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_set().map(|s| s.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+/// The class names of `event.register`/`unregister`/`from`'s first argument.
+pub fn class_names(v: &Value) -> Vec<String> {
+    v.as_set().map(|s| s.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+/// `event.from(classes, token, timeout)` from its checked arguments.
+pub async fn from_args(node: &Arc<Node>, caller: &Caller, args: &[Value]) -> Result<Value, ApiError> {
+    let timeout = match &args[2] {
+        Value::Float(f) => *f,
+        Value::Int(i) => *i as f64,
+        _ => 0.0,
     };
-    Some(match message {
-        "from" => {
-            let timeout = match &args[2] {
-                Value::Float(f) => *f,
-                Value::Int(i) => *i as f64,
-                _ => 0.0,
-            };
-            from(node, caller, &strings(&args[0]), args[1].as_str().unwrap_or(""), timeout).await
-        }
-        "inject" => inject(node, caller, args[0].as_str().unwrap_or(""), args[1].as_str().unwrap_or("")).await,
-        "register" => {
-            node.registrations.register(&caller.session, &strings(&args[0]), node.ledger.snapshot().seq);
-            Ok(Value::String(String::new()))
-        }
-        "unregister" => {
-            node.registrations.unregister(&caller.session, &strings(&args[0]));
-            Ok(Value::String(String::new()))
-        }
-        "next" => next(node, caller).await,
-        "get_current_id" => Ok(Value::Int(node.ledger.snapshot().seq as i64)),
-        _ => return None,
-    })
+    from(node, caller, &class_names(&args[0]), args[1].as_str().unwrap_or(""), timeout).await
 }

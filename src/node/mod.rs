@@ -6,8 +6,6 @@
 
 mod bootstrap;
 pub mod events;
-mod keys;
-mod secrets;
 mod sessions;
 pub mod tasks;
 
@@ -15,17 +13,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use bootstrap::FirstStart;
-pub use keys::{rekey, Rekeyed};
 pub use sessions::{collect_garbage, now_secs, Sessions, SESSIONS_PER_ORIGINATOR_MAX};
 
 use crate::auth;
-use crate::engine::{self, Ctx};
+use crate::engine;
+use crate::engine::explicit::{self, Mode, Runtime};
 use crate::entry::Actor;
 use crate::error::ApiError;
 use crate::ledger::{Job, Ledger, LedgerError};
 use crate::schema::{schema, Class, Kind, Message, Ty};
 use crate::value::Value;
-use crate::vault::Vault;
+use crate::vault;
 
 /// Where a call came from; the unix socket is trusted as root, as xapi's is.
 #[derive(Clone, Debug, Default)]
@@ -99,15 +97,12 @@ pub struct Node {
     pub waiting_tasks: std::sync::Mutex<std::collections::HashSet<String>>,
     /// This host's ref (created on first start).
     pub host: String,
-    /// The data dir's key: secret values are sealed under it before they are logged.
-    pub vault: Vault,
 }
 
 impl Node {
     /// Opens a data dir; on first start creates root, the pool and this host.
     pub fn open(dir: &Path, first_start: &FirstStart) -> Result<(Arc<Node>, Option<String>), LedgerError> {
         let ledger = Ledger::open(dir)?;
-        let vault = keys::open_vault(&ledger)?;
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
         let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
@@ -120,7 +115,6 @@ impl Node {
             running_tasks: Default::default(),
             waiting_tasks: Default::default(),
             host,
-            vault,
         };
         Ok((Arc::new(node), generated_password))
     }
@@ -201,35 +195,24 @@ impl Node {
         msg: &'static Message,
         args: Vec<Value>,
     ) -> Result<Value, ApiError> {
-        if let Some(result) = sessions::session_message(self, caller, class, msg, &args).await {
-            return result;
-        }
-        if msg.kind == Kind::Custom {
-            let handled = match class.name.as_str() {
-                "event" => events::handle(self, caller, &msg.name, &args).await,
-                "task" => tasks::handle(self, caller, &msg.name, &args).await,
-                _ => None,
-            };
-            if let Some(result) = handled {
-                return result;
-            }
+        let mode = explicit::mode(class, msg);
+        if let Some(Mode::Runtime(runtime)) = mode {
+            return self.run_runtime(runtime, caller, msg, &args).await;
         }
         if engine::is_read(class, msg) {
-            let snapshot = self.ledger.snapshot();
-            let ctx = Ctx { now_us: 0, actor: caller.actor(), seed: [0; 32] };
-            let value = engine::read(&snapshot, &ctx, class, msg, &args)?;
-            return secrets::reveal(&self.vault, class, value);
+            let value = engine::read(&self.ledger.snapshot(), class, msg, &args)?;
+            return vault::reveal(self.ledger.vault(), class, value);
         }
-        if msg.kind == Kind::Custom && !engine::custom::is_write(&class.name, &msg.name) {
+        if mode.is_none() && msg.kind == Kind::Explicit {
             // Bad refs still get xapi's HANDLE_INVALID before anything else is said.
             let snapshot = self.ledger.snapshot();
             for (p, v) in msg.args().iter().zip(&args) {
-                engine::generic::check_refs(&snapshot, &p.ty, v)?;
+                engine::implicit::check_refs(&snapshot, &p.ty, v)?;
             }
             return Err(ApiError::not_implemented(&msg.wire_name));
         }
         let mut logged = engine::logged_params(msg, &args);
-        let args = secrets::seal_args(&self.vault, class, msg, args, &mut logged);
+        let args = vault::seal_args(self.ledger.vault(), class, msg, args, &mut logged);
         let job = Job {
             actor: caller.actor(),
             method: msg.wire_name.clone(),
@@ -246,14 +229,57 @@ impl Node {
         args: Vec<Value>,
         origin: &Origin,
     ) -> Result<Value, ApiError> {
-        match (class.name.as_str(), msg.name.as_str()) {
-            ("session", "login_with_password") | ("session", "slave_local_login_with_password") => {
+        match explicit::mode(class, msg) {
+            Some(Mode::Runtime(Runtime::Login)) => {
                 let uname = args[0].as_str().unwrap_or("").to_string();
                 let pwd = args[1].as_str().unwrap_or("").to_string();
                 let originator = args.get(3).and_then(Value::as_str).unwrap_or("").to_string();
                 sessions::login(self, &uname, &pwd, &originator, origin).await
             }
             _ => Err(ApiError::not_implemented(&msg.wire_name)),
+        }
+    }
+
+    /// The controller of the explicit messages the node serves itself (the registry's
+    /// `Runtime` rows): one arm each.
+    async fn run_runtime(
+        self: &Arc<Node>,
+        runtime: Runtime,
+        caller: &Caller,
+        msg: &'static Message,
+        args: &[Value],
+    ) -> Result<Value, ApiError> {
+        let void = || Ok(Value::String(String::new()));
+        match runtime {
+            // Logins take no session and never get here (see `sessionless`).
+            Runtime::Login => Err(ApiError::internal("login dispatched with a session")),
+            Runtime::Logout => sessions::logout(self, caller, msg).await,
+            Runtime::SessionRecord => sessions::get_record(self, args),
+            Runtime::SessionLastActive => sessions::get_last_active(self, args),
+            Runtime::SessionRbacPermissions => sessions::get_rbac_permissions(self, args),
+            Runtime::SessionChangePassword => sessions::change_password(self, caller, args).await,
+            Runtime::SessionSubjectIdentifiers => Ok(Value::Set(Vec::new())),
+            Runtime::SessionLogoutSubject => void(),
+            Runtime::EventFrom => events::from_args(self, caller, args).await,
+            Runtime::EventInject => {
+                events::inject(self, caller, args[0].as_str().unwrap_or(""), args[1].as_str().unwrap_or("")).await
+            }
+            Runtime::EventRegister => {
+                self.registrations.register(
+                    &caller.session,
+                    &events::class_names(&args[0]),
+                    self.ledger.snapshot().seq,
+                );
+                void()
+            }
+            Runtime::EventUnregister => {
+                self.registrations.unregister(&caller.session, &events::class_names(&args[0]));
+                void()
+            }
+            Runtime::EventNext => events::next(self, caller).await,
+            Runtime::EventCurrentId => Ok(Value::Int(self.ledger.snapshot().seq as i64)),
+            Runtime::TaskCreate => tasks::create(self, caller, args).await,
+            Runtime::TaskChange => tasks::change(self, caller, &msg.name, args).await,
         }
     }
 }

@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Caller, Node, Origin};
 use crate::auth;
-use crate::engine::generic::{create_internal_at, destroy};
+use crate::engine::implicit::{create_internal_at, destroy};
 use crate::engine::State;
 use crate::entry::Actor;
 use crate::error::ApiError;
 use crate::ledger::Job;
-use crate::schema::{schema, Class, Message};
+use crate::schema::{schema, Message};
 use crate::value::{Value, NULL_REF};
 
 /// Sessions kept per originator (or per user name for non-root users) before the least
@@ -231,94 +231,77 @@ pub async fn login(
     Ok(value)
 }
 
-/// Hand-written `session.*` messages; `None` for anything else.
-pub async fn session_message(
-    node: &Arc<Node>,
-    caller: &Caller,
-    class: &Class,
-    msg: &Message,
-    args: &[Value],
-) -> Option<Result<Value, ApiError>> {
-    if class.name != "session" {
-        return None;
+/// `session.logout` / `local_logout`: ends the caller's own session.
+pub async fn logout(node: &Arc<Node>, caller: &Caller, msg: &Message) -> Result<Value, ApiError> {
+    let session = caller.session.clone();
+    let job = Job {
+        actor: caller.actor(),
+        method: msg.wire_name.clone(),
+        params: vec![],
+        work: Box::new(move |tx| {
+            let class = schema().class("session").expect("session class");
+            if tx.state.exists(class.id, &session) {
+                destroy(tx, class, &session);
+            }
+            Ok(Value::String(String::new()))
+        }),
+    };
+    let result = node.ledger.call(job).await.map(|(v, _)| v);
+    node.sessions.forget(&caller.session);
+    result
+}
+
+/// `session.get_last_active(self)`: the runtime time of last use, else the logged one.
+pub fn get_last_active(node: &Node, args: &[Value]) -> Result<Value, ApiError> {
+    let class = schema().class("session").expect("session class");
+    let r = args[0].as_str().unwrap_or("");
+    match node.ledger.snapshot().get(class.id, r) {
+        Some(_) => Ok(Value::DateTime(node.sessions.last_active(r).unwrap_or_else(now_secs))),
+        None => Err(ApiError::handle_invalid("session", r)),
     }
-    let void = Ok(Value::String(String::new()));
-    Some(match msg.name.as_str() {
-        "logout" | "local_logout" => {
-            let session = caller.session.clone();
-            let job = Job {
-                actor: caller.actor(),
-                method: msg.wire_name.clone(),
-                params: vec![],
-                work: Box::new(move |tx| {
-                    let class = schema().class("session").expect("session class");
-                    if tx.state.exists(class.id, &session) {
-                        destroy(tx, class, &session);
-                    }
-                    Ok(Value::String(String::new()))
-                }),
-            };
-            let result = node.ledger.call(job).await.map(|(v, _)| v);
-            node.sessions.forget(&caller.session);
-            result
+}
+
+/// `session.get_record(self)`, with the runtime `last_active`.
+pub fn get_record(node: &Node, args: &[Value]) -> Result<Value, ApiError> {
+    let class = schema().class("session").expect("session class");
+    let snapshot = node.ledger.snapshot();
+    let r = args[0].as_str().unwrap_or("");
+    let o = snapshot.get(class.id, r).ok_or_else(|| ApiError::handle_invalid("session", r))?;
+    let mut record = snapshot.record(class, o).materialized();
+    if let (Value::Record(members), Some(t)) = (&mut record, node.sessions.last_active(r)) {
+        if let Some(slot) = members.iter_mut().find(|(k, _)| k == "last_active") {
+            slot.1 = Value::DateTime(t);
         }
-        "get_all_subject_identifiers" => Ok(Value::Set(Vec::new())),
-        "logout_subject_identifier" => void,
-        "get_last_active" => {
-            let snapshot = node.ledger.snapshot();
-            let r = args[0].as_str().unwrap_or("");
-            match snapshot.get(class.id, r) {
-                Some(_) => Ok(Value::DateTime(node.sessions.last_active(r).unwrap_or_else(now_secs))),
-                None => Err(ApiError::handle_invalid("session", r)),
-            }
-        }
-        "get_record" => {
-            let snapshot = node.ledger.snapshot();
-            let r = args[0].as_str().unwrap_or("");
-            match snapshot.get(class.id, r) {
-                Some(o) => {
-                    let mut record = snapshot.record(class, o).materialized();
-                    if let (Value::Record(members), Some(t)) = (&mut record, node.sessions.last_active(r)) {
-                        if let Some(slot) = members.iter_mut().find(|(k, _)| k == "last_active") {
-                            slot.1 = Value::DateTime(t);
-                        }
-                    }
-                    Ok(record)
-                }
-                None => Err(ApiError::handle_invalid("session", r)),
-            }
-        }
-        "get_rbac_permissions" => {
-            let snapshot = node.ledger.snapshot();
-            let r = args[0].as_str().unwrap_or("");
-            if !snapshot.exists(class.id, r) {
-                return Some(Err(ApiError::handle_invalid("session", r)));
-            }
-            let target = match node.sessions.check_key(&snapshot, r, r) {
-                Ok(c) => c,
-                Err(e) => return Some(Err(e)),
-            };
-            if target.superuser {
-                Ok(Value::Set(Vec::new()))
-            } else {
-                Ok(Value::Set(
-                    schema()
-                        .classes
-                        .iter()
-                        .flat_map(|c| c.messages.iter())
-                        .filter(|m| m.allows_role(&target.role))
-                        .map(|m| Value::String(m.permission.clone()))
-                        .collect(),
-                ))
-            }
-        }
-        "change_password" => change_password(node, caller, args).await,
-        _ => return None,
-    })
+    }
+    Ok(record)
+}
+
+/// `session.get_rbac_permissions(self)`: every permission of the session's role (none listed for
+/// a superuser, as xapi).
+pub fn get_rbac_permissions(node: &Node, args: &[Value]) -> Result<Value, ApiError> {
+    let class = schema().class("session").expect("session class");
+    let snapshot = node.ledger.snapshot();
+    let r = args[0].as_str().unwrap_or("");
+    if !snapshot.exists(class.id, r) {
+        return Err(ApiError::handle_invalid("session", r));
+    }
+    let target = node.sessions.check_key(&snapshot, r, r)?;
+    if target.superuser {
+        return Ok(Value::Set(Vec::new()));
+    }
+    Ok(Value::Set(
+        schema()
+            .classes
+            .iter()
+            .flat_map(|c| c.messages.iter())
+            .filter(|m| m.allows_role(&target.role))
+            .map(|m| Value::String(m.permission.clone()))
+            .collect(),
+    ))
 }
 
 /// `session.change_password(old, new)`: only for local superuser sessions; xapi ignores `old`.
-async fn change_password(node: &Arc<Node>, caller: &Caller, args: &[Value]) -> Result<Value, ApiError> {
+pub async fn change_password(node: &Arc<Node>, caller: &Caller, args: &[Value]) -> Result<Value, ApiError> {
     if !caller.superuser {
         return Err(ApiError::new("USER_IS_NOT_LOCAL_SUPERUSER", [caller.user.as_str()]));
     }

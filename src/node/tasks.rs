@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{Caller, Node};
 use crate::auth;
-use crate::engine::generic::create_internal;
+use crate::engine::implicit::create_internal;
 use crate::engine::{State, Tx};
 use crate::entry::Actor;
 use crate::error::ApiError;
@@ -272,67 +272,58 @@ fn unregister(tx: &mut Tx, class: &Class, object: &str, task: &str) {
     }
 }
 
-/// The explicit `task.*` messages.
-pub async fn handle(
-    node: &Arc<Node>,
-    caller: &Caller,
-    message: &str,
-    args: &[Value],
-) -> Option<Result<Value, ApiError>> {
-    let class = schema().class("task").expect("task class");
-    let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Null);
+/// `task.create(label, description)`: a task owned by its creator.
+pub async fn create(node: &Arc<Node>, caller: &Caller, args: &[Value]) -> Result<Value, ApiError> {
     let host = node.host.clone();
-    let (work, method): (crate::ledger::Work, String) = match message {
-        "create" => {
-            let (label, description) =
-                (arg(0).as_str().unwrap_or("").to_string(), arg(1).as_str().unwrap_or("").to_string());
-            (Box::new(move |tx| Ok(Value::Ref(new_task(tx, &host, &label, &description)))), "task.create".to_string())
-        }
-        "cancel" | "destroy" | "set_status" | "set_progress" | "set_result" | "set_error_info" => {
-            let task = arg(0).as_str().unwrap_or("").to_string();
-            if !node.ledger.snapshot().exists(class.id, &task) {
-                return Some(Err(ApiError::handle_invalid("task", &task)));
-            }
-            if let Err(e) = check_owner(node, caller, &task) {
-                return Some(Err(e));
-            }
-            let value = arg(1);
-            // A running Async operation cannot be cancelled (it simply finishes, as xapi's
-            // uncancellable operations do); one waiting for its turn, or a client's task, can.
-            let cancellable = !node.running_tasks.lock().expect("running tasks lock").contains(&task)
-                || node.waiting_tasks.lock().expect("waiting tasks lock").contains(&task);
-            let method = format!("task.{message}");
-            let message = message.to_string();
-            let work: crate::ledger::Work = Box::new(move |tx| {
-                let class = schema().class("task").expect("task class");
-                if !tx.state.exists(class.id, &task) {
-                    return Err(ApiError::handle_invalid("task", &task));
-                }
-                match message.as_str() {
-                    "cancel" => {
-                        if is_pending(&tx.state, &task) && cancellable {
-                            finish(tx, &task, &Err(ApiError::new("TASK_CANCELLED", [task.as_str()])));
-                        }
-                    }
-                    "destroy" => crate::engine::generic::destroy(tx, class, &task),
-                    "set_status" => tx.set("task", &task, "status", value),
-                    "set_progress" => tx.set("task", &task, "progress", value),
-                    "set_result" => tx.set("task", &task, "result", value),
-                    "set_error_info" => tx.set("task", &task, "error_info", value),
-                    _ => unreachable!(),
-                }
-                Ok(Value::String(String::new()))
-            });
-            (work, method)
-        }
-        _ => return None,
-    };
-    let job = Job { actor: caller.actor(), method, params: args.to_vec(), work };
+    let label = args[0].as_str().unwrap_or("").to_string();
+    let description = args[1].as_str().unwrap_or("").to_string();
+    let work: crate::ledger::Work = Box::new(move |tx| Ok(Value::Ref(new_task(tx, &host, &label, &description))));
+    let job = Job { actor: caller.actor(), method: "task.create".into(), params: args.to_vec(), work };
     let result = node.ledger.call(job).await.map(|(v, _)| v);
     if let Ok(Value::Ref(task)) = &result {
         node.task_owners.lock().expect("task owners lock").insert(task.clone(), caller.user.clone());
     }
-    Some(result)
+    result
+}
+
+/// `task.cancel`, `task.destroy` and `task.set_*`: the owner (or pool-operator and above) changes
+/// one task.
+pub async fn change(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Value]) -> Result<Value, ApiError> {
+    let class = schema().class("task").expect("task class");
+    let task = args[0].as_str().unwrap_or("").to_string();
+    if !node.ledger.snapshot().exists(class.id, &task) {
+        return Err(ApiError::handle_invalid("task", &task));
+    }
+    check_owner(node, caller, &task)?;
+    let value = args.get(1).cloned().unwrap_or(Value::Null);
+    // A running Async operation cannot be cancelled (it simply finishes, as xapi's uncancellable
+    // operations do); one waiting for its turn, or a client's task, can.
+    let cancellable = !node.running_tasks.lock().expect("running tasks lock").contains(&task)
+        || node.waiting_tasks.lock().expect("waiting tasks lock").contains(&task);
+    let method = format!("task.{message}");
+    let message = message.to_string();
+    let work: crate::ledger::Work = Box::new(move |tx| {
+        let class = schema().class("task").expect("task class");
+        if !tx.state.exists(class.id, &task) {
+            return Err(ApiError::handle_invalid("task", &task));
+        }
+        match message.as_str() {
+            "cancel" => {
+                if is_pending(&tx.state, &task) && cancellable {
+                    finish(tx, &task, &Err(ApiError::new("TASK_CANCELLED", [task.as_str()])));
+                }
+            }
+            "destroy" => crate::engine::implicit::destroy(tx, class, &task),
+            "set_status" => tx.set("task", &task, "status", value),
+            "set_progress" => tx.set("task", &task, "progress", value),
+            "set_result" => tx.set("task", &task, "result", value),
+            "set_error_info" => tx.set("task", &task, "error_info", value),
+            other => return Err(ApiError::internal(format!("task.{other} is not a task change"))),
+        }
+        Ok(Value::String(String::new()))
+    });
+    let job = Job { actor: caller.actor(), method, params: args.to_vec(), work };
+    node.ledger.call(job).await.map(|(v, _)| v)
 }
 
 /// Only a task's owner, or a pool-operator and above (permission `task.destroy/any`), may cancel
@@ -425,7 +416,7 @@ pub async fn collect_tasks(node: &Arc<Node>) -> Result<usize, ApiError> {
             let class = schema().class("task").expect("task class");
             for r in &expired {
                 if tx.state.exists(class.id, r) {
-                    crate::engine::generic::destroy(tx, class, r);
+                    crate::engine::implicit::destroy(tx, class, r);
                 }
             }
             Ok(Value::String(String::new()))

@@ -5,6 +5,7 @@
 //! hand-written code. Nothing here does I/O.
 
 mod coerce;
+pub mod roles;
 mod ty;
 
 use std::collections::HashMap;
@@ -75,7 +76,7 @@ pub struct Param {
     pub default: Option<Value>,
 }
 
-/// What an implicit message does; `Custom` is a hand-written explicit message.
+/// What an implicit message does; `Explicit` is a message written by hand (see `engine::explicit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     GetAll,
@@ -93,7 +94,7 @@ pub enum Kind {
     RemoveFromSet(FieldId),
     Create,
     Destroy,
-    Custom,
+    Explicit,
 }
 
 impl Kind {
@@ -250,7 +251,7 @@ pub fn attach_map_keys(schema: &mut Schema, text: &str) -> Result<(), String> {
     let entries = raw.as_object().ok_or("map keys: not an object")?;
     let keys_of = |v: &serde_json::Value, what: &str| -> Result<Keys, String> {
         let keys: Keys = serde_json::from_value(v.clone()).map_err(|e| format!("{what}: {e}"))?;
-        match keys.iter().find(|(_, role)| !crate::auth::is_role(role)) {
+        match keys.iter().find(|(_, role)| !roles::is_role(role)) {
             Some((_, role)) => Err(format!("{what}: {role:?} is not a role")),
             None => Ok(keys),
         }
@@ -374,7 +375,7 @@ fn load_message(
         params.push(Param { name: rp["name"].as_str().ok_or("param name")?.to_string(), ty, default });
     }
     let implicit = rm["implicit"].as_bool().unwrap_or(false);
-    let kind = if implicit { implicit_kind(&name, fields, field_index) } else { Kind::Custom };
+    let kind = if implicit { implicit_kind(&name, fields, field_index) } else { Kind::Explicit };
     let strings = |key: &str| -> Vec<String> {
         rm[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
     };
@@ -430,7 +431,7 @@ fn implicit_kind(name: &str, fields: &[Field], index: &HashMap<String, FieldId>)
             return Kind::RemoveFromSet(f);
         }
     }
-    Kind::Custom
+    Kind::Explicit
 }
 
 /// Links both ends of every relation listed in the schema.

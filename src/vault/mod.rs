@@ -20,10 +20,14 @@ use std::path::{Path, PathBuf};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 
+mod values;
+
+pub use values::{reveal, reveal_snapshot, seal_args};
+
 /// The key file's name inside the data dir.
 pub const KEY_FILE_NAME: &str = "secret.key";
 /// A key file written but not yet in force: the first start after an upgrade writes it, logs the
-/// upgrade, then renames it to [`KEY_FILE_NAME`] (see `node::upgrade`).
+/// upgrade, then renames it to [`KEY_FILE_NAME`] (see `ledger::keys`).
 pub const STAGED_KEY_FILE_NAME: &str = "secret.key.new";
 
 const SEALED_PREFIX: &str = "xenledger-sealed:1:";

@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod keys;
+
+pub use keys::{rekey, Rekeyed};
+
 use arc_swap::ArcSwap;
 use tokio::sync::{oneshot, watch};
 
@@ -81,6 +85,8 @@ pub struct Ledger {
     store: Arc<Store>,
     dir: PathBuf,
     report: OpenReport,
+    /// The data dir's key (`None` only while `open` sets it up).
+    vault: Option<crate::vault::Vault>,
 }
 
 impl Ledger {
@@ -107,7 +113,23 @@ impl Ledger {
             .name("xenledger-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| LedgerError::Io("writer thread".into(), e))?;
-        Ok(Ledger { state, queue, committed, writer: Some(handle), store, dir: dir.to_path_buf(), report })
+        let mut ledger = Ledger {
+            state,
+            queue,
+            committed,
+            writer: Some(handle),
+            store,
+            dir: dir.to_path_buf(),
+            report,
+            vault: None,
+        };
+        ledger.vault = Some(keys::open_vault(&ledger)?);
+        Ok(ledger)
+    }
+
+    /// The data dir's key: secret values are sealed under it before they are logged.
+    pub fn vault(&self) -> &crate::vault::Vault {
+        self.vault.as_ref().expect("the vault is set up by open")
     }
 
     pub fn open_report(&self) -> &OpenReport {
@@ -424,11 +446,11 @@ impl Ledger {
     /// after the session) as `actor`, blocking until durable. Reads are served from the snapshot and
     /// answer seq 0.
     pub fn invoke(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Outcome {
-        let job = prepare(actor, method, raw_args)?;
+        let job = self.prepare(actor, method, raw_args)?;
         match job {
             Prepared::Read(class, msg, args) => {
-                let ctx = Ctx { now_us: now_us(), actor: Actor::default(), seed: [0; 32] };
-                crate::engine::read(&self.snapshot(), &ctx, class, msg, &args).map(|v| (v, 0))
+                let value = crate::engine::read(&self.snapshot(), class, msg, &args)?;
+                Ok((crate::vault::reveal(self.vault(), class, value)?, 0))
             }
             Prepared::Write(job) => self.call_blocking(job),
         }
@@ -436,10 +458,10 @@ impl Ledger {
 
     /// Async form of [`Ledger::invoke`].
     pub async fn invoke_async(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Outcome {
-        match prepare(actor, method, raw_args)? {
+        match self.prepare(actor, method, raw_args)? {
             Prepared::Read(class, msg, args) => {
-                let ctx = Ctx { now_us: now_us(), actor: Actor::default(), seed: [0; 32] };
-                crate::engine::read(&self.snapshot(), &ctx, class, msg, &args).map(|v| (v, 0))
+                let value = crate::engine::read(&self.snapshot(), class, msg, &args)?;
+                Ok((crate::vault::reveal(self.vault(), class, value)?, 0))
             }
             Prepared::Write(job) => self.call(job).await,
         }
@@ -451,17 +473,20 @@ enum Prepared {
     Write(Job),
 }
 
-fn prepare(actor: Actor, method: &str, raw_args: Vec<Value>) -> Result<Prepared, ApiError> {
-    let (class, msg) = schema().lookup(method).ok_or_else(|| ApiError::method_unknown(method))?;
-    let args = crate::engine::prepare_args(method, msg, raw_args)?;
-    if crate::engine::is_read(class, msg) {
-        return Ok(Prepared::Read(class, msg, args));
+impl Ledger {
+    fn prepare(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Result<Prepared, ApiError> {
+        let (class, msg) = schema().lookup(method).ok_or_else(|| ApiError::method_unknown(method))?;
+        let args = crate::engine::prepare_args(method, msg, raw_args)?;
+        if crate::engine::is_read(class, msg) {
+            return Ok(Prepared::Read(class, msg, args));
+        }
+        let mut params = crate::engine::logged_params(msg, &args);
+        let args = crate::vault::seal_args(self.vault(), class, msg, args, &mut params);
+        Ok(Prepared::Write(Job {
+            actor,
+            method: msg.wire_name.clone(),
+            params,
+            work: Box::new(move |tx| crate::engine::execute_in(tx, class, msg, &args)),
+        }))
     }
-    let params = crate::engine::logged_params(msg, &args);
-    Ok(Prepared::Write(Job {
-        actor,
-        method: msg.wire_name.clone(),
-        params,
-        work: Box::new(move |tx| crate::engine::execute_in(tx, class, msg, &args)),
-    }))
 }

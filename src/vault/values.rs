@@ -1,12 +1,12 @@
 //! Secret values on their way in and out. A `secret`'s value is sealed under the data dir's key
-//! (see `vault`) before the write becomes a job, and its logged parameter says `(secret)`; reads
-//! and event snapshots open it again for the callers whose role may read the class (the read
-//! permission itself is checked before any of this runs).
+//! before the write becomes a job (by the node, and by the ledger's in-process API), and its
+//! logged parameter says `(secret)`; reads and event snapshots open it again for the callers
+//! whose role may read the class (the read permission itself is checked before any of this runs).
 
+use super::{is_sealed, Vault};
 use crate::error::ApiError;
 use crate::schema::{coerce, Class, Message, Ty};
 use crate::value::Value;
-use crate::vault::{self, Vault};
 
 const REDACTED: &str = "(secret)";
 
@@ -72,7 +72,7 @@ pub fn reveal_snapshot(vault: &Vault, class: &Class, value: Value) -> Value {
 
 fn open_all(vault: &Vault, value: Value) -> Result<Value, ApiError> {
     Ok(match value {
-        Value::String(s) if vault::is_sealed(&s) => {
+        Value::String(s) if is_sealed(&s) => {
             Value::String(vault.open(&s).map_err(|e| ApiError::internal(format!("secret value: {e}")))?)
         }
         Value::Set(items) => Value::Set(items.into_iter().map(|v| open_all(vault, v)).collect::<Result<_, _>>()?),

@@ -12,10 +12,10 @@
 
 use std::path::Path;
 
-use crate::engine::generic::destroy;
+use super::{Job, Ledger, LedgerError};
+use crate::engine::implicit::destroy;
 use crate::engine::State;
 use crate::entry::{Actor, Change};
-use crate::ledger::{Job, Ledger, LedgerError};
 use crate::schema::schema;
 use crate::value::Value;
 use crate::vault::{self, Vault, VaultError};
@@ -26,7 +26,7 @@ use crate::vault::{self, Vault, VaultError};
 ///
 /// The key file cannot be read or written, the log holds sealed values but the key file is
 /// missing, or a live secret does not open under the key file's keys (the wrong file).
-pub fn open_vault(ledger: &Ledger) -> Result<Vault, LedgerError> {
+pub(super) fn open_vault(ledger: &Ledger) -> Result<Vault, LedgerError> {
     let dir = ledger.dir();
     let (key_path, staged_path) = (vault::key_path(dir), vault::staged_key_path(dir));
     if key_path.exists() {
@@ -120,8 +120,8 @@ pub struct Rekeyed {
 /// A crash before the old keys are retired leaves them in the key file, where the next rotation
 /// retires them.
 pub fn rekey(ledger: &Ledger) -> Result<Rekeyed, LedgerError> {
-    let mut vault = open_vault(ledger)?;
     let key_path = vault::key_path(ledger.dir());
+    let mut vault = Vault::load(&key_path)?;
     let key_id = vault.add_key();
     vault.save(&key_path)?;
     let state = ledger.snapshot();

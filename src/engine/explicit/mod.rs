@@ -1,0 +1,171 @@
+//! The registry of explicit messages: every hand-written message, one row each, in one table.
+//!
+//! A row names the message and says how it runs ([`Mode`]):
+//!
+//! - `Read`: a pure function of a snapshot, served on the caller's task;
+//! - `Write`: a pure function of a transaction, run by the ledger's writer, its changes logged;
+//! - `Runtime`: served by the node itself, because it needs state that is not in the log
+//!   (sessions' last use, parked `event.from` waiters, running tasks). The [`Runtime`] value says
+//!   which; the node has one `match` over it.
+//!
+//! A datamodel message that is neither implicit nor in this table answers `NOT_IMPLEMENTED`
+//! (after xapi's usual checks); `tests/explicit_coverage.rs` keeps the list of those and fails if
+//! it grows. To add a message: write its handler in the module of its class (or topic) and add
+//! one row here.
+
+mod blob;
+mod message;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::state::State;
+use super::tx::Tx;
+use crate::error::ApiError;
+use crate::schema::{Class, Message};
+use crate::value::Value;
+
+/// One call of an explicit message, as its handler sees it: arguments checked and coerced to the
+/// parameter types, the session removed.
+pub struct Call<'a> {
+    pub class: &'a Class,
+    pub msg: &'a Message,
+    pub args: &'a [Value],
+}
+
+impl Call<'_> {
+    /// Argument `i` as text (`""` if it is not text).
+    pub fn str(&self, i: usize) -> &str {
+        self.args.get(i).and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+pub type ReadFn = fn(&State, &Call) -> Result<Value, ApiError>;
+pub type WriteFn = fn(&mut Tx, &Call) -> Result<Value, ApiError>;
+
+#[derive(Clone, Copy)]
+pub enum Mode {
+    Read(ReadFn),
+    Write(WriteFn),
+    Runtime(Runtime),
+}
+
+/// The explicit messages the node serves itself (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// `session.login_with_password`, `session.slave_local_login_with_password`.
+    Login,
+    /// `session.logout`, `session.local_logout`.
+    Logout,
+    SessionRecord,
+    SessionLastActive,
+    SessionRbacPermissions,
+    SessionChangePassword,
+    /// `session.get_all_subject_identifiers`: no external directory, so always empty.
+    SessionSubjectIdentifiers,
+    /// `session.logout_subject_identifier`: no external directory, so nothing to end.
+    SessionLogoutSubject,
+    EventFrom,
+    EventInject,
+    EventRegister,
+    EventUnregister,
+    EventNext,
+    EventCurrentId,
+    TaskCreate,
+    /// `task.cancel`, `task.destroy` and `task.set_*`: owner checks, then one logged change.
+    TaskChange,
+}
+
+/// One registered message.
+pub struct Row {
+    pub class: &'static str,
+    pub message: &'static str,
+    pub mode: Mode,
+}
+
+const fn row(class: &'static str, message: &'static str, mode: Mode) -> Row {
+    Row { class, message, mode }
+}
+
+use Mode::{Read, Runtime as Rt, Write};
+
+/// Every explicit message with an implementation, by class.
+pub const REGISTRY: &[Row] = &[
+    // blob
+    row("blob", "create", Write(blob::create)),
+    row("blob", "destroy", Write(destroy_one)),
+    // event
+    row("event", "from", Rt(Runtime::EventFrom)),
+    row("event", "inject", Rt(Runtime::EventInject)),
+    row("event", "register", Rt(Runtime::EventRegister)),
+    row("event", "unregister", Rt(Runtime::EventUnregister)),
+    row("event", "next", Rt(Runtime::EventNext)),
+    row("event", "get_current_id", Rt(Runtime::EventCurrentId)),
+    // message
+    row("message", "create", Write(message::create)),
+    row("message", "destroy", Write(destroy_one)),
+    row("message", "destroy_many", Write(message::destroy_many)),
+    row("message", "get_all", Read(message::get_all)),
+    row("message", "get_all_records", Read(message::get_all_records)),
+    row("message", "get_record", Read(message::get_record)),
+    row("message", "get_by_uuid", Read(message::get_by_uuid)),
+    row("message", "get_all_records_where", Read(message::get_all_records_where)),
+    row("message", "get_since", Read(message::get_since)),
+    row("message", "get", Read(message::get)),
+    // session
+    row("session", "login_with_password", Rt(Runtime::Login)),
+    row("session", "slave_local_login_with_password", Rt(Runtime::Login)),
+    row("session", "logout", Rt(Runtime::Logout)),
+    row("session", "local_logout", Rt(Runtime::Logout)),
+    row("session", "get_record", Rt(Runtime::SessionRecord)),
+    row("session", "get_last_active", Rt(Runtime::SessionLastActive)),
+    row("session", "get_rbac_permissions", Rt(Runtime::SessionRbacPermissions)),
+    row("session", "change_password", Rt(Runtime::SessionChangePassword)),
+    row("session", "get_all_subject_identifiers", Rt(Runtime::SessionSubjectIdentifiers)),
+    row("session", "logout_subject_identifier", Rt(Runtime::SessionLogoutSubject)),
+    // task
+    row("task", "create", Rt(Runtime::TaskCreate)),
+    row("task", "cancel", Rt(Runtime::TaskChange)),
+    row("task", "destroy", Rt(Runtime::TaskChange)),
+    row("task", "set_status", Rt(Runtime::TaskChange)),
+    row("task", "set_progress", Rt(Runtime::TaskChange)),
+    row("task", "set_result", Rt(Runtime::TaskChange)),
+    row("task", "set_error_info", Rt(Runtime::TaskChange)),
+];
+
+/// `<class>.destroy(self)` of a class whose objects need nothing else undone (`blob`, `message`).
+fn destroy_one(tx: &mut Tx, call: &Call) -> Result<Value, ApiError> {
+    let r = call.str(0);
+    if !tx.state.exists(call.class.id, r) {
+        return Err(ApiError::handle_invalid(&call.class.name, r));
+    }
+    super::implicit::destroy(tx, call.class, r);
+    Ok(Value::String(String::new()))
+}
+
+/// The registered row of `class.message`, if any.
+pub fn lookup(class: &str, message: &str) -> Option<&'static Row> {
+    static INDEX: OnceLock<HashMap<(&'static str, &'static str), &'static Row>> = OnceLock::new();
+    INDEX.get_or_init(|| REGISTRY.iter().map(|r| ((r.class, r.message), r)).collect()).get(&(class, message)).copied()
+}
+
+/// How `msg` of `class` runs, if it is registered.
+pub fn mode(class: &Class, msg: &Message) -> Option<Mode> {
+    lookup(&class.name, &msg.name).map(|r| r.mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::schema;
+
+    #[test]
+    fn every_row_names_a_datamodel_message_once() {
+        let mut seen = std::collections::HashSet::new();
+        for r in REGISTRY {
+            assert!(seen.insert((r.class, r.message)), "{}.{} registered twice", r.class, r.message);
+            let class = schema().class(r.class).unwrap_or_else(|| panic!("no class {}", r.class));
+            assert!(class.message(r.message).is_some(), "no message {}.{}", r.class, r.message);
+        }
+    }
+}
