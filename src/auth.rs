@@ -42,7 +42,7 @@ pub fn session_key(presented: &str) -> String {
 pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut bytes = [0u8; 20];
-    getrandom::fill(&mut bytes).expect("the OS provides randomness");
+    crate::entropy::fill(&mut bytes);
     bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 

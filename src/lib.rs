@@ -8,6 +8,8 @@
 
 pub mod value;
 pub mod error;
+pub mod clock;
+pub mod entropy;
 pub mod schema;
 pub mod entry;
 pub mod engine;

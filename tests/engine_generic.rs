@@ -1,5 +1,5 @@
 //! The generic (implicit) per-class messages, driven through `Ledger::invoke` with exact expected
-//! results and exact error codes and parameters. The contract is XENAPI-SEMANTICS.md §d (what is
+//! results and exact error codes and parameters. The contract is docs/xenapi-semantics.md §d (what is
 //! generated, map/set semantics, the constructor struct, the `where` language) and §a.5 (errors at
 //! dispatch); each test cites the section it pins. Where xenledger deliberately differs from xapi
 //! (a missing constructor member is `FIELD_TYPE_ERROR [member]` rather than xapi's untyped

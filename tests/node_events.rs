@@ -1,4 +1,4 @@
-//! `event.from` against the retained deletion history (XENAPI-SEMANTICS.md §e.1 and issue 4:
+//! `event.from` against the retained deletion history (docs/xenapi-semantics.md §e.1 and issue 4:
 //! deletions are never silently missed). Once more deletions than the engine keeps have happened
 //! after a token, that token answers `EVENTS_LOST` instead of quietly skipping `del` events; a fresh
 //! token keeps working.
@@ -14,7 +14,7 @@ use xenledger::ledger::Job;
 use xenledger::node::Node;
 use xenledger::value::Value;
 
-use node_support::{call, open};
+use node_support::{call, open, open_virtual};
 
 fn token_of(batch: &Value) -> Value {
     batch.member("token").unwrap()
@@ -112,7 +112,7 @@ async fn a_token_older_than_the_deletion_history_gets_events_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_wakes_on_commit_and_times_out_otherwise() {
-    let (_dir, node) = open();
+    let (_dir, node, clock) = open_virtual();
     let session = call(&node, "session.login_with_password", vec![Value::str("root"), Value::str("")]).await.unwrap();
     let token = token_of(
         &call(
@@ -123,16 +123,19 @@ async fn a_waiter_wakes_on_commit_and_times_out_otherwise() {
         .await
         .unwrap(),
     );
-    // Nothing changes: the call answers at its timeout with no events and a reusable token.
-    let started = std::time::Instant::now();
-    let batch = call(
-        &node,
-        "event.from",
-        vec![session.clone(), Value::Set(vec![Value::str("pool")]), token.clone(), Value::Float(0.3)],
-    )
-    .await
-    .unwrap();
-    assert!(started.elapsed() >= std::time::Duration::from_millis(290));
+    // Nothing changes: the call answers at its timeout (on the node's clock) with no events and
+    // a reusable token.
+    let mut waiting = {
+        let (node, session, token) = (node.clone(), session.clone(), token.clone());
+        tokio::spawn(async move {
+            call(&node, "event.from", vec![session, Value::Set(vec![Value::str("pool")]), token, Value::Float(30.0)])
+                .await
+        })
+    };
+    clock.advance(std::time::Duration::from_secs(29));
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(200), &mut waiting).await.is_err(), "answered early");
+    clock.advance(std::time::Duration::from_secs(1));
+    let batch = waiting.await.unwrap().unwrap();
     assert_eq!(batch.member("events"), Some(Value::Set(vec![])));
     // A change wakes a parked waiter long before its timeout.
     let waiter = {

@@ -1,4 +1,4 @@
-//! RBAC on protected map keys through the node's call path (XENAPI-SEMANTICS.md §c.4). Facts
+//! RBAC on protected map keys through the node's call path (docs/xenapi-semantics.md §c.4). Facts
 //! from xapi: the IDL's `~map_keys_roles` (datamodel_vm.ml, datamodel_pool.ml, datamodel.ml;
 //! kept in schema/facts/map_keys_roles.json) and rbac.ml `permission_of_action`: on
 //! `add_to_<map>` / `remove_from_<map>` a protected key's permission `<message>/key:<pattern>`

@@ -1,16 +1,16 @@
-//! Session limits through the node's call path (XENAPI-SEMANTICS.md §c.3): at most 500 sessions
+//! Session limits through the node's call path (docs/xenapi-semantics.md §c.3): at most 500 sessions
 //! per originator with least-recently-used eviction, and a 24 h idle expiry; logins and logouts
 //! are logged entries, while `last_active` stays in memory.
 
 mod node_support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use xenledger::auth::session_key;
-use xenledger::node::{collect_garbage, now_secs, Node, Reply, SESSIONS_PER_ORIGINATOR_MAX};
+use xenledger::node::{collect_garbage, Node, Reply, AUTH_FAILURE_DELAY, SESSIONS_PER_ORIGINATOR_MAX};
 use xenledger::value::Value;
 
-use node_support::{call, open_in, tcp};
+use node_support::{call, open_in, open_virtual, tcp};
 
 fn open() -> (tempfile::TempDir, Arc<Node>) {
     let dir = tempfile::tempdir().unwrap();
@@ -42,17 +42,16 @@ async fn valid(node: &Arc<Node>, session: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_least_recently_used_session_of_an_originator_is_evicted() {
-    let (_dir, node) = open();
-    let base = now_secs() - 10_000;
+    let (_dir, node, clock) = open_virtual();
     let mut sessions = Vec::new();
-    for i in 0..SESSIONS_PER_ORIGINATOR_MAX {
-        let s = login(&node, "script").await;
-        node.sessions.set_last_active(&session_key(&s), base + i as i64);
-        sessions.push(s);
+    for _ in 0..SESSIONS_PER_ORIGINATOR_MAX {
+        sessions.push(login(&node, "script").await);
+        clock.advance(Duration::from_secs(1));
     }
     let other = login(&node, "another-tool").await;
     // Using the oldest session makes the second-oldest the least recently used.
     assert!(valid(&node, &sessions[0]).await);
+    clock.advance(Duration::from_secs(1));
     let newest = login(&node, "script").await;
     assert!(valid(&node, &newest).await);
     assert!(valid(&node, &sessions[0]).await);
@@ -64,11 +63,12 @@ async fn the_least_recently_used_session_of_an_originator_is_evicted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_expire_after_a_day() {
-    let (_dir, node) = open();
+    let (_dir, node, clock) = open_virtual();
     let idle = login(&node, "a").await;
+    clock.advance(Duration::from_secs(401));
     let busy = login(&node, "a").await;
-    node.sessions.set_last_active(&session_key(&idle), now_secs() - 86_401);
-    node.sessions.set_last_active(&session_key(&busy), now_secs() - 86_000);
+    clock.advance(Duration::from_secs(86_000));
+    // `idle` was last used 86,401 s ago, `busy` 86,000 s ago: only the first is past 24 h.
     assert_eq!(collect_garbage(&node).await.unwrap(), 1);
     assert!(!valid(&node, &idle).await);
     assert!(valid(&node, &busy).await);
@@ -106,21 +106,30 @@ fn store_prev(store: &xenledger::store::Store, seq: u64) -> [u8; 32] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_fails_without_blocking_other_callers() {
-    let (_dir, node) = open();
+    let (_dir, node, clock) = open_virtual();
     let session = login(&node, "x").await;
     let origin = tcp();
-    let slow = {
+    let mut slow = {
         let node = node.clone();
         tokio::spawn(async move {
             node.call("session.login_with_password", vec![Value::str("root"), Value::str("bad")], &origin).await
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let started = std::time::Instant::now();
+    // The failed login waits 5 s of the node's time (xapi's pause) without holding anyone up:
+    // other calls are served while the clock stands still.
     assert!(valid(&node, &session).await);
-    assert!(started.elapsed() < std::time::Duration::from_secs(1), "a failed login must not block other calls");
-    match slow.await.unwrap() {
-        Reply::Rpc(Err(e)) => assert_eq!(e.code, "SESSION_AUTHENTICATION_FAILED"),
+    assert!(!slow.is_finished(), "the failure is answered only after the pause");
+    // Time passes (the login may not have reached its pause yet; each step moves past it).
+    let mut reply = None;
+    for _ in 0..600 {
+        clock.advance(AUTH_FAILURE_DELAY);
+        if let Ok(done) = tokio::time::timeout(Duration::from_millis(50), &mut slow).await {
+            reply = Some(done.unwrap());
+            break;
+        }
+    }
+    match reply {
+        Some(Reply::Rpc(Err(e))) => assert_eq!(e.code, "SESSION_AUTHENTICATION_FAILED"),
         other => panic!("{other:?}"),
     }
 }

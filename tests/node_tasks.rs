@@ -1,4 +1,4 @@
-//! Tasks and object operations through the node's call path (XENAPI-SEMANTICS.md §f): an `Async.`
+//! Tasks and object operations through the node's call path (docs/xenapi-semantics.md §f): an `Async.`
 //! operation on an object registers in its `current_operations`, waits (parked, cancellable) while
 //! another operation runs there instead of failing at once, xapi's ownership rule for
 //! `task.destroy`, and tasks left pending by a stopped server are failed on the next start.

@@ -1,7 +1,7 @@
 //! Property tests for the wire codecs: any value tree survives encode → decode, up to the
 //! mappings each protocol loses on purpose, and every response parses back.
 //!
-//! What each protocol loses (XENAPI-SEMANTICS.md §a.4 and §b):
+//! What each protocol loses (docs/xenapi-semantics.md §a.4 and §b):
 //! * XML-RPC: ints travel as untyped text and come back as strings; floats are printed with
 //!   `%.16g`, so they come back rounded to 16 digits; enums and refs are strings; maps are structs
 //!   with string keys; control characters other than TAB/LF/CR are dropped and XML turns CR and
@@ -162,7 +162,7 @@ proptest! {
         prop_assert_eq!(decoded, Request { method: method_back, params: params.iter().map(xml_normal).collect() });
     }
 
-    // XENAPI-SEMANTICS.md §a.3 and CLIENTS.md §4.5: one struct, `Status` first, exactly two members.
+    // docs/xenapi-semantics.md §a.3 and docs/clients.md §4.5: one struct, `Status` first, exactly two members.
     #[test]
     fn xmlrpc_success_parses_back(value in value()) {
         let body = xmlrpc::encode_response(&Ok(value.clone()));
@@ -178,7 +178,7 @@ proptest! {
         prop_assert_eq!(reparse_response(&body), expected);
     }
 
-    // XENAPI-SEMANTICS.md §a.3: `system.listMethods` replies with the bare value.
+    // docs/xenapi-semantics.md §a.3: `system.listMethods` replies with the bare value.
     #[test]
     fn xmlrpc_bare_parses_back(value in value()) {
         prop_assert_eq!(reparse_response(&xmlrpc::encode_bare(&value)), xml_normal(&value));
@@ -198,7 +198,7 @@ proptest! {
         prop_assert_eq!(decoded, expected);
     }
 
-    // XENAPI-SEMANTICS.md §b and CLIENTS.md §4.3: the envelope of each version, the id echoed.
+    // docs/xenapi-semantics.md §b and docs/clients.md §4.3: the envelope of each version, the id echoed.
     #[test]
     fn jsonrpc_replies_parse_back(
         v2 in any::<bool>(),

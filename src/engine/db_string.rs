@@ -162,14 +162,14 @@ mod tests {
         Value::String(x.to_string())
     }
 
-    // XENAPI-SEMANTICS.md §d.4 "bool `true`/`false`"; gen_db_actions.ml `Bool -> string_of_bool`.
+    // docs/xenapi-semantics.md §d.4 "bool `true`/`false`"; gen_db_actions.ml `Bool -> string_of_bool`.
     #[test]
     fn bools() {
         assert_eq!(db_string(&Value::Bool(true)), "true");
         assert_eq!(db_string(&Value::Bool(false)), "false");
     }
 
-    // XENAPI-SEMANTICS.md §d.4 "int decimal"; gen_db_actions.ml `Int -> Int64.to_string`.
+    // docs/xenapi-semantics.md §d.4 "int decimal"; gen_db_actions.ml `Int -> Int64.to_string`.
     #[test]
     fn ints() {
         assert_eq!(db_string(&Value::Int(0)), "0");
@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(db_string(&Value::Int(i64::MIN)), "-9223372036854775808");
     }
 
-    // XENAPI-SEMANTICS.md §d.4 "float `%0.18g`"; gen_db_actions.ml `Float -> Printf.sprintf "%0.18g"`.
+    // docs/xenapi-semantics.md §d.4 "float `%0.18g`"; gen_db_actions.ml `Float -> Printf.sprintf "%0.18g"`.
     // Expected texts are C `printf("%.18g")` output (checked against glibc and Python's `'%.18g'`).
     #[test]
     fn floats_like_c_18g() {
@@ -214,7 +214,7 @@ mod tests {
         }
     }
 
-    // XENAPI-SEMANTICS.md §d.4 "enum value name (`Running`); ref `OpaqueRef:…`; datetime
+    // docs/xenapi-semantics.md §d.4 "enum value name (`Running`); ref `OpaqueRef:…`; datetime
     // `YYYYMMDDTHH:MM:SSZ`"; strings are stored as is (gen_db_actions.ml `String -> fun x -> x`).
     #[test]
     fn scalars() {
@@ -227,7 +227,7 @@ mod tests {
         assert_eq!(db_string(&Value::Null), "");
     }
 
-    // XENAPI-SEMANTICS.md §d.4 "sets as S-expressions `('a' 'b')`, empty `()`";
+    // docs/xenapi-semantics.md §d.4 "sets as S-expressions `('a' 'b')`, empty `()`";
     // string_marshall_helper.ml `set` + sExpr.ml `string_of`.
     #[test]
     fn sets() {
@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(db_string(&Value::Set(vec![s("")])), "('')");
     }
 
-    // XENAPI-SEMANTICS.md §d.4 "maps `(('k1' 'v1') ('k2' 'v2'))`"; string_marshall_helper.ml `map`.
+    // docs/xenapi-semantics.md §d.4 "maps `(('k1' 'v1') ('k2' 'v2'))`"; string_marshall_helper.ml `map`.
     #[test]
     fn maps() {
         assert_eq!(db_string(&Value::Map(vec![])), "()");

@@ -1,4 +1,4 @@
-//! The implicit messages every class gets from the datamodel (XENAPI-SEMANTICS.md §d):
+//! The implicit messages every class gets from the datamodel (docs/xenapi-semantics.md §d):
 //! getters, setters, map/set add and remove, `get_record`, `get_all*`, `get_by_*`, the hidden
 //! `get_all*_where`, and the constructor/destructor. Interpreted from the schema, not written
 //! per class.
@@ -145,7 +145,7 @@ pub fn write(tx: &mut Tx, class: &Class, msg: &Message, args: &[Value]) -> Resul
     }
 }
 
-/// Builds a new object from a constructor struct (XENAPI-SEMANTICS.md §d.3): members are the RW and
+/// Builds a new object from a constructor struct (docs/xenapi-semantics.md §d.3): members are the RW and
 /// constructor-time fields; a member may be omitted only if the field has a datamodel default;
 /// unknown members are ignored. Returns the new ref.
 pub fn create(tx: &mut Tx, class: &Class, record: &Value) -> Result<String, ApiError> {

@@ -22,7 +22,7 @@ impl crate::value::Members for ObjectRecord {
     fn for_each_member(&self, f: &mut dyn FnMut(&str, &Value)) {
         let class = &schema().classes[self.class];
         for (field, value) in class.fields.iter().zip(&self.object.fields) {
-            // An absent option is left out, as xapi does (XENAPI-SEMANTICS.md §a.4).
+            // An absent option is left out, as xapi does (docs/xenapi-semantics.md §a.4).
             if matches!(field.ty, crate::schema::Ty::Option(_)) && *value == Value::Null {
                 continue;
             }

@@ -1,5 +1,5 @@
 //! xapi's row-filter expression language (`get_all_records_where`, `get_all_where`): lexer, parser
-//! and evaluator. XENAPI-SEMANTICS.md §d.4 is the contract; the xapi sources it renders
+//! and evaluator. docs/xenapi-semantics.md §d.4 is the contract; the xapi sources it renders
 //! (xapi-project/xen-api) are:
 //!
 //! * `ocaml/database/db_filter_lex.mll` (ocamllex, longest match): whitespace `[' ' '\t' '\n']` is
@@ -348,7 +348,7 @@ mod tests {
     const B: &str = "field \"b\" = \"1\"";
     const C: &str = "field \"c\" = \"1\"";
 
-    // XENAPI-SEMANTICS.md §d.4: "`and` and `or` have equal precedence and are left-associative, so
+    // docs/xenapi-semantics.md §d.4: "`and` and `or` have equal precedence and are left-associative, so
     // `A or B and C` means `(A or B) and C`" (db_filter_parse.mly `%left LAND LOR`).
     #[test]
     fn and_or_equal_precedence_left_assoc() {
@@ -364,7 +364,7 @@ mod tests {
         assert_eq!(eval_on(&format!("{A} or ({B} and {C})"), &r), Ok(true));
     }
 
-    // XENAPI-SEMANTICS.md §d.4: "`not` binds loosest, so `not A and B` means `not (A and B)`"
+    // docs/xenapi-semantics.md §d.4: "`not` binds loosest, so `not A and B` means `not (A and B)`"
     // (db_filter_parse.mly `%right LNOT` declared before `%left LAND LOR`).
     #[test]
     fn not_binds_loosest() {
@@ -381,7 +381,7 @@ mod tests {
         assert_eq!(eval_on(&format!("(not {A}) and {B}"), &r), Ok(false));
     }
 
-    // XENAPI-SEMANTICS.md §d.4 "Constructed examples", evaluated on matching / non-matching rows.
+    // docs/xenapi-semantics.md §d.4 "Constructed examples", evaluated on matching / non-matching rows.
     #[test]
     fn contract_examples() {
         let vm = row(&[
@@ -426,7 +426,7 @@ mod tests {
         assert_eq!(eval_on("field \"current_operations\" = \"()\"", &ops), Ok(true));
     }
 
-    // XENAPI-SEMANTICS.md §d.4: "`=` is exact, case-sensitive string equality. Both sides may be
+    // docs/xenapi-semantics.md §d.4: "`=` is exact, case-sensitive string equality. Both sides may be
     // literals or fields (`field "a" = field "b"`)" (db_filter.ml `compare ( = )`).
     #[test]
     fn equality_is_exact_and_sides_are_free() {
@@ -454,7 +454,7 @@ mod tests {
         assert_eq!(tree("\"\" = \"\""), "Eq (Literal , Literal )");
     }
 
-    // XENAPI-SEMANTICS.md §d.4: "Empty expression is a syntax error"; syntax errors →
+    // docs/xenapi-semantics.md §d.4: "Empty expression is a syntax error"; syntax errors →
     // INVALID_VALUE [<expr>, <parser exception>] (exnHelper.ml `Printexc.to_string exc`).
     #[test]
     fn syntax_errors() {
@@ -504,7 +504,7 @@ mod tests {
         assert_eq!(parse("field \"a\" == \"b\"x"), Err(PARSE_ERROR.to_string()));
     }
 
-    // XENAPI-SEMANTICS.md §d.4: "A field name that does not exist fails only if a row is actually
+    // docs/xenapi-semantics.md §d.4: "A field name that does not exist fails only if a row is actually
     // evaluated: INTERNAL_ERROR ["missing field", <name>, ""]" (db_cache_types Row.find').
     #[test]
     fn missing_field() {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 mod keys;
 
@@ -19,6 +19,7 @@ pub use keys::{rekey, Rekeyed};
 use arc_swap::ArcSwap;
 use tokio::sync::{oneshot, watch};
 
+use crate::clock::{Clock, SystemClock};
 use crate::engine::apply::apply_changes;
 use crate::engine::{snapshot, Ctx, State, Tx};
 use crate::entry::{Actor, Change, Entry};
@@ -87,11 +88,18 @@ pub struct Ledger {
     report: OpenReport,
     /// The data dir's key (`None` only while `open` sets it up).
     vault: Option<crate::vault::Vault>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Ledger {
     /// Opens (or creates) a data dir: loads the newest checkpoint, verifies and folds the tail.
+    /// Entries are stamped by the machine's clock.
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        Ledger::open_with(dir, Arc::new(SystemClock))
+    }
+
+    /// [`Ledger::open`] with the clock that stamps entries and calls' `Ctx`.
+    pub fn open_with(dir: &Path, clock: Arc<dyn Clock>) -> Result<Ledger, LedgerError> {
         crate::datadir::prepare(dir).map_err(|e| LedgerError::Io(dir.display().to_string(), e))?;
         let store = Arc::new(Store::open(dir, &schema().hash)?);
         crate::datadir::restrict_files(dir).map_err(|e| LedgerError::Io(dir.display().to_string(), e))?;
@@ -108,6 +116,7 @@ impl Ledger {
             since_checkpoint: report.tail_entries,
             seed_key: random_key(),
             jobs_run: 0,
+            clock: clock.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("xenledger-writer".into())
@@ -122,9 +131,15 @@ impl Ledger {
             dir: dir.to_path_buf(),
             report,
             vault: None,
+            clock,
         };
         ledger.vault = Some(keys::open_vault(&ledger)?);
         Ok(ledger)
+    }
+
+    /// The clock that stamps entries; the node reads time from it too.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The data dir's key: secret values are sealed under it before they are logged.
@@ -254,6 +269,7 @@ struct Writer {
     /// Random per writer; each job's id seed is derived from it (one syscall per process, not per job).
     seed_key: [u8; 32],
     jobs_run: u64,
+    clock: Arc<dyn Clock>,
 }
 
 /// One executed batch on its way to the disk.
@@ -275,7 +291,7 @@ const BATCHES_IN_FLIGHT: usize = 0;
 
 fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
-    getrandom::fill(&mut key).expect("the OS provides randomness");
+    crate::entropy::fill(&mut key);
     key
 }
 
@@ -344,7 +360,7 @@ impl Writer {
     fn run_job(&mut self, state: &mut State, job: Job, records: &mut Vec<(u64, Vec<u8>)>) -> Outcome {
         self.jobs_run += 1;
         let seed = *blake3::keyed_hash(&self.seed_key, &self.jobs_run.to_le_bytes()).as_bytes();
-        let ctx = Ctx { now_us: now_us(), actor: job.actor, seed };
+        let ctx = Ctx { now_us: self.clock.now_us(), actor: job.actor, seed };
         let mut tx = Tx::new(state.clone(), &ctx);
         let value = (job.work)(&mut tx)?;
         let (new_state, changes) = tx.finish();
@@ -435,10 +451,6 @@ impl Committer {
         self.since_checkpoint = 0;
         Ok(state.seq)
     }
-}
-
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 impl Ledger {

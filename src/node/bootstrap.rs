@@ -1,5 +1,5 @@
 //! First start: the root user, the pool, this host and its metrics, because every real client
-//! reads them right after login (XENAPI-SEMANTICS.md §i; the Go SDK refuses to log in without
+//! reads them right after login (docs/xenapi-semantics.md §i; the Go SDK refuses to log in without
 //! `software_version.xapi`). Logged as ordinary entries, so replay rebuilds them too.
 
 use crate::auth;
@@ -123,7 +123,7 @@ pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, Led
     Ok(generated)
 }
 
-/// The objects xapi makes for the host's own domain (XENAPI-SEMANTICS.md §i, create_misc.ml):
+/// The objects xapi makes for the host's own domain (docs/xenapi-semantics.md §i, create_misc.ml):
 /// the control-domain VM with its metrics and two consoles, and the host's CPUs. There is no
 /// hypervisor here; they describe the host a client expects to see.
 fn control_domain(tx: &mut crate::engine::Tx, host: &str, first: &FirstStart) {

@@ -5,11 +5,11 @@
 //! ledger's committed-position watch — no thread each — and wake when the writer commits.
 //! Every object carries the position that created it and the one that last changed it, and
 //! deletions are kept with theirs, so a token from any earlier position sees every `add`, `mod`
-//! and `del` since (XENAPI-SEMANTICS.md §e.1; unlike xapi, deletions are never dropped).
+//! and `del` since (docs/xenapi-semantics.md §e.1; unlike xapi, deletions are never dropped).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Caller, Node};
 use crate::engine::State;
@@ -174,7 +174,7 @@ fn collect(
 }
 
 /// Whether a class's changes are events: every class kept in the database, and `message`, which
-/// xapi keeps outside it but reports all the same (XENAPI-SEMANTICS.md §e.2). `valid_ref_counts`
+/// xapi keeps outside it but reports all the same (docs/xenapi-semantics.md §e.2). `valid_ref_counts`
 /// counts only the database's classes, as xapi's does.
 fn has_events(class: &Class) -> bool {
     class.stored || class.name == "message"
@@ -189,7 +189,7 @@ fn event_record(
     legacy_time: Option<&str>,
 ) -> Value {
     // Messages live outside xapi's database, and their events carry id "0"
-    // (XENAPI-SEMANTICS.md §e.2, xapi_event.ml `from_inner`).
+    // (docs/xenapi-semantics.md §e.2, xapi_event.ml `from_inner`).
     let id = if class == "message" { "0".to_string() } else { id.to_string() };
     let mut members = vec![
         ("id".to_string(), Value::String(id)),
@@ -216,6 +216,11 @@ fn ref_counts(state: &State) -> Value {
             })
             .collect(),
     )
+}
+
+/// A duration in whole microseconds, as the clock counts.
+pub(super) fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 fn timeout_of(value: f64) -> Duration {
@@ -306,7 +311,8 @@ pub async fn from(
 ) -> Result<Value, ApiError> {
     let since = parse_token(token)?;
     let key: BatchKey = (since, parse_subscriptions(classes), Reader::of(caller));
-    let deadline = Instant::now() + timeout_of(timeout);
+    let clock = node.ledger.clock().clone();
+    let deadline_us = clock.now_us().saturating_add(micros(timeout_of(timeout)));
     let mut committed = node.ledger.committed();
     loop {
         committed.borrow_and_update();
@@ -316,12 +322,15 @@ pub async fn from(
             return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
         }
         let batch = node.event_batches.get(&state, node.ledger.vault(), &key);
-        let now = Instant::now();
-        if !batch.is_empty() || now >= deadline {
+        let left_us = deadline_us - clock.now_us();
+        if !batch.is_empty() || left_us <= 0 {
             return Ok(Value::Lazy(batch));
         }
         // Parks without a thread until the writer commits or the time is up.
-        let _ = tokio::time::timeout(deadline - now, committed.changed()).await;
+        tokio::select! {
+            _ = committed.changed() => {}
+            () = clock.sleep(Duration::from_micros(left_us.unsigned_abs())) => {}
+        }
     }
 }
 
@@ -393,13 +402,16 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
             return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
         }
         let subs = parse_subscriptions(&reg.classes);
-        let now = format!("{}.", super::sessions::now_secs());
+        let now = format!("{}.", node.ledger.clock().now_secs());
         let events = collect(&state, &subs, reg.seen, &Reader::of(caller), node.ledger.vault(), Some(&now));
         if !events.is_empty() {
             node.registrations.advance(&caller.session, state.seq);
             return Ok(Value::Set(events));
         }
-        let _ = tokio::time::timeout(EVENT_WAIT_MAX, committed.changed()).await;
+        tokio::select! {
+            _ = committed.changed() => {}
+            () = node.ledger.clock().sleep(EVENT_WAIT_MAX) => {}
+        }
     }
 }
 

@@ -13,9 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use bootstrap::FirstStart;
-pub use sessions::{collect_garbage, now_secs, Sessions, SESSIONS_PER_ORIGINATOR_MAX};
+pub use sessions::{collect_garbage, Sessions, AUTH_FAILURE_DELAY, SESSIONS_PER_ORIGINATOR_MAX};
 
 use crate::auth;
+use crate::clock::{Clock, SystemClock};
 use crate::engine;
 use crate::engine::explicit::{self, Mode, Runtime};
 use crate::entry::Actor;
@@ -102,13 +103,23 @@ pub struct Node {
 impl Node {
     /// Opens a data dir; on first start creates root, the pool and this host.
     pub fn open(dir: &Path, first_start: &FirstStart) -> Result<(Arc<Node>, Option<String>), LedgerError> {
-        let ledger = Ledger::open(dir)?;
+        Node::open_with(dir, first_start, Arc::new(SystemClock))
+    }
+
+    /// [`Node::open`] on `clock` (a virtual one in tests): every time the node reads or waits for
+    /// comes from it, and so do the entries' timestamps.
+    pub fn open_with(
+        dir: &Path,
+        first_start: &FirstStart,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Arc<Node>, Option<String>), LedgerError> {
+        let ledger = Ledger::open_with(dir, clock.clone())?;
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
         let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
         let node = Node {
             ledger,
-            sessions: Sessions::default(),
+            sessions: Sessions::new(clock),
             registrations: Default::default(),
             event_batches: Default::default(),
             task_owners: Default::default(),
@@ -303,7 +314,7 @@ fn session_args_to_keys(state: &engine::State, msg: &Message, args: &mut [Value]
 }
 
 /// RBAC: superusers pass; otherwise the caller's role must hold the call's permission
-/// (XENAPI-SEMANTICS.md §c.4; denial shape from xapi rbac.ml). A call on a protected map key
+/// (docs/xenapi-semantics.md §c.4; denial shape from xapi rbac.ml). A call on a protected map key
 /// needs that key's permission instead of the message's: see [`keyed_permission`].
 pub fn check_rbac(caller: &Caller, msg: &Message, args: &[Value]) -> Result<(), ApiError> {
     if caller.superuser {

@@ -1,13 +1,14 @@
 //! Sessions: login, validation, logout, the per-originator limit and idle expiry
-//! (XENAPI-SEMANTICS.md §c). Logins and logouts are logged entries; `last_active` is runtime
+//! (docs/xenapi-semantics.md §c). Logins and logouts are logged entries; `last_active` is runtime
 //! state kept here in memory, never a durable write per call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::{Caller, Node, Origin};
 use crate::auth;
+use crate::clock::Clock;
 use crate::engine::implicit::{create_internal_at, destroy};
 use crate::engine::State;
 use crate::entry::Actor;
@@ -26,14 +27,18 @@ pub const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(5);
 
 /// Runtime state of the sessions: when each was last used. Keyed, like the sessions themselves,
 /// by [`auth::session_key`]: the refs clients hold are never kept here.
-#[derive(Default)]
 pub struct Sessions {
     /// Session key → last time it was used (seconds since the epoch). Shared with the writer, which
     /// reads it when a login evicts the least recently used sessions of a group.
     last_active: Arc<Mutex<HashMap<String, i64>>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Sessions {
+    pub fn new(clock: Arc<dyn Clock>) -> Sessions {
+        Sessions { last_active: Arc::default(), clock }
+    }
+
     /// Validates a session ref as a client presents it and touches its `last_active`.
     pub fn check(&self, state: &State, presented: &str) -> Result<Caller, ApiError> {
         self.check_key(state, &auth::session_key(presented), presented)
@@ -52,7 +57,7 @@ impl Sessions {
         } else {
             state.users.get(&user).map(|u| u.role.clone()).unwrap_or_else(|| "read-only".to_string())
         };
-        self.touch(key, now_secs());
+        self.touch(key, self.clock.now_secs());
         Ok(Caller {
             session: key.to_string(),
             presented: presented.to_string(),
@@ -76,12 +81,6 @@ impl Sessions {
 
     pub fn last_active(&self, key: &str) -> Option<i64> {
         self.last_active.lock().expect("sessions lock").get(key).copied()
-    }
-
-    /// Sets when a session (by key) was last used (tests of expiry and eviction drive time with this).
-    #[doc(hidden)]
-    pub fn set_last_active(&self, key: &str, secs: i64) {
-        self.last_active.lock().expect("sessions lock").insert(key.to_string(), secs);
     }
 
     fn forget(&self, key: &str) {
@@ -145,10 +144,6 @@ pub fn group_key(user: &str, originator: &str) -> String {
     }
 }
 
-pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// `session.login_with_password`: checks the password off the async threads, then logs the new
 /// session (and any evictions) as one entry.
 ///
@@ -177,7 +172,7 @@ pub async fn login(
         }
     };
     if !ok {
-        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+        node.ledger.clock().sleep(AUTH_FAILURE_DELAY).await;
         // xapi sends [uname, message] although the datamodel documents no parameters.
         return Err(ApiError::new("SESSION_AUTHENTICATION_FAILED", [uname, "Authentication failure"]));
     }
@@ -226,7 +221,7 @@ pub async fn login(
     };
     let (value, _) = node.ledger.call(job).await?;
     if let Value::Ref(presented) = &value {
-        node.sessions.touch(&auth::session_key(presented), now_secs());
+        node.sessions.touch(&auth::session_key(presented), node.ledger.clock().now_secs());
     }
     Ok(value)
 }
@@ -256,7 +251,7 @@ pub fn get_last_active(node: &Node, args: &[Value]) -> Result<Value, ApiError> {
     let class = schema().class("session").expect("session class");
     let r = args[0].as_str().unwrap_or("");
     match node.ledger.snapshot().get(class.id, r) {
-        Some(_) => Ok(Value::DateTime(node.sessions.last_active(r).unwrap_or_else(now_secs))),
+        Some(_) => Ok(Value::DateTime(node.sessions.last_active(r).unwrap_or_else(|| node.ledger.clock().now_secs()))),
         None => Err(ApiError::handle_invalid("session", r)),
     }
 }
@@ -328,7 +323,7 @@ pub async fn change_password(node: &Arc<Node>, caller: &Caller, args: &[Value]) 
 
 /// Destroys expired sessions now (called periodically by the server).
 pub async fn collect_garbage(node: &Arc<Node>) -> Result<usize, ApiError> {
-    let expired = node.sessions.expired(&node.ledger.snapshot(), now_secs(), None);
+    let expired = node.sessions.expired(&node.ledger.snapshot(), node.ledger.clock().now_secs(), None);
     if expired.is_empty() {
         return Ok(0);
     }

@@ -1,4 +1,4 @@
-//! Tasks: `Async.` calls and the `task.*` messages (XENAPI-SEMANTICS.md §f).
+//! Tasks: `Async.` calls and the `task.*` messages (docs/xenapi-semantics.md §f).
 //!
 //! An `Async.` call logs a pending task and answers its ref at once; the call then runs like a
 //! synchronous one, and its outcome is logged on the task: `success` with `result` as an XML-RPC
@@ -6,7 +6,7 @@
 //! `error_info`. Tasks still pending when the server stopped are failed on the next start.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Caller, Node};
 use crate::auth;
@@ -72,7 +72,7 @@ fn finish(tx: &mut Tx, task: &str, outcome: &Result<Value, ApiError>) {
 pub const OPERATION_WAIT_MAX: Duration = Duration::from_secs(2 * 3600);
 
 /// The object and operation an `Async.` call registers in `current_operations`, when its class
-/// tracks operations and the message is one of them (XENAPI-SEMANTICS.md §f.6).
+/// tracks operations and the message is one of them (docs/xenapi-semantics.md §f.6).
 fn operation_of(class: &Class, msg: &Message, args: &[Value]) -> Option<(String, String)> {
     let field = class.field("current_operations")?;
     let Ty::Map(_, op_ty) = &class.fields[field].ty else { return None };
@@ -112,7 +112,8 @@ async fn take_turn(
     op: &str,
     task: &str,
 ) -> Result<Turn, ApiError> {
-    let deadline = Instant::now() + OPERATION_WAIT_MAX;
+    let clock = node.ledger.clock().clone();
+    let deadline_us = clock.now_us().saturating_add(super::events::micros(OPERATION_WAIT_MAX));
     let current = class.field("current_operations").expect("ops");
     let mut committed = node.ledger.committed();
     loop {
@@ -148,8 +149,8 @@ async fn take_turn(
                 _ => continue,
             }
         }
-        let now = Instant::now();
-        if now >= deadline {
+        let left_us = deadline_us - clock.now_us();
+        if left_us <= 0 {
             let ops = o.fields[current]
                 .as_map()
                 .unwrap_or(&[])
@@ -166,7 +167,10 @@ async fn take_turn(
                 ],
             ));
         }
-        let _ = tokio::time::timeout(deadline - now, committed.changed()).await;
+        tokio::select! {
+            _ = committed.changed() => {}
+            () = clock.sleep(Duration::from_micros(left_us.unsigned_abs())) => {}
+        }
     }
 }
 
@@ -327,7 +331,7 @@ pub async fn change(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Va
 }
 
 /// Only a task's owner, or a pool-operator and above (permission `task.destroy/any`), may cancel
-/// or change it (XENAPI-SEMANTICS.md §f.4). Tasks of an earlier run have no known owner.
+/// or change it (docs/xenapi-semantics.md §f.4). Tasks of an earlier run have no known owner.
 fn check_owner(node: &Node, caller: &Caller, task: &str) -> Result<(), ApiError> {
     let any_task = auth::roles_at_least("pool-operator");
     if caller.superuser || any_task.contains(&caller.role.as_str()) {
@@ -403,7 +407,7 @@ pub fn expired_tasks(state: &crate::engine::State, now: i64) -> Vec<String> {
 
 /// Deletes expired tasks (called periodically by the server).
 pub async fn collect_tasks(node: &Arc<Node>) -> Result<usize, ApiError> {
-    let expired = expired_tasks(&node.ledger.snapshot(), super::sessions::now_secs());
+    let expired = expired_tasks(&node.ledger.snapshot(), node.ledger.clock().now_secs());
     if expired.is_empty() {
         return Ok(0);
     }

@@ -1,6 +1,6 @@
 //! Conversions into typed [`Value`]s: schema defaults (JSON) and loosely typed wire values.
 //!
-//! The wire rules follow xapi's non-strict ocaml-rpc decoding (XENAPI-SEMANTICS §a.4): int64 may arrive
+//! The wire rules follow xapi's non-strict ocaml-rpc decoding (docs/xenapi-semantics.md §a.4): int64 may arrive
 //! as a decimal string, floats as ints or strings, datetimes as strings in several ISO forms, enums in any
 //! letter case; booleans must be real booleans.
 

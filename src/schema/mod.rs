@@ -463,7 +463,7 @@ fn link_relations(schema: &mut Schema, relations: &[serde_json::Value]) -> Resul
 }
 
 /// Adds the hidden-but-callable `get_all_where` / `get_all_records_where` to every class with
-/// `get_all_records` (XENAPI-SEMANTICS §d.1); they share its roles.
+/// `get_all_records` (docs/xenapi-semantics.md §d.1); they share its roles.
 fn add_hidden_messages(schema: &mut Schema) {
     for class in &mut schema.classes {
         let Some(base) = class.message("get_all_records").cloned() else { continue };

@@ -1,12 +1,12 @@
 //! JSON-RPC codec for `POST /jsonrpc`: versions 1.0 and 2.0, answered in the caller's version.
 //!
-//! Decoding follows ocaml-rpc's `Jsonrpc.version_id_and_call_of_string` (XENAPI-SEMANTICS.md §b):
+//! Decoding follows ocaml-rpc's `Jsonrpc.version_id_and_call_of_string` (docs/xenapi-semantics.md §b):
 //!
 //! * `"jsonrpc": "2.0"` means 2.0, no `jsonrpc` member means 1.0, anything else is malformed;
 //! * `method` is a string; 1.0 `params` must be an array; 2.0 `params` may be an array, absent or
 //!   `null` (no parameters), or an object (one struct parameter);
 //! * `id` is required and is an integer or a string. It is echoed back with its JSON type
-//!   (CLIENTS.md §4.3). A notification (no `id`, or `null`) is refused, as xapi refuses it;
+//!   (docs/clients.md §4.3). A notification (no `id`, or `null`) is refused, as xapi refuses it;
 //! * values: string → `String`, integer → `Int` (an integer beyond `i64` → `Float`), other
 //!   number → `Float`, boolean → `Bool`, `null` → `Null`, array → `Set`, object → `Record` in
 //!   document order, duplicate keys kept. The first of duplicate envelope members wins, as with
@@ -16,7 +16,7 @@
 //! no intermediate `serde_json::Value` (which would also sort object keys).
 //!
 //! Encoding writes JSON by hand; it cannot fail. Replies follow `Jsonrpc.json_of_response` and
-//! xapi's 2.0 error translation (XENAPI-SEMANTICS.md §b, CLIENTS.md §4.1 and §4.3):
+//! xapi's 2.0 error translation (docs/xenapi-semantics.md §b, docs/clients.md §4.1 and §4.3):
 //!
 //! * 1.0 success `{"result":…,"error":null,"id":…}`, failure
 //!   `{"result":null,"error":["CODE",params…],"id":…}`;
@@ -26,7 +26,7 @@
 //! Ints are JSON integers, datetimes `"YYYYMMDDTHH:MM:SSZ"`, refs and enums strings, maps
 //! objects with string keys. A non-finite float, which JSON cannot carry, is the string `"NaN"`,
 //! `"+Inf"` or `"-Inf"`: the spelling xapi's own Go SDK writes and reads, where xapi would write
-//! a bare `NaN` that breaks `JSON.parse` in xen-api (CLIENTS.md §4.3).
+//! a bare `NaN` that breaks `JSON.parse` in xen-api (docs/clients.md §4.3).
 
 use std::cell::Cell;
 use std::fmt;
@@ -56,7 +56,7 @@ pub struct JsonRequest {
     pub request: Request,
 }
 
-/// The 2.0 `error.code` xapi always sends (`error_code_lit`, XENAPI-SEMANTICS.md §b).
+/// The 2.0 `error.code` xapi always sends (`error_code_lit`, docs/xenapi-semantics.md §b).
 const ERROR_CODE: i64 = 1;
 
 /// Decodes a JSON-RPC 1.0 or 2.0 request body.
@@ -624,7 +624,7 @@ mod tests {
         Value::str(text)
     }
 
-    // XENAPI-SEMANTICS.md §b, "Constructed full exchange".
+    // docs/xenapi-semantics.md §b, "Constructed full exchange".
     #[test]
     fn decodes_v2_login() {
         let request =
@@ -637,7 +637,7 @@ mod tests {
         );
     }
 
-    // XENAPI-SEMANTICS.md §b: no `jsonrpc` member means 1.0 (CLIENTS.md §3, C# SDK starts so).
+    // docs/xenapi-semantics.md §b: no `jsonrpc` member means 1.0 (docs/clients.md §3, C# SDK starts so).
     #[test]
     fn decodes_v1_without_jsonrpc_member() {
         let request = decode(r#"{"method":"pool.get_all_records","params":["OpaqueRef:s"],"id":3}"#);
@@ -645,7 +645,7 @@ mod tests {
         assert_eq!(request.request.params, vec![s("OpaqueRef:s")]);
     }
 
-    // XENAPI-SEMANTICS.md §b: any `jsonrpc` other than "2.0" is malformed (CLIENTS.md §5 "1.0").
+    // docs/xenapi-semantics.md §b: any `jsonrpc` other than "2.0" is malformed (docs/clients.md §5 "1.0").
     #[test]
     fn rejects_other_jsonrpc_values() {
         for v in [r#""1.0""#, "2.0", "null", r#""2""#] {
@@ -654,7 +654,7 @@ mod tests {
         }
     }
 
-    // XENAPI-SEMANTICS.md §b: v1 params must be an array; v2 params may be an array, absent,
+    // docs/xenapi-semantics.md §b: v1 params must be an array; v2 params may be an array, absent,
     // null, or an object that becomes one struct parameter.
     #[test]
     fn applies_params_rules_per_version() {
@@ -662,7 +662,7 @@ mod tests {
         assert_eq!(reason(r#"{"method":"m","params":null,"id":1}"#), "Invalid field 'params' in request body");
         assert_eq!(reason(r#"{"method":"m","params":{"a":1},"id":1}"#), "Invalid field 'params' in request body");
         assert_eq!(decode(r#"{"jsonrpc":"2.0","method":"m","id":1}"#).request.params, vec![]);
-        // CLIENTS.md §3: the Go SDK sends `"params": null` for zero-arg calls.
+        // docs/clients.md §3: the Go SDK sends `"params": null` for zero-arg calls.
         assert_eq!(decode(r#"{"jsonrpc":"2.0","method":"m","params":null,"id":1}"#).request.params, vec![]);
         assert_eq!(
             decode(r#"{"jsonrpc":"2.0","method":"VM.create","params":{"name_label":"x","VCPUs_max":2},"id":1}"#)
@@ -676,7 +676,7 @@ mod tests {
         );
     }
 
-    // XENAPI-SEMANTICS.md §b: `id` is mandatory, a number or a string; null is a notification
+    // docs/xenapi-semantics.md §b: `id` is mandatory, a number or a string; null is a notification
     // and is refused.
     #[test]
     fn requires_an_integer_or_string_id() {
@@ -705,7 +705,7 @@ mod tests {
         assert!(matches!(decode_call(br#"{"method":"m","params":["\ud800"],"id":1}"#), Err(DecodeError::Json { .. })));
     }
 
-    // XENAPI-SEMANTICS.md §b: the first of duplicate members counts (ocaml-rpc `List.assoc`);
+    // docs/xenapi-semantics.md §b: the first of duplicate members counts (ocaml-rpc `List.assoc`);
     // unknown members are ignored.
     #[test]
     fn first_duplicate_envelope_member_wins() {
@@ -714,7 +714,7 @@ mod tests {
         assert_eq!(request.id, json!(1));
     }
 
-    // The brief's type mapping; XENAPI-SEMANTICS.md §b "On input ints may be JSON numbers or
+    // The brief's type mapping; docs/xenapi-semantics.md §b "On input ints may be JSON numbers or
     // numeric strings" (strings stay strings here; coercion happens in the schema layer).
     #[test]
     fn decodes_every_json_type() {
@@ -768,7 +768,7 @@ mod tests {
         assert!(matches!(decode_call(object(NESTING_DEPTH_MAX + 1).as_bytes()), Err(DecodeError::TooDeep { .. })));
     }
 
-    // XENAPI-SEMANTICS.md §b, constructed v2 replies; CLIENTS.md §4.3: no `error` member on
+    // docs/xenapi-semantics.md §b, constructed v2 replies; docs/clients.md §4.3: no `error` member on
     // success (xen-api and async-xenapi reject `"error": null`).
     #[test]
     fn encodes_v2_replies() {
@@ -781,14 +781,14 @@ mod tests {
             reply(Version::V2, json!("a1"), Err(error)),
             r#"{"jsonrpc":"2.0","error":{"code":1,"message":"VM_BAD_POWER_STATE","data":["OpaqueRef:9e8d","halted","running"]},"id":"a1"}"#
         );
-        // CLIENTS.md §4.1: `data` is present even when empty (C# throws without it).
+        // docs/clients.md §4.1: `data` is present even when empty (C# throws without it).
         assert_eq!(
             reply(Version::V2, json!(0), Err(ApiError::new("MESSAGE_REMOVED", Vec::<String>::new()))),
             r#"{"jsonrpc":"2.0","error":{"code":1,"message":"MESSAGE_REMOVED","data":[]},"id":0}"#
         );
     }
 
-    // XENAPI-SEMANTICS.md §b, constructed v1 replies; CLIENTS.md §4.3: 1.0 success carries
+    // docs/xenapi-semantics.md §b, constructed v1 replies; docs/clients.md §4.3: 1.0 success carries
     // `"error":null` (the C# SDK requires the member).
     #[test]
     fn encodes_v1_replies() {
@@ -803,7 +803,7 @@ mod tests {
         );
     }
 
-    // CLIENTS.md §4.3: the id is echoed with its JSON type (0, ints, UUID strings); the Go SDK
+    // docs/clients.md §4.3: the id is echoed with its JSON type (0, ints, UUID strings); the Go SDK
     // needs an integer back for an integer id.
     #[test]
     fn echoes_id_with_its_type() {
@@ -817,7 +817,7 @@ mod tests {
         }
     }
 
-    // XENAPI-SEMANTICS.md §b "Value encoding" and CLIENTS.md §4.3: ints as JSON integers,
+    // docs/xenapi-semantics.md §b "Value encoding" and docs/clients.md §4.3: ints as JSON integers,
     // datetimes in basic form with Z, void as "", maps as objects with string keys.
     #[test]
     fn encodes_each_type() {
@@ -848,7 +848,7 @@ mod tests {
         assert_eq!(reply(Version::V2, json!(1), Ok(s(""))), r#"{"jsonrpc":"2.0","result":"","id":1}"#);
     }
 
-    // CLIENTS.md §4.3: never emit NaN/Infinity; the Go SDK spelling instead (ConvertFloat).
+    // docs/clients.md §4.3: never emit NaN/Infinity; the Go SDK spelling instead (ConvertFloat).
     #[test]
     fn encodes_non_finite_floats_as_strings() {
         assert_eq!(text(&Value::Float(f64::NAN)), r#""NaN""#);

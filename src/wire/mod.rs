@@ -2,7 +2,7 @@
 //! ([`xmlrpc`], `POST /`) and JSON-RPC 1.0/2.0 ([`jsonrpc`], `POST /jsonrpc`).
 //!
 //! The codecs hold no business logic. They copy xapi's wire behaviour, which is the contract real
-//! clients were tested against (XENAPI-SEMANTICS.md §a and §b, CLIENTS.md):
+//! clients were tested against (docs/xenapi-semantics.md §a and §b, docs/clients.md):
 //!
 //! * Decoding is lenient and loosely typed, like ocaml-rpc's non-strict decoders. XML-RPC int64
 //!   usually arrives as an untyped string, and a struct may be a record or a map. Both decoders
@@ -13,11 +13,11 @@
 //!   `{Status, ErrorDescription}` struct with `Status` first, and the JSON-RPC 1.0 and 2.0 envelopes.
 //!
 //! A decode failure is a [`DecodeError`]. The server answers it with HTTP 500, as xapi does for
-//! malformed bodies (XENAPI-SEMANTICS.md §a.1). API failures are never decode errors: they are
+//! malformed bodies (docs/xenapi-semantics.md §a.1). API failures are never decode errors: they are
 //! encoded into a normal response.
 //!
 //! Int32: xapi puts one `<i4>` on the wire, for the counts in `event.from`'s `valid_ref_counts`
-//! (XENAPI-SEMANTICS.md §a.4). [`Value`] has no int32 variant, so these codecs always encode
+//! (docs/xenapi-semantics.md §a.4). [`Value`] has no int32 variant, so these codecs always encode
 //! `Value::Int` as untyped text. The event layer decides how to produce that `<i4>`.
 
 use std::borrow::Cow;
@@ -35,7 +35,7 @@ pub mod xmlrpc;
 pub const NESTING_DEPTH_MAX: usize = 64;
 
 /// The largest request body either decoder accepts: xapi's `http_limit_max_rpc_size`, 300 KiB
-/// (XENAPI-SEMANTICS.md §a.1). The server should refuse larger bodies before reading them; the
+/// (docs/xenapi-semantics.md §a.1). The server should refuse larger bodies before reading them; the
 /// decoders check again so that no caller can skip the limit.
 pub const BODY_SIZE_BYTES_MAX: usize = 300 * 1024;
 
@@ -89,7 +89,7 @@ fn body_text(body: &[u8]) -> Result<&str, DecodeError> {
 }
 
 /// The string form of a map key, as xapi writes keys into a struct or a JSON object: text for
-/// strings, refs and enums, decimal for ints (`Int64.to_string`, XENAPI-SEMANTICS.md §a.4).
+/// strings, refs and enums, decimal for ints (`Int64.to_string`, docs/xenapi-semantics.md §a.4).
 ///
 /// XenAPI map keys are only ever those types. The rest get a text form so that encoding never
 /// fails: floats as `%.16g`, booleans `true`/`false`, datetimes in wire form, null and containers
@@ -111,7 +111,7 @@ pub fn key_text(key: &Value) -> Cow<'_, str> {
 }
 
 /// Appends `x` formatted as C's `printf("%.16g", x)`, which is how ocaml-rpc writes an XML-RPC
-/// `<double>` (XENAPI-SEMANTICS.md §a.4): 16 significant digits, trailing zeros removed, fixed
+/// `<double>` (docs/xenapi-semantics.md §a.4): 16 significant digits, trailing zeros removed, fixed
 /// notation for decimal exponents -4 to 15 and `d.ddde±XX` otherwise. So `1.0` is `1`, `0.1` is
 /// `0.1`, `1e20` is `1e+20`. Non-finite values are written `nan`, `inf` and `-inf`, as OCaml's
 /// `Printf` does.
@@ -208,7 +208,7 @@ mod tests {
         s
     }
 
-    // XENAPI-SEMANTICS.md §a.4: `<double>` is printed with `%.16g`, so `1.0` → `1`.
+    // docs/xenapi-semantics.md §a.4: `<double>` is printed with `%.16g`, so `1.0` → `1`.
     // Expected strings are what C's printf("%.16g") prints for each value.
     #[test]
     fn float_formats_like_c_percent_16g() {
@@ -249,7 +249,7 @@ mod tests {
         }
     }
 
-    // XENAPI-SEMANTICS.md §a.4: map keys are strings; refs and enums as text, ints as decimal.
+    // docs/xenapi-semantics.md §a.4: map keys are strings; refs and enums as text, ints as decimal.
     #[test]
     fn map_keys_render_as_xapi_does() {
         assert_eq!(key_text(&Value::Ref("OpaqueRef:1".into())), "OpaqueRef:1");

@@ -1,6 +1,6 @@
 //! XML-RPC codec: a `methodCall` body to a [`Request`], and a result to xapi's `methodResponse`.
 //!
-//! Decoding follows ocaml-rpc's `Xmlrpc.call_of_string` (XENAPI-SEMANTICS.md §a.4), the parser
+//! Decoding follows ocaml-rpc's `Xmlrpc.call_of_string` (docs/xenapi-semantics.md §a.4), the parser
 //! xapi links, and is as lenient as it is:
 //!
 //! * untyped `<value>text</value>`, `<string>` and `<base64>` (not decoded) → `String`;
@@ -18,7 +18,7 @@
 //!   mean no parameters; the method name loses surrounding whitespace.
 //!
 //! Encoding is byte-exact with ocaml-rpc's `Xmlrpc.string_of_response` in non-strict mode
-//! (XENAPI-SEMANTICS.md §a.3, CLIENTS.md §4.5): one line with no whitespace; the `Status` member
+//! (docs/xenapi-semantics.md §a.3, docs/clients.md §4.5): one line with no whitespace; the `Status` member
 //! first and exactly one other member; strings, refs, enums and ints as untyped
 //! `<value>text</value>`; `<double>` with `%.16g`; `<boolean>1</boolean>`;
 //! `<dateTime.iso8601>YYYYMMDDTHH:MM:SSZ`; `Value::Null` as `<value><nil/></value>`. Two
@@ -74,7 +74,7 @@ pub fn encode_response(result: &Result<Value, ApiError>) -> Vec<u8> {
 }
 
 /// Encodes a bare value inside `<param>`, without the Status struct: the reply xapi gives to
-/// `system.listMethods` (XENAPI-SEMANTICS.md §a.3).
+/// `system.listMethods` (docs/xenapi-semantics.md §a.3).
 pub fn encode_bare(value: &Value) -> Vec<u8> {
     let mut out = String::with_capacity(256);
     out.push_str(RESPONSE_HEAD);
@@ -84,7 +84,7 @@ pub fn encode_bare(value: &Value) -> Vec<u8> {
 }
 
 /// Appends one `<value>…</value>` element. Also the form of a task's `result` field, which
-/// clients parse as XML-RPC whatever protocol they use (CLIENTS.md §2, §4.4).
+/// clients parse as XML-RPC whatever protocol they use (docs/clients.md §2, §4.4).
 pub fn encode_value(value: &Value, out: &mut String) {
     match value {
         Value::String(s) | Value::Enum(s) | Value::Ref(s) => push_string_value(out, s),
@@ -648,7 +648,7 @@ mod tests {
         Value::str(text)
     }
 
-    // XENAPI-SEMANTICS.md §a.2: the constructed compact request.
+    // docs/xenapi-semantics.md §a.2: the constructed compact request.
     #[test]
     fn decodes_xapi_style_compact_call() {
         let request = decode(concat!(
@@ -667,7 +667,7 @@ mod tests {
         );
     }
 
-    // CLIENTS.md §1 (Python SDK): pretty-printed with newlines, `<?xml version='1.0'?>`,
+    // docs/clients.md §1 (Python SDK): pretty-printed with newlines, `<?xml version='1.0'?>`,
     // `<string>` strings, `<int>` small ints, int64 sent as `<string>`, `<nil/>`, `<boolean>`,
     // `<double>`, and `<dateTime.iso8601>` without `Z`. This is xmlrpc.client's exact layout.
     #[test]
@@ -703,7 +703,7 @@ mod tests {
         );
     }
 
-    // CLIENTS.md §1: Python calls `event.from` as `event_from` and login without a session.
+    // docs/clients.md §1: Python calls `event.from` as `event_from` and login without a session.
     #[test]
     fn keeps_method_name_spelling() {
         let xml = "<?xml version='1.0'?>\n<methodCall>\n<methodName>event_from</methodName>\n<params>\n\
@@ -716,7 +716,7 @@ mod tests {
         assert_eq!(request.params, vec![s("OpaqueRef:s"), Value::Set(vec![s("*")]), s(""), Value::Float(30.0)]);
     }
 
-    // CLIENTS.md §2 ("XML-RPC request shape" of the xen-api npm client): strings as bare
+    // docs/clients.md §2 ("XML-RPC request shape" of the xen-api npm client): strings as bare
     // `<value>`, ints as strings, `<nil />` with a space, encoding in the declaration, one line.
     #[test]
     fn decodes_xen_api_npm_call() {
@@ -728,7 +728,7 @@ mod tests {
         assert_eq!(request.params, vec![s("OpaqueRef:s"), s("4"), Value::Null]);
     }
 
-    // CLIENTS.md §3 (C SDK): ints and enums as `<string>`, datetimes as `%Y%m%dT%H:%M:%S`.
+    // docs/clients.md §3 (C SDK): ints and enums as `<string>`, datetimes as `%Y%m%dT%H:%M:%S`.
     #[test]
     fn decodes_c_sdk_call() {
         let request = decode(concat!(
@@ -740,7 +740,7 @@ mod tests {
         assert_eq!(request.params, vec![s("12"), Value::DateTime(parse_datetime("20250319T04:16:24Z").unwrap())]);
     }
 
-    // XENAPI-SEMANTICS.md §a.4, "Accepted on input" column: every int tag is an Int.
+    // docs/xenapi-semantics.md §a.4, "Accepted on input" column: every int tag is an Int.
     #[test]
     fn decodes_every_int_tag() {
         assert_eq!(param("<value><int>7</int></value>"), Value::Int(7));
@@ -757,7 +757,7 @@ mod tests {
         ));
     }
 
-    // XENAPI-SEMANTICS.md §a.4: in XML-RPC only the text `1` is true (ocaml-rpc `make_bool`).
+    // docs/xenapi-semantics.md §a.4: in XML-RPC only the text `1` is true (ocaml-rpc `make_bool`).
     #[test]
     fn boolean_is_true_only_for_1() {
         assert_eq!(param("<value><boolean>1</boolean></value>"), Value::Bool(true));
@@ -766,7 +766,7 @@ mod tests {
         assert_eq!(param("<value><boolean> 1</boolean></value>"), Value::Bool(false));
     }
 
-    // XENAPI-SEMANTICS.md §a.4: `<double>`; the text of the §a.4 examples.
+    // docs/xenapi-semantics.md §a.4: `<double>`; the text of the §a.4 examples.
     #[test]
     fn decodes_doubles() {
         assert_eq!(param("<value><double>1</double></value>"), Value::Float(1.0));
@@ -778,7 +778,7 @@ mod tests {
         ));
     }
 
-    // XENAPI-SEMANTICS.md §a.4: datetimes in basic or extended form, with `Z`, an offset, or no
+    // docs/xenapi-semantics.md §a.4: datetimes in basic or extended form, with `Z`, an offset, or no
     // zone (then UTC). Unparsable text stays a string for the unmarshaller to reject.
     #[test]
     fn decodes_datetimes_in_every_accepted_form() {
@@ -790,7 +790,7 @@ mod tests {
         assert_eq!(param("<value><dateTime.iso8601>soon</dateTime.iso8601></value>"), s("soon"));
     }
 
-    // XENAPI-SEMANTICS.md §a.4: `<string>`, untyped `<value>`, and empty `<value/>` = "".
+    // docs/xenapi-semantics.md §a.4: `<string>`, untyped `<value>`, and empty `<value/>` = "".
     // ocaml-rpc `empty_tag`: `<string/>` = "", `<array/>` = [], `<struct/>` = {}, `<nil/>` = null.
     #[test]
     fn decodes_empty_forms() {
@@ -812,7 +812,7 @@ mod tests {
         );
     }
 
-    // ocaml-rpc `Parser.value` (XENAPI-SEMANTICS.md §a.4 codec): text up to `</value>` is the
+    // ocaml-rpc `Parser.value` (docs/xenapi-semantics.md §a.4 codec): text up to `</value>` is the
     // string, whitespace included; whitespace before a typed element is indentation.
     #[test]
     fn untyped_text_keeps_whitespace_but_indentation_is_skipped() {
@@ -828,7 +828,7 @@ mod tests {
         ));
     }
 
-    // XENAPI-SEMANTICS.md §a.4: `< > & "` travel as entities; character references and CDATA
+    // docs/xenapi-semantics.md §a.4: `< > & "` travel as entities; character references and CDATA
     // are ordinary XML that clients may send.
     #[test]
     fn resolves_entities_character_references_and_cdata() {
@@ -890,7 +890,7 @@ mod tests {
         }
     }
 
-    // XENAPI-SEMANTICS.md §a.2: strings must be UTF-8; the codec refuses other bytes outright.
+    // docs/xenapi-semantics.md §a.2: strings must be UTF-8; the codec refuses other bytes outright.
     #[test]
     fn rejects_invalid_utf8() {
         let body = b"<methodCall><methodName>m</methodName><params><param><value>\xc3\x28</value></param></params></methodCall>";
@@ -920,9 +920,9 @@ mod tests {
         assert_eq!(decode_call(nest(5_000).as_bytes()), Err(DecodeError::TooDeep { depth_max: NESTING_DEPTH_MAX }));
     }
 
-    // XENAPI-SEMANTICS.md §a.3: the constructed success reply, byte for byte: no newline after
-    // the declaration, no whitespace (CLIENTS.md §2, xen-api fails on either), Status first and
-    // exactly two members (CLIENTS.md §3, C SDK).
+    // docs/xenapi-semantics.md §a.3: the constructed success reply, byte for byte: no newline after
+    // the declaration, no whitespace (docs/clients.md §2, xen-api fails on either), Status first and
+    // exactly two members (docs/clients.md §3, C SDK).
     #[test]
     fn encodes_success_exactly_as_xapi() {
         assert_eq!(
@@ -935,7 +935,7 @@ mod tests {
         );
     }
 
-    // XENAPI-SEMANTICS.md §a.3: the constructed failure reply, byte for byte.
+    // docs/xenapi-semantics.md §a.3: the constructed failure reply, byte for byte.
     #[test]
     fn encodes_failure_exactly_as_xapi() {
         let error = ApiError::new(
@@ -952,13 +952,13 @@ mod tests {
                 "</param></params></methodResponse>"
             )
         );
-        // CLIENTS.md §4.1: an error with no params is still an array with the code.
+        // docs/clients.md §4.1: an error with no params is still an array with the code.
         assert!(response(Err(ApiError::new("MESSAGE_REMOVED", Vec::<String>::new()))).contains(
             "<name>ErrorDescription</name><value><array><data><value>MESSAGE_REMOVED</value></data></array>"
         ));
     }
 
-    // XENAPI-SEMANTICS.md §a.4, "Constructed examples", one per type.
+    // docs/xenapi-semantics.md §a.4, "Constructed examples", one per type.
     #[test]
     fn encodes_each_type_as_xapi() {
         assert_eq!(fragment(&Value::Int(4_294_967_296)), "<value>4294967296</value>");
@@ -1003,15 +1003,15 @@ mod tests {
         assert_eq!(fragment(&Value::Record(vec![])), "<value><struct></struct></value>");
     }
 
-    // XENAPI-SEMANTICS.md §a.4: int64 is untyped text, never `<i8>` (CLIENTS.md §2: xen-api
-    // cannot parse `<i8>`) nor `<i4>` (CLIENTS.md §3: the C SDK wants strings).
+    // docs/xenapi-semantics.md §a.4: int64 is untyped text, never `<i8>` (docs/clients.md §2: xen-api
+    // cannot parse `<i8>`) nor `<i4>` (docs/clients.md §3: the C SDK wants strings).
     #[test]
     fn ints_are_never_typed() {
         let xml = response(Ok(Value::Set(vec![Value::Int(1), Value::Int(-5_000_000_000)])));
         assert!(!xml.contains("<i8>") && !xml.contains("<i4>") && !xml.contains("<int>"), "{xml}");
     }
 
-    // XENAPI-SEMANTICS.md §a.4: `< > & "` escaped, control bytes other than TAB/LF/CR dropped.
+    // docs/xenapi-semantics.md §a.4: `< > & "` escaped, control bytes other than TAB/LF/CR dropped.
     #[test]
     fn escapes_and_drops_control_characters() {
         assert_eq!(fragment(&s("a<b>&\"c'")), "<value>a&lt;b&gt;&amp;&quot;c'</value>");
@@ -1023,14 +1023,14 @@ mod tests {
         );
     }
 
-    // XENAPI-SEMANTICS.md §a.4: a void result is `<value></value>`; callers pass String("").
-    // CLIENTS.md §1: Python needs `Value` present even for void.
+    // docs/xenapi-semantics.md §a.4: a void result is `<value></value>`; callers pass String("").
+    // docs/clients.md §1: Python needs `Value` present even for void.
     #[test]
     fn void_result_has_an_empty_value() {
         assert!(response(Ok(s(""))).contains("<member><name>Value</name><value></value></member>"));
     }
 
-    // XENAPI-SEMANTICS.md §a.3: `system.listMethods` returns the bare array, no Status struct.
+    // docs/xenapi-semantics.md §a.3: `system.listMethods` returns the bare array, no Status struct.
     #[test]
     fn encodes_bare_list_methods_reply() {
         let xml = String::from_utf8(encode_bare(&Value::Set(vec![s("VM.start"), s("VM.get_all_records")]))).unwrap();
@@ -1044,7 +1044,7 @@ mod tests {
         );
     }
 
-    // CLIENTS.md §2: xen-api parses `task.result` as `<value>…</value>`; a bare ref fails.
+    // docs/clients.md §2: xen-api parses `task.result` as `<value>…</value>`; a bare ref fails.
     #[test]
     fn task_result_fragment_is_a_value_element() {
         assert_eq!(fragment(&Value::Ref("OpaqueRef:1".into())), "<value>OpaqueRef:1</value>");
@@ -1070,7 +1070,7 @@ mod tests {
 
     #[test]
     fn int32_goes_out_as_i4() {
-        // XENAPI-SEMANTICS.md §a.4: event.from's valid_ref_counts is the one <i4> on the wire.
+        // docs/xenapi-semantics.md §a.4: event.from's valid_ref_counts is the one <i4> on the wire.
         let mut out = String::new();
         encode_value(&Value::Int32(53), &mut out);
         assert_eq!(out, "<value><i4>53</i4></value>");

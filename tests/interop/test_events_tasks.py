@@ -1,7 +1,7 @@
 """Events and tasks through the official Python SDK against a real xenledger process.
 
 Ports of the xapi quicktest event checks (ocaml/quicktest/quicktest_event.ml, as summarised in
-XENAPI-SEMANTICS.md §e and §l) and the Async/task flow of §f (quicktest_async_calls.ml reads the
+docs/xenapi-semantics.md §e and §l) and the Async/task flow of §f (quicktest_async_calls.ml reads the
 ref out of task.result by splitting on <value>).
 """
 import threading
@@ -30,7 +30,7 @@ def test_empty_token_lists_each_object_once(server):
         pool = s.xenapi.pool.get_all()[0]
         assert any(e["ref"] == pool and e["class"] == "pool" and e["operation"] == "add" for e in r["events"])
         # valid_ref_counts values are the one XML-RPC <i4> xapi sends, so Python sees ints
-        # (XENAPI-SEMANTICS.md §a.4).
+        # (docs/xenapi-semantics.md §a.4).
         assert r["valid_ref_counts"]["pool"] == 1
         for e in r["events"]:
             assert isinstance(e["id"], str) and "snapshot" in e
@@ -165,7 +165,7 @@ def test_async_call_and_task_polling(server):
 def test_message_events_add_and_del(server):
     """quicktest_event.ml `event_message_test`: a new message is seen as `add` (with its record),
     a destroyed one as `del`, and an empty token does not bring a destroyed message back. Message
-    events carry id "0" (XENAPI-SEMANTICS.md §e.2)."""
+    events carry id "0" (docs/xenapi-semantics.md §e.2)."""
     s = login(server.https_url)
     try:
         pool = s.xenapi.pool.get_all()[0]

@@ -1,7 +1,7 @@
 """The official XenAPI Python SDK (PyPI `XenAPI`) against a real xenledger process.
 
-Expectations come from the reference notes CLIENTS.md §1 (what the SDK sends and needs) and
-XENAPI-SEMANTICS.md §a–§d (error codes and their parameters).
+Expectations come from the reference notes docs/clients.md §1 (what the SDK sends and needs) and
+docs/xenapi-semantics.md §a–§d (error codes and their parameters).
 """
 import xmlrpc.client
 
@@ -18,12 +18,12 @@ def login(url, user="root", password=ROOT_PASSWORD, **kw):
 
 
 def network_record(label):
-    # network.create: only other_config is mandatory (XENAPI-SEMANTICS.md §d.3).
+    # network.create: only other_config is mandatory (docs/xenapi-semantics.md §d.3).
     return {"name_label": label, "name_description": "interop", "other_config": {}}
 
 
 def vm_record(label):
-    # The mandatory VM constructor members (XENAPI-SEMANTICS.md §d.3).
+    # The mandatory VM constructor members (docs/xenapi-semantics.md §d.3).
     return {
         "name_label": label, "user_version": "1", "is_a_template": False, "affinity": "OpaqueRef:NULL",
         "memory_static_max": str(1 << 30), "memory_dynamic_max": str(1 << 30),
@@ -50,7 +50,7 @@ def test_login_with_originator_and_connect_time_reads(server):
         assert len(pools) == 1
         master = s.xenapi.pool.get_master(pools[0])
         sv = s.xenapi.host.get_software_version(master)
-        # The Go SDK refuses to log in without software_version.xapi (CLIENTS.md summary table).
+        # The Go SDK refuses to log in without software_version.xapi (docs/clients.md summary table).
         assert "xapi" in sv and "product_version" in sv
         assert int(s.xenapi.host.get_API_version_major(master)) == 2
         this_host = s.xenapi.session.get_this_host(s.handle)
@@ -58,11 +58,11 @@ def test_login_with_originator_and_connect_time_reads(server):
         rec = s.xenapi.session.get_record(s.handle)
         assert rec["originator"] == "xenledger-interop"
         assert rec["auth_user_name"] == "root"
-        # The SDK's own API_version property reads pool/host (CLIENTS.md §1).
+        # The SDK's own API_version property reads pool/host (docs/clients.md §1).
         assert s.API_version.startswith("2.")
         records = s.xenapi.pool.get_all_records()
         assert list(records) == pools
-        # The host's control domain, as on a fresh xapi host (XENAPI-SEMANTICS.md §i).
+        # The host's control domain, as on a fresh xapi host (docs/xenapi-semantics.md §i).
         dom0 = s.xenapi.host.get_control_domain(master)
         rec = s.xenapi.VM.get_record(dom0)
         assert rec["is_control_domain"] is True and rec["power_state"] == "Running"
@@ -84,7 +84,7 @@ def test_vm_get_all_records_and_create_set_get_destroy(server):
         rec = s.xenapi.VM.get_record(vm)
         assert rec["name_label"] == "interop-vm"
         assert rec["power_state"] == "Halted"
-        # int64 fields arrive as strings, as xapi sends them (XENAPI-SEMANTICS.md §a.4).
+        # int64 fields arrive as strings, as xapi sends them (docs/xenapi-semantics.md §a.4).
         assert rec["memory_static_max"] == str(1 << 30)
         assert s.xenapi.VM.get_by_uuid(rec["uuid"]) == vm
         assert vm in s.xenapi.VM.get_by_name_label("interop-vm")
@@ -171,7 +171,7 @@ def test_plain_http_listener(server):
 
 
 def test_unix_socket_trusts_local_root(server):
-    # As xapi_local(): HTTP over a unix socket, no password check (XENAPI-SEMANTICS.md §a.1).
+    # As xapi_local(): HTTP over a unix socket, no password check (docs/xenapi-semantics.md §a.1).
     s = XenAPI.Session(server.unix_url, transport=XenAPI.UDSTransport())
     s.xenapi.login_with_password("root", "", "1.0", "local")
     try:

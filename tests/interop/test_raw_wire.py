@@ -1,4 +1,4 @@
-"""Raw-wire checks against a real server: the exact shapes CLIENTS.md says real clients depend on
+"""Raw-wire checks against a real server: the exact shapes docs/clients.md says real clients depend on
 (JSON-RPC 1.0 as the C# SDK and XenCenter start, 2.0 as the Go/Java SDKs and xen-api send, and
 xapi's XML-RPC envelope), over HTTPS with a plain HTTP client.
 """
@@ -20,13 +20,13 @@ def post(url, body, content_type):
 def jsonrpc(server, payload):
     status, ctype, body = post(server.https_url + "/jsonrpc", json.dumps(payload), "application/json")
     assert status == 200
-    # Xen Orchestra falls back to XML-RPC unless the type is exactly this (CLIENTS.md §2).
+    # Xen Orchestra falls back to XML-RPC unless the type is exactly this (docs/clients.md §2).
     assert ctype == "application/json"
     return json.loads(body), body
 
 
 def test_jsonrpc_v1_as_the_csharp_sdk_starts(server):
-    # 1.0: no "jsonrpc" member; the reply carries "error": null on success (CLIENTS.md, C# SDK row).
+    # 1.0: no "jsonrpc" member; the reply carries "error": null on success (docs/clients.md, C# SDK row).
     reply, _ = jsonrpc(server, {"method": "session.login_with_password",
                                 "params": ["root", ROOT_PASSWORD, "2.21", "csharp"], "id": 1})
     assert set(reply) == {"result", "error", "id"}
@@ -49,7 +49,7 @@ def test_jsonrpc_v2_shapes_and_id_types(server):
     pool = reply["result"][0]
     reply, _ = jsonrpc(server, {"jsonrpc": "2.0", "method": "pool.add_to_other_config",
                                 "params": [session, pool, "memory-ratio-hvm", "x"], "id": 7})
-    # 2.0 failure: {"code":1,"message":CODE,"data":[params…]} (XENAPI-SEMANTICS.md §b).
+    # 2.0 failure: {"code":1,"message":CODE,"data":[params…]} (docs/xenapi-semantics.md §b).
     assert reply["error"] == {"code": 1, "message": "MAP_DUPLICATE_KEY",
                               "data": ["pool", "other_config", pool, "memory-ratio-hvm"]}
     assert "result" not in reply
@@ -66,7 +66,7 @@ def test_xmlrpc_envelope_exactly_as_xapi(server):
             "</string></value>\n</param>\n</params>\n</methodCall>\n" % ROOT_PASSWORD)
     status, ctype, text = post(server.https_url + "/RPC2", body, "text/xml")
     assert status == 200 and ctype == "text/xml"
-    # No newline after the declaration, Status first, nothing but two members (CLIENTS.md: C SDK, xen-api).
+    # No newline after the declaration, Status first, nothing but two members (docs/clients.md: C SDK, xen-api).
     assert text.startswith('<?xml version="1.0"?><methodResponse><params><param><value><struct>'
                            "<member><name>Status</name><value>Success</value></member>"
                            "<member><name>Value</name><value>OpaqueRef:")
@@ -80,7 +80,7 @@ def test_xmlrpc_envelope_exactly_as_xapi(server):
                     "<member><name>ErrorDescription</name><value><array><data>"
                     "<value>UUID_INVALID</value><value>VM</value><value>nope</value>"
                     "</data></array></value></member></struct></value></param></params></methodResponse>")
-    # system.listMethods: the bare array, no Status/Value struct (XENAPI-SEMANTICS.md §a.3).
+    # system.listMethods: the bare array, no Status/Value struct (docs/xenapi-semantics.md §a.3).
     _, _, text = post(server.https_url + "/",
                       "<?xml version=\"1.0\"?><methodCall><methodName>system.listMethods</methodName><params/></methodCall>",
                       "text/xml")
@@ -101,7 +101,7 @@ def test_malformed_bodies_are_http_500(server):
 
 def test_async_task_takes_subtask_of_and_other_config_headers(server):
     # xapi context.ml of_http_req: `subtask-of` makes the new task a child; X-Http-Other-Config-<k>
-    # headers become http:<k> entries in its other_config (XENAPI-SEMANTICS.md §a.1, §f.2).
+    # headers become http:<k> entries in its other_config (docs/xenapi-semantics.md §a.1, §f.2).
     reply, _ = jsonrpc(server, {"jsonrpc": "2.0", "method": "session.login_with_password",
                                 "params": ["root", ROOT_PASSWORD], "id": 1})
     session = reply["result"]

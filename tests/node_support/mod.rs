@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use xenledger::auth;
+use xenledger::clock::VirtualClock;
 use xenledger::entry::{Actor, Change};
 use xenledger::ledger::Job;
 use xenledger::node::{FirstStart, Node, Origin, Reply};
@@ -27,6 +28,16 @@ pub fn open_in(dir: &Path) -> (Arc<Node>, Option<String>) {
 /// What the test nodes' first start is given.
 pub fn first_start() -> FirstStart {
     FirstStart { root_password: Some(ROOT_PASSWORD.into()), hostname: "h".into(), address: "127.0.0.1".into() }
+}
+
+/// A node on a fresh temporary data dir whose time is a [`VirtualClock`]: it moves only when the
+/// test advances it.
+pub fn open_virtual() -> (tempfile::TempDir, Arc<Node>, Arc<VirtualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(VirtualClock::at_2026());
+    let first = first_start();
+    let (node, _) = tokio::task::block_in_place(|| Node::open_with(dir.path(), &first, clock.clone())).unwrap();
+    (dir, node, clock)
 }
 
 /// A node on a fresh temporary data dir.

@@ -50,7 +50,7 @@ pub fn network_record(label: &str, other_config: &[(&str, &str)]) -> Value {
     Value::Record(vec![("name_label".into(), s(label)), ("other_config".into(), struct_of(other_config))])
 }
 
-/// The VM constructor's mandatory members (XENAPI-SEMANTICS.md §d.3), in schema order.
+/// The VM constructor's mandatory members (docs/xenapi-semantics.md §d.3), in schema order.
 pub const VM_MANDATORY: [&str; 25] = [
     "user_version",
     "is_a_template",
