@@ -16,6 +16,7 @@ pub mod engine;
 pub mod store;
 pub mod datadir;
 pub mod vault;
+pub mod host;
 pub mod ledger;
 pub mod auth;
 pub mod node;

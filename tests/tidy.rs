@@ -47,6 +47,7 @@ fn engine_is_pure() {
             "redb",
             "crate::store",
             "crate::ledger",
+            "crate::host",
             "std::thread",
         ],
     );

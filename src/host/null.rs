@@ -1,0 +1,59 @@
+//! The null host: a server with no hypervisor and no storage. Every effect is refused, so no
+//! operation can pretend to have happened.
+
+use std::path::{Path, PathBuf};
+
+use super::{Domain, Host, HostError, PowerState, VmSpec};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullHost;
+
+fn unsupported<T>(operation: &'static str) -> Result<T, HostError> {
+    Err(HostError::Unsupported { backend: "null", operation })
+}
+
+impl Host for NullHost {
+    fn name(&self) -> &'static str {
+        "null"
+    }
+
+    fn vm_power_state(&self, _vm_uuid: &str) -> PowerState {
+        PowerState::Halted
+    }
+
+    fn vm_start(&self, _vm: &VmSpec, _paused: bool) -> Result<Domain, HostError> {
+        unsupported("start a VM")
+    }
+
+    fn vm_shutdown(&self, _vm_uuid: &str, _clean: bool) -> Result<(), HostError> {
+        unsupported("shut a VM down")
+    }
+
+    fn vm_pause(&self, _vm_uuid: &str) -> Result<(), HostError> {
+        unsupported("pause a VM")
+    }
+
+    fn vm_unpause(&self, _vm_uuid: &str) -> Result<(), HostError> {
+        unsupported("unpause a VM")
+    }
+
+    fn vm_suspend(&self, _vm_uuid: &str, _image: &Path) -> Result<(), HostError> {
+        unsupported("suspend a VM")
+    }
+
+    fn vm_resume(&self, _vm: &VmSpec, _image: &Path, _paused: bool) -> Result<Domain, HostError> {
+        unsupported("resume a VM")
+    }
+
+    fn vdi_create(&self, _sr_dir: &Path, _vdi_uuid: &str, _virtual_size: u64) -> Result<PathBuf, HostError> {
+        unsupported("create a disk")
+    }
+
+    fn vdi_destroy(&self, _sr_dir: &Path, _vdi_uuid: &str) -> Result<(), HostError> {
+        unsupported("destroy a disk")
+    }
+
+    fn vdi_resize(&self, _sr_dir: &Path, _vdi_uuid: &str, _virtual_size: u64) -> Result<(), HostError> {
+        unsupported("resize a disk")
+    }
+}

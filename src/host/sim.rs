@@ -1,0 +1,214 @@
+//! The simulated host: domains are entries in a table (with the domids a Xen host hands out,
+//! from 1 up; 0 is the control domain), suspend images and VDIs are real files, VDIs sparse, so
+//! a client that writes a disk's bytes and reads them back sees them.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{Domain, Host, HostError, PowerState, VmSpec};
+
+#[derive(Debug, Default)]
+pub struct SimHost {
+    domains: Mutex<Domains>,
+}
+
+#[derive(Debug, Default)]
+struct Domains {
+    /// VM uuid → its domid (none while suspended) and state; a halted VM has no entry.
+    by_vm: HashMap<String, (Option<i64>, PowerState)>,
+    last_domid: i64,
+}
+
+impl SimHost {
+    pub fn new() -> SimHost {
+        SimHost::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Domains) -> T) -> T {
+        f(&mut self.domains.lock().expect("sim host lock"))
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
+    move |source| HostError::Io { path: path.to_path_buf(), source }
+}
+
+fn vdi_path(sr_dir: &Path, vdi_uuid: &str) -> PathBuf {
+    sr_dir.join(format!("{vdi_uuid}.img"))
+}
+
+impl Domains {
+    fn state(&self, uuid: &str) -> PowerState {
+        self.by_vm.get(uuid).map_or(PowerState::Halted, |(_, s)| *s)
+    }
+
+    fn expect(&self, uuid: &str, operation: &'static str, expected: PowerState) -> Result<(), HostError> {
+        let actual = self.state(uuid);
+        if actual == expected {
+            Ok(())
+        } else {
+            Err(HostError::BadPowerState { uuid: uuid.to_string(), operation, expected, actual })
+        }
+    }
+
+    /// Sets a VM's state: `Halted` forgets it, `Suspended` keeps it without a domain, and the
+    /// others keep its domain (creating one if it has none).
+    fn set(&mut self, uuid: &str, state: PowerState) -> Option<Domain> {
+        match state {
+            PowerState::Halted => {
+                self.by_vm.remove(uuid);
+                None
+            }
+            PowerState::Suspended => {
+                self.by_vm.insert(uuid.to_string(), (None, state));
+                None
+            }
+            PowerState::Running | PowerState::Paused => {
+                let domid = match self.by_vm.get(uuid).and_then(|(d, _)| *d) {
+                    Some(domid) => domid,
+                    None => {
+                        self.last_domid += 1;
+                        self.last_domid
+                    }
+                };
+                self.by_vm.insert(uuid.to_string(), (Some(domid), state));
+                Some(Domain { domid })
+            }
+        }
+    }
+}
+
+impl Host for SimHost {
+    fn name(&self) -> &'static str {
+        "simulated"
+    }
+
+    fn vm_power_state(&self, vm_uuid: &str) -> PowerState {
+        self.with(|d| d.state(vm_uuid))
+    }
+
+    fn vm_start(&self, vm: &VmSpec, paused: bool) -> Result<Domain, HostError> {
+        self.with(|d| {
+            d.expect(&vm.uuid, "start", PowerState::Halted)?;
+            Ok(d.set(&vm.uuid, if paused { PowerState::Paused } else { PowerState::Running }).expect("a domain"))
+        })
+    }
+
+    fn vm_shutdown(&self, vm_uuid: &str, clean: bool) -> Result<(), HostError> {
+        self.with(|d| {
+            // A hard shutdown also stops a paused domain; a clean one needs a running guest.
+            let paused = d.state(vm_uuid) == PowerState::Paused;
+            d.expect(vm_uuid, "shutdown", if !clean && paused { PowerState::Paused } else { PowerState::Running })?;
+            d.set(vm_uuid, PowerState::Halted);
+            Ok(())
+        })
+    }
+
+    fn vm_pause(&self, vm_uuid: &str) -> Result<(), HostError> {
+        self.with(|d| {
+            d.expect(vm_uuid, "pause", PowerState::Running)?;
+            d.set(vm_uuid, PowerState::Paused);
+            Ok(())
+        })
+    }
+
+    fn vm_unpause(&self, vm_uuid: &str) -> Result<(), HostError> {
+        self.with(|d| {
+            d.expect(vm_uuid, "unpause", PowerState::Paused)?;
+            d.set(vm_uuid, PowerState::Running);
+            Ok(())
+        })
+    }
+
+    fn vm_suspend(&self, vm_uuid: &str, image: &Path) -> Result<(), HostError> {
+        self.with(|d| {
+            d.expect(vm_uuid, "suspend", PowerState::Running)?;
+            let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(image).map_err(io(image))?;
+            file.write_all(format!("xenledger simulated suspend image of VM {vm_uuid}\n").as_bytes())
+                .map_err(io(image))?;
+            d.set(vm_uuid, PowerState::Suspended);
+            Ok(())
+        })
+    }
+
+    fn vm_resume(&self, vm: &VmSpec, image: &Path, paused: bool) -> Result<Domain, HostError> {
+        self.with(|d| {
+            d.expect(&vm.uuid, "resume", PowerState::Suspended)?;
+            let text = std::fs::read_to_string(image).map_err(io(image))?;
+            if !text.contains(&vm.uuid) {
+                return Err(HostError::Io {
+                    path: image.to_path_buf(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not this VM's suspend image"),
+                });
+            }
+            Ok(d.set(&vm.uuid, if paused { PowerState::Paused } else { PowerState::Running }).expect("a domain"))
+        })
+    }
+
+    fn vdi_create(&self, sr_dir: &Path, vdi_uuid: &str, virtual_size: u64) -> Result<PathBuf, HostError> {
+        let path = vdi_path(sr_dir, vdi_uuid);
+        let file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(io(&path))?;
+        // Sparse: the length is set, no block is written.
+        file.set_len(virtual_size).map_err(io(&path))?;
+        Ok(path)
+    }
+
+    fn vdi_destroy(&self, sr_dir: &Path, vdi_uuid: &str) -> Result<(), HostError> {
+        let path = vdi_path(sr_dir, vdi_uuid);
+        std::fs::remove_file(&path).map_err(io(&path))
+    }
+
+    fn vdi_resize(&self, sr_dir: &Path, vdi_uuid: &str, virtual_size: u64) -> Result<(), HostError> {
+        let path = vdi_path(sr_dir, vdi_uuid);
+        let file = OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
+        file.set_len(virtual_size).map_err(io(&path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn spec(uuid: &str) -> VmSpec {
+        VmSpec { uuid: uuid.into(), memory_bytes: 1 << 30, vcpus: 1, hvm: true }
+    }
+
+    #[test]
+    fn domains_follow_xapis_power_state_machine() {
+        let host = SimHost::new();
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(host.vm_power_state("a"), PowerState::Halted);
+        assert_eq!(host.vm_start(&spec("a"), false).unwrap(), Domain { domid: 1 });
+        assert!(matches!(host.vm_start(&spec("a"), false), Err(HostError::BadPowerState { .. })));
+        host.vm_pause("a").unwrap();
+        assert!(matches!(host.vm_shutdown("a", true), Err(HostError::BadPowerState { .. })));
+        host.vm_unpause("a").unwrap();
+        let image = dir.path().join("a.suspend");
+        host.vm_suspend("a", &image).unwrap();
+        assert_eq!(host.vm_power_state("a"), PowerState::Suspended);
+        assert!(host.vm_resume(&spec("b"), &image, false).is_err(), "b is not suspended");
+        assert_eq!(host.vm_resume(&spec("a"), &image, false).unwrap(), Domain { domid: 2 });
+        host.vm_shutdown("a", false).unwrap();
+        assert_eq!(host.vm_power_state("a"), PowerState::Halted);
+    }
+
+    #[test]
+    fn vdis_are_sparse_files() {
+        let host = SimHost::new();
+        let dir = tempfile::tempdir().unwrap();
+        let path = host.vdi_create(dir.path(), "v", 10 << 30).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 10 << 30);
+        assert!(meta.blocks() * 512 < 1 << 20, "no blocks allocated for an empty disk");
+        host.vdi_resize(dir.path(), "v", 20 << 30).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 20 << 30);
+        assert!(host.vdi_create(dir.path(), "v", 1).is_err(), "an existing VDI is not overwritten");
+        host.vdi_destroy(dir.path(), "v").unwrap();
+        assert!(!path.exists());
+    }
+}
