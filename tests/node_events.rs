@@ -7,6 +7,8 @@ mod node_support;
 
 use std::sync::Arc;
 
+use xenledger::clock::Clock;
+
 use xenledger::engine::implicit::create_internal;
 use xenledger::engine::state::DELETIONS_RETAINED_MAX;
 use xenledger::entry::{Actor, Change};
@@ -112,7 +114,7 @@ async fn a_token_older_than_the_deletion_history_gets_events_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_wakes_on_commit_and_times_out_otherwise() {
-    let (_dir, node, clock) = open_virtual();
+    let (node, clock) = open_virtual();
     let session = call(&node, "session.login_with_password", vec![Value::str("root"), Value::str("")]).await.unwrap();
     let token = token_of(
         &call(
@@ -132,10 +134,17 @@ async fn a_waiter_wakes_on_commit_and_times_out_otherwise() {
                 .await
         })
     };
-    clock.advance(std::time::Duration::from_secs(29));
-    assert!(tokio::time::timeout(std::time::Duration::from_millis(200), &mut waiting).await.is_err(), "answered early");
-    clock.advance(std::time::Duration::from_secs(1));
-    let batch = waiting.await.unwrap().unwrap();
+    // The clock moves a second at a time until the call answers: never before 30 s have passed
+    // (counted from before the call, which may start a little later).
+    let start = clock.now_secs();
+    let batch = loop {
+        clock.advance(std::time::Duration::from_secs(1));
+        if let Ok(done) = tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiting).await {
+            break done.unwrap().unwrap();
+        }
+        assert!(clock.now_secs() - start < 120, "the timeout never fired");
+    };
+    assert!(clock.now_secs() - start >= 30, "answered after {} s of a 30 s timeout", clock.now_secs() - start);
     assert_eq!(batch.member("events"), Some(Value::Set(vec![])));
     // A change wakes a parked waiter long before its timeout.
     let waiter = {

@@ -14,7 +14,6 @@ use xenledger::entry::{Change, Entry};
 use xenledger::ledger::{rekey, Ledger};
 use xenledger::node::{Node, SESSIONS_PER_ORIGINATOR_MAX};
 use xenledger::schema::schema;
-use xenledger::store::decode_record;
 use xenledger::value::Value;
 use xenledger::vault::{self, Vault, VaultError};
 
@@ -34,13 +33,7 @@ fn legacy_copy() -> tempfile::TempDir {
 }
 
 fn entries(node: &Node) -> Vec<Entry> {
-    let store = node.ledger.store();
-    store
-        .read_range(1, None)
-        .unwrap()
-        .map(|r| r.unwrap())
-        .map(|(seq, b)| decode_record(seq, &b).unwrap().entry)
-        .collect()
+    node.ledger.store().entries(1).unwrap()
 }
 
 fn mode(path: &Path) -> u32 {

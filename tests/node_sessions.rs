@@ -42,7 +42,7 @@ async fn valid(node: &Arc<Node>, session: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_least_recently_used_session_of_an_originator_is_evicted() {
-    let (_dir, node, clock) = open_virtual();
+    let (node, clock) = open_virtual();
     let mut sessions = Vec::new();
     for _ in 0..SESSIONS_PER_ORIGINATOR_MAX {
         sessions.push(login(&node, "script").await);
@@ -63,7 +63,7 @@ async fn the_least_recently_used_session_of_an_originator_is_evicted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_expire_after_a_day() {
-    let (_dir, node, clock) = open_virtual();
+    let (node, clock) = open_virtual();
     let idle = login(&node, "a").await;
     clock.advance(Duration::from_secs(401));
     let busy = login(&node, "a").await;
@@ -91,7 +91,7 @@ async fn logins_and_logouts_are_logged_entries_with_redacted_passwords() {
     assert!(valid(&node, &session).await);
     call(&node, "session.logout", vec![Value::str(&session)]).await.unwrap();
     let mut entries = Vec::new();
-    store.verify_chain(login_seq, store_prev(&store, login_seq), |e| entries.push(e)).unwrap();
+    store.verify_chain(login_seq, store_prev(&*store, login_seq), |e| entries.push(e)).unwrap();
     assert_eq!(entries[0].method, "session.login_with_password");
     assert_eq!(entries[0].actor.originator, "audit");
     assert!(!format!("{:?}", entries[0]).contains("\"pw\""), "the password reached the log");
@@ -99,14 +99,14 @@ async fn logins_and_logouts_are_logged_entries_with_redacted_passwords() {
     assert!(!valid(&node, &session).await);
 }
 
-fn store_prev(store: &xenledger::store::Store, seq: u64) -> [u8; 32] {
+fn store_prev(store: &dyn xenledger::store::Log, seq: u64) -> [u8; 32] {
     let bytes = store.record(seq - 1).unwrap().unwrap();
     xenledger::store::codec::decode_record(seq - 1, &bytes).unwrap().hash
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_fails_without_blocking_other_callers() {
-    let (_dir, node, clock) = open_virtual();
+    let (node, clock) = open_virtual();
     let session = login(&node, "x").await;
     let origin = tcp();
     let mut slow = {

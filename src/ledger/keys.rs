@@ -27,7 +27,7 @@ use crate::vault::{self, Vault, VaultError};
 /// The key file cannot be read or written, the log holds sealed values but the key file is
 /// missing, or a live secret does not open under the key file's keys (the wrong file).
 pub(super) fn open_vault(ledger: &Ledger) -> Result<Vault, LedgerError> {
-    let dir = ledger.dir();
+    let dir = ledger.dir().expect("a ledger on disk");
     let (key_path, staged_path) = (vault::key_path(dir), vault::staged_key_path(dir));
     if key_path.exists() {
         let vault = Vault::load(&key_path)?;
@@ -120,7 +120,9 @@ pub struct Rekeyed {
 /// A crash before the old keys are retired leaves them in the key file, where the next rotation
 /// retires them.
 pub fn rekey(ledger: &Ledger) -> Result<Rekeyed, LedgerError> {
-    let key_path = vault::key_path(ledger.dir());
+    let dir =
+        ledger.dir().ok_or_else(|| LedgerError::Io("secret rekey".into(), std::io::Error::other("no data dir")))?;
+    let key_path = vault::key_path(dir);
     let mut vault = Vault::load(&key_path)?;
     let key_id = vault.add_key();
     vault.save(&key_path)?;

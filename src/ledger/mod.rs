@@ -25,8 +25,9 @@ use crate::engine::{snapshot, Ctx, State, Tx};
 use crate::entry::{Actor, Change, Entry};
 use crate::error::ApiError;
 use crate::schema::schema;
-use crate::store::{codec, Store, StoreError};
+use crate::store::{codec, Log, Store, StoreError};
 use crate::value::Value;
+use crate::vault::Vault;
 
 /// Most jobs folded into one durable commit.
 pub const BATCH_JOBS_MAX: usize = 4096;
@@ -83,8 +84,8 @@ pub struct Ledger {
     queue: SyncSender<Message>,
     committed: watch::Receiver<u64>,
     writer: Option<JoinHandle<()>>,
-    store: Arc<Store>,
-    dir: PathBuf,
+    store: Arc<dyn Log>,
+    dir: Option<PathBuf>,
     report: OpenReport,
     /// The data dir's key (`None` only while `open` sets it up).
     vault: Option<crate::vault::Vault>,
@@ -101,9 +102,24 @@ impl Ledger {
     /// [`Ledger::open`] with the clock that stamps entries and calls' `Ctx`.
     pub fn open_with(dir: &Path, clock: Arc<dyn Clock>) -> Result<Ledger, LedgerError> {
         crate::datadir::prepare(dir).map_err(|e| LedgerError::Io(dir.display().to_string(), e))?;
-        let store = Arc::new(Store::open(dir, &schema().hash)?);
+        let store = Store::open(dir, &schema().hash)?;
         crate::datadir::restrict_files(dir).map_err(|e| LedgerError::Io(dir.display().to_string(), e))?;
-        let (state, report, last_hash) = recover(&store)?;
+        let mut ledger = Ledger::start(Arc::new(store), Some(dir.to_path_buf()), clock)?;
+        ledger.vault = Some(keys::open_vault(&ledger)?);
+        Ok(ledger)
+    }
+
+    /// A ledger on any [`Log`] (in memory, faulty), with no data dir: `vault` is its key. Opening
+    /// again on the same log (and vault) is a restart.
+    pub fn open_on(log: Arc<dyn Log>, vault: Vault, clock: Arc<dyn Clock>) -> Result<Ledger, LedgerError> {
+        let mut ledger = Ledger::start(log, None, clock)?;
+        ledger.vault = Some(vault);
+        Ok(ledger)
+    }
+
+    /// Recovers the state from `store` and starts the writer.
+    fn start(store: Arc<dyn Log>, dir: Option<PathBuf>, clock: Arc<dyn Clock>) -> Result<Ledger, LedgerError> {
+        let (state, report, last_hash) = recover(&*store)?;
         let seq = state.seq;
         let state = Arc::new(ArcSwap::from_pointee(state));
         let (queue, rx) = mpsc::sync_channel(QUEUE_JOBS_MAX);
@@ -122,19 +138,7 @@ impl Ledger {
             .name("xenledger-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| LedgerError::Io("writer thread".into(), e))?;
-        let mut ledger = Ledger {
-            state,
-            queue,
-            committed,
-            writer: Some(handle),
-            store,
-            dir: dir.to_path_buf(),
-            report,
-            vault: None,
-            clock,
-        };
-        ledger.vault = Some(keys::open_vault(&ledger)?);
-        Ok(ledger)
+        Ok(Ledger { state, queue, committed, writer: Some(handle), store, dir, report, vault: None, clock })
     }
 
     /// The clock that stamps entries; the node reads time from it too.
@@ -151,11 +155,12 @@ impl Ledger {
         &self.report
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The data dir, for a ledger on disk.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
-    pub fn store(&self) -> &Arc<Store> {
+    pub fn store(&self) -> &Arc<dyn Log> {
         &self.store
     }
 
@@ -227,7 +232,7 @@ pub enum LedgerError {
 }
 
 /// Loads the newest checkpoint and folds the verified tail onto it.
-fn recover(store: &Store) -> Result<(State, OpenReport, [u8; 32]), LedgerError> {
+fn recover(store: &dyn Log) -> Result<(State, OpenReport, [u8; 32]), LedgerError> {
     let (mut state, mut prev) = match store.latest_checkpoint()? {
         // A checkpoint in an older image layout is not damage: fold the whole log instead.
         Some(cp) if cp.state.first().is_some_and(|v| (1..snapshot::IMAGE_VERSION).contains(v)) => {
@@ -261,7 +266,7 @@ fn recover(store: &Store) -> Result<(State, OpenReport, [u8; 32]), LedgerError> 
 /// It hands each batch to the committer and goes on with the next batch while the previous one is
 /// being made durable, so execution overlaps the fsync. Callers are answered by the committer.
 struct Writer {
-    store: Arc<Store>,
+    store: Arc<dyn Log>,
     published: Arc<ArcSwap<State>>,
     committed: watch::Sender<u64>,
     last_hash: [u8; 32],
@@ -389,7 +394,7 @@ impl Writer {
 /// batch (or of any later one, which was executed on top of it) becomes visible: every later write
 /// fails until the server is restarted and recovers from the log.
 struct Committer {
-    store: Arc<Store>,
+    store: Arc<dyn Log>,
     published: Arc<ArcSwap<State>>,
     committed: watch::Sender<u64>,
     since_checkpoint: u64,

@@ -113,7 +113,13 @@ impl Node {
         first_start: &FirstStart,
         clock: Arc<dyn Clock>,
     ) -> Result<(Arc<Node>, Option<String>), LedgerError> {
-        let ledger = Ledger::open_with(dir, clock.clone())?;
+        Node::start(Ledger::open_with(dir, clock)?, first_start)
+    }
+
+    /// A node on an open ledger (on disk, in memory, on a faulty log): first-start objects if
+    /// the log has none, orphaned tasks failed. Time comes from the ledger's clock.
+    pub fn start(ledger: Ledger, first_start: &FirstStart) -> Result<(Arc<Node>, Option<String>), LedgerError> {
+        let clock = ledger.clock().clone();
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
         let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;

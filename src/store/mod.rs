@@ -1,5 +1,9 @@
 //! The log store: the only module that touches redb.
 //!
+//! The ledger sees a store through the [`Log`] trait: [`Store`] is redb on disk, [`MemoryLog`]
+//! the same contract in memory (tests, the simulation), and [`FaultyLog`] a memory log whose
+//! appends fail, tear or stall on a seeded schedule.
+//!
 //! One redb file, `DIR/xenledger.redb` ([`database_path`]), holds three tables:
 //!
 //! - `log: u64 -> &[u8]`: seq → one framed log record (see below), seqs contiguous from 1;
@@ -34,6 +38,7 @@
 //! store that a running server holds.
 
 pub mod codec;
+mod log;
 mod redb_log;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +48,7 @@ pub use codec::{
     RecordHeader, CHECKPOINT_FORMAT_VERSION, CHECKPOINT_HEADER_SIZE_BYTES, CHECKPOINT_SIZE_BYTES_MAX,
     ENTRY_SIZE_BYTES_MAX, FORMAT_VERSION, GENESIS_HASH, RECORD_HEADER_SIZE_BYTES,
 };
+pub use log::{splitmix64, Fault, FaultyLog, Log, MemoryLog, RecordVisitor};
 pub use redb_log::{Checkpoint, RecordIter, Store, VerifyReport, CHECKPOINTS_RETAINED_COUNT};
 
 /// The file name of the database inside the data directory.

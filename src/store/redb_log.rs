@@ -467,3 +467,48 @@ impl Iterator for RecordIter {
         Some(item.map(|(key, value)| (key.value(), value.value().to_vec())).map_err(StoreError::from))
     }
 }
+
+impl crate::store::Log for Store {
+    fn append_batch(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        Store::append_batch(self, records)
+    }
+
+    fn last(&self) -> Result<Option<(u64, Hash)>, StoreError> {
+        Store::last(self)
+    }
+
+    fn record(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Store::record(self, seq)
+    }
+
+    fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {
+        Store::put_checkpoint(self, seq, state)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        Store::checkpoints(self)
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        Store::latest_checkpoint(self)
+    }
+
+    fn each_record(
+        &self,
+        from_seq: u64,
+        to_seq: Option<u64>,
+        f: &mut crate::store::RecordVisitor<'_>,
+    ) -> Result<(), StoreError> {
+        self.for_each_record(from_seq, to_seq, f)
+    }
+
+    /// The two-thread walk: reading and hashing overlap decoding and folding.
+    fn walk_chain(
+        &self,
+        from_seq: u64,
+        expected_prev: Hash,
+        f: &mut dyn FnMut(Entry),
+    ) -> Result<VerifyReport, StoreError> {
+        Store::verify_chain(self, from_seq, expected_prev, f)
+    }
+}

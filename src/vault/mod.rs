@@ -54,6 +54,7 @@ pub enum VaultError {
 }
 
 /// The keys of one data dir.
+#[derive(Clone)]
 pub struct Vault {
     /// `(id, key bytes)`, the sealing key last.
     keys: Vec<(u32, [u8; KEY_SIZE_BYTES])>,

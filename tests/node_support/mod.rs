@@ -11,9 +11,11 @@ use std::sync::Arc;
 use xenledger::auth;
 use xenledger::clock::VirtualClock;
 use xenledger::entry::{Actor, Change};
-use xenledger::ledger::Job;
+use xenledger::ledger::{Job, Ledger};
 use xenledger::node::{FirstStart, Node, Origin, Reply};
+use xenledger::store::MemoryLog;
 use xenledger::value::Value;
+use xenledger::vault::Vault;
 
 /// Root's password on the test nodes.
 pub const ROOT_PASSWORD: &str = "pw";
@@ -30,14 +32,14 @@ pub fn first_start() -> FirstStart {
     FirstStart { root_password: Some(ROOT_PASSWORD.into()), hostname: "h".into(), address: "127.0.0.1".into() }
 }
 
-/// A node on a fresh temporary data dir whose time is a [`VirtualClock`]: it moves only when the
-/// test advances it.
-pub fn open_virtual() -> (tempfile::TempDir, Arc<Node>, Arc<VirtualClock>) {
-    let dir = tempfile::tempdir().unwrap();
+/// A node on a log in memory (no data dir) whose time is a [`VirtualClock`]: it moves only when
+/// the test advances it.
+pub fn open_virtual() -> (Arc<Node>, Arc<VirtualClock>) {
     let clock = Arc::new(VirtualClock::at_2026());
+    let ledger = Ledger::open_on(Arc::new(MemoryLog::new()), Vault::generate(), clock.clone()).unwrap();
     let first = first_start();
-    let (node, _) = tokio::task::block_in_place(|| Node::open_with(dir.path(), &first, clock.clone())).unwrap();
-    (dir, node, clock)
+    let (node, _) = tokio::task::block_in_place(|| Node::start(ledger, &first)).unwrap();
+    (node, clock)
 }
 
 /// A node on a fresh temporary data dir.

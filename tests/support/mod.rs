@@ -14,7 +14,7 @@ use xenledger::entry::Actor;
 use xenledger::error::ApiError;
 use xenledger::ledger::Ledger;
 use xenledger::schema::{schema, Relation, Ty};
-use xenledger::store::{Store, GENESIS_HASH};
+use xenledger::store::{Log, GENESIS_HASH};
 use xenledger::value::{Value, NULL_REF};
 
 /// Calls `method` as the default actor and drops the log position.
@@ -158,7 +158,7 @@ pub fn str_set(value: &Value) -> BTreeSet<String> {
 
 /// Folds the whole log of `store` from seq 1 into a fresh state, verifying the hash chain on the
 /// way: what the replay tool and a checkpoint-less recovery compute.
-pub fn fold_log(store: &Store) -> State {
+pub fn fold_log(store: &dyn Log) -> State {
     let mut state = State::new();
     let report = store
         .verify_chain(1, GENESIS_HASH, |entry| apply_changes(&mut state, entry.seq, &entry.changes))
