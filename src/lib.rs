@@ -1,10 +1,13 @@
 //! xenledger: a XenAPI-compatible management server on an event-sourced engine.
 //!
-//! Modules, lower ones never importing higher ones:
-//! `value`, `error`, `schema` (the datamodel) → `entry` (log records) → `engine` (pure: execute and
-//! fold) → `store` (the only module that touches redb) → `writer` (group commit) → `dispatch`
-//! (sessions, RBAC, read/write routing) → `wire` (XML-RPC and JSON-RPC codecs) → `server` (HTTPS).
-//! See ARCHITECTURE.md for the request path and the invariants.
+//! Modules, lower ones never importing higher ones (`tests/tidy.rs` checks the order against
+//! ARCHITECTURE.md's code map): `value`, `clock` and `entropy` (the seams for time and
+//! randomness), `error`, `schema` (the datamodel) and `wire` (the XML-RPC and JSON-RPC codecs) →
+//! `entry` (log records) → `engine` (pure: implicit and explicit messages, the fold) → `store` (the
+//! only module that touches redb; the `Log` trait) → `datadir`, `vault` (the key that seals secret
+//! values), `host` (the host seam) → `ledger` (the writer and group commit) → `auth` → `node`
+//! (sessions, RBAC, events, tasks, read/write routing) → `server` (HTTPS/HTTP/unix) → `rpc` →
+//! `remote`, `cli`. See ARCHITECTURE.md for the request path and the invariants.
 
 pub mod value;
 pub mod error;

@@ -65,7 +65,7 @@ impl Job {
 /// What a committed call answers: its result and the log position of its entry (0 if it changed nothing).
 pub type Outcome = Result<(Value, u64), ApiError>;
 
-enum Message {
+enum Request {
     Job(Job, oneshot::Sender<Outcome>),
     Checkpoint(oneshot::Sender<Result<u64, String>>),
     Stop,
@@ -81,7 +81,7 @@ pub struct OpenReport {
 
 pub struct Ledger {
     state: Arc<ArcSwap<State>>,
-    queue: SyncSender<Message>,
+    queue: SyncSender<Request>,
     committed: watch::Receiver<u64>,
     writer: Option<JoinHandle<()>>,
     store: Arc<dyn Log>,
@@ -177,7 +177,7 @@ impl Ledger {
     /// Queues a job; the receiver yields once its entry is durable (or it failed).
     pub fn submit(&self, job: Job) -> oneshot::Receiver<Outcome> {
         let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::SendError(Message::Job(_, reply))) = self.queue.send(Message::Job(job, tx)) {
+        if let Err(mpsc::SendError(Request::Job(_, reply))) = self.queue.send(Request::Job(job, tx)) {
             let _ = reply.send(Err(ApiError::internal("the writer has stopped")));
         }
         rx
@@ -196,7 +196,7 @@ impl Ledger {
     /// Writes a checkpoint of the current state now; returns its position.
     pub fn checkpoint(&self) -> Result<u64, String> {
         let (tx, rx) = oneshot::channel();
-        self.queue.send(Message::Checkpoint(tx)).map_err(|_| "the writer has stopped".to_string())?;
+        self.queue.send(Request::Checkpoint(tx)).map_err(|_| "the writer has stopped".to_string())?;
         rx.blocking_recv().map_err(|_| "the writer has stopped".to_string())?
     }
 
@@ -207,7 +207,7 @@ impl Ledger {
 
     fn stop(&mut self) {
         if let Some(handle) = self.writer.take() {
-            let _ = self.queue.send(Message::Stop);
+            let _ = self.queue.send(Request::Stop);
             let _ = handle.join();
         }
     }
@@ -301,7 +301,7 @@ fn random_key() -> [u8; 32] {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Message>) {
+    fn run(mut self, rx: Receiver<Request>) {
         let mut state: State = (**self.published.load()).clone();
         let poisoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (to_committer, batches) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
@@ -320,7 +320,7 @@ impl Writer {
             let first = match rx.recv_timeout(Duration::from_secs(3600)) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => Message::Stop,
+                Err(RecvTimeoutError::Disconnected) => Request::Stop,
             };
             let mut messages = vec![first];
             while messages.len() < BATCH_JOBS_MAX {
@@ -339,17 +339,17 @@ impl Writer {
             let failed = poisoned.load(std::sync::atomic::Ordering::Acquire);
             for message in messages {
                 match message {
-                    Message::Job(_, reply) if failed => {
+                    Request::Job(_, reply) if failed => {
                         batch
                             .replies
                             .push((reply, Err(ApiError::internal("the log cannot be written; restart the server"))));
                     }
-                    Message::Job(job, reply) => {
+                    Request::Job(job, reply) => {
                         let outcome = self.run_job(&mut state, job, &mut batch.records);
                         batch.replies.push((reply, outcome));
                     }
-                    Message::Checkpoint(reply) => batch.checkpoints.push(reply),
-                    Message::Stop => batch.stop = true,
+                    Request::Checkpoint(reply) => batch.checkpoints.push(reply),
+                    Request::Stop => batch.stop = true,
                 }
             }
             batch.state = Arc::new(state.clone());

@@ -17,8 +17,8 @@
 //! encoded into a normal response.
 //!
 //! Int32: xapi puts one `<i4>` on the wire, for the counts in `event.from`'s `valid_ref_counts`
-//! (docs/xenapi-semantics.md §a.4). [`Value`] has no int32 variant, so these codecs always encode
-//! `Value::Int` as untyped text. The event layer decides how to produce that `<i4>`.
+//! (docs/xenapi-semantics.md §a.4). `Value::Int32` is that value: the XML-RPC encoder writes it as
+//! `<i4>`, JSON-RPC as a plain number, and every other `Value::Int` goes out as untyped text.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;

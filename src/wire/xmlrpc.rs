@@ -23,8 +23,8 @@
 //! `<value>text</value>`; `<double>` with `%.16g`; `<boolean>1</boolean>`;
 //! `<dateTime.iso8601>YYYYMMDDTHH:MM:SSZ`; `Value::Null` as `<value><nil/></value>`. Two
 //! deliberate differences: struct member names are escaped like any text (ocaml-rpc writes them
-//! raw, so a map key such as `a<b` would break the document), and nothing is ever `<i4>`,
-//! because [`Value`] has no int32 (see the module note in [`super`]).
+//! raw, so a map key such as `a<b` would break the document). Only `Value::Int32` is written as
+//! `<i4>` (see the module note in [`super`]).
 
 use std::borrow::Cow;
 
