@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth;
 use crate::entry::{Actor, Change};
-use crate::ledger::{Job, Ledger};
+use crate::ledger::{Job, Ledger, LedgerError};
 use crate::node::{FirstStart, Node};
 use crate::rpc::NodeHandler;
 use crate::server::{Server, ServerConfig, TlsSource};
@@ -37,8 +37,10 @@ enum Command {
     /// Each ARG is JSON if it parses as JSON, else a string. The password comes from
     /// XENLEDGER_PASSWORD.
     Call {
+        /// The server's URL (JSON-RPC is posted to URL/jsonrpc).
         #[arg(long, default_value = "https://127.0.0.1:8443")]
         url: String,
+        /// The user to log in as.
         #[arg(long, default_value = "root")]
         user: String,
         /// Accept the server's certificate without verifying it (the default one is self-signed).
@@ -47,13 +49,16 @@ enum Command {
         /// Seconds one call may take.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// The XenAPI method, e.g. `pool.get_all` or `VM.get_record`.
         method: String,
+        /// The method's arguments after the session: JSON if they parse as JSON, else strings.
         args: Vec<String>,
     },
     /// Manage local users of a data dir (the server must not be running on it).
     User {
         #[command(subcommand)]
         command: UserCommand,
+        /// The data dir whose users to manage.
         #[arg(long, default_value = DATA_DIR_DEFAULT, global = true)]
         data_dir: PathBuf,
     },
@@ -61,6 +66,7 @@ enum Command {
     Secret {
         #[command(subcommand)]
         command: SecretCommand,
+        /// The data dir whose key to manage.
         #[arg(long, default_value = DATA_DIR_DEFAULT, global = true)]
         data_dir: PathBuf,
     },
@@ -76,6 +82,7 @@ enum SecretCommand {
 
 #[derive(clap::Args, Default)]
 struct ServeArgs {
+    /// The data dir: the log, the key file and the generated certificate (created if missing).
     #[arg(long, default_value = DATA_DIR_DEFAULT)]
     data_dir: PathBuf,
     /// HTTPS listener.
@@ -87,8 +94,10 @@ struct ServeArgs {
     /// Optional unix socket (HTTP; callers there are trusted as root, as with xapi's).
     #[arg(long)]
     unix: Option<PathBuf>,
+    /// A PEM certificate chain to serve instead of the generated self-signed one.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 }
@@ -97,7 +106,10 @@ struct ServeArgs {
 enum UserCommand {
     /// Add a user; the password comes from XENLEDGER_PASSWORD or the first line of stdin.
     Add {
+        /// The new user's name.
         name: String,
+        /// One of xapi's roles: pool-admin, pool-operator, vm-power-admin, vm-admin, vm-operator,
+        /// read-only.
         #[arg(long)]
         role: String,
     },
@@ -139,7 +151,9 @@ fn call(
     method: String,
     args: Vec<String>,
 ) -> anyhow::Result<()> {
-    let password = std::env::var("XENLEDGER_PASSWORD").unwrap_or_default();
+    let password = std::env::var("XENLEDGER_PASSWORD").map_err(|_| {
+        anyhow::anyhow!("set XENLEDGER_PASSWORD to {user}'s password (the server's first start printed root's)")
+    })?;
     let call =
         crate::remote::CallArgs { url, user, password, insecure, timeout: Duration::from_secs(timeout), method, args };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -172,15 +186,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         hostname: hostname(),
         address: "127.0.0.1".into(),
     };
-    let (node, generated) = Node::open(&args.data_dir, &first)?;
-    let report = node.ledger.open_report().clone();
-    eprintln!(
-        "xenledger: data dir {} (checkpoint at entry {}, {} entries replayed, log at {})",
-        args.data_dir.display(),
-        report.checkpoint_seq,
-        report.tail_entries,
-        report.last_seq
-    );
     let config = ServerConfig {
         https: Some(parse_addr(&args.listen)?),
         http: args.http.as_deref().map(parse_addr).transpose()?,
@@ -191,8 +196,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
+    let node = runtime.block_on(async {
+        // The listeners first: a start that cannot bind (a port in use) creates and logs nothing,
+        // so a first start that fails never leaves a root whose generated password nobody saw.
         let server = Server::bind(config).await?;
+        let dir = args.data_dir.clone();
+        let first_for_open = first.clone();
+        let (node, generated) = tokio::task::spawn_blocking(move || Node::open(&dir, &first_for_open))
+            .await?
+            .map_err(|e| data_dir_error(&args.data_dir, e))?;
+        let report = node.ledger.open_report().clone();
+        eprintln!(
+            "xenledger: data dir {} (checkpoint at entry {}, {} entries replayed, log at {})",
+            args.data_dir.display(),
+            report.checkpoint_seq,
+            report.tail_entries,
+            report.last_seq
+        );
         if let Some(addr) = server.https_addr() {
             eprintln!("xenledger: listening on https://{addr}/ (XML-RPC at /, JSON-RPC at /jsonrpc)");
         }
@@ -207,6 +227,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         match &generated {
             Some(p) => eprintln!("xenledger: first start: log in as user 'root' with password '{p}' (shown once; set XENLEDGER_ROOT_PASSWORD to choose it)"),
+            None if first.root_password.is_some() && !node.first_start => eprintln!(
+                "xenledger: warning: XENLEDGER_ROOT_PASSWORD is read only on the first start and is ignored now; \
+                 to change root's password, stop the server and run `xenledger user passwd root --data-dir {}`",
+                args.data_dir.display()
+            ),
             None => eprintln!("xenledger: log in as 'root' (or another user added with `xenledger user add`)"),
         }
         let gc_node = node.clone();
@@ -225,7 +250,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let handler = Arc::new(NodeHandler { node: node.clone() });
         server.serve(handler, shutdown_signal()).await?;
         gc.abort();
-        anyhow::Ok(())
+        anyhow::Ok(node)
     })?;
     // Every connection is closed; write the final checkpoint.
     let seq = node.ledger.checkpoint().map_err(|e| anyhow::anyhow!(e))?;
@@ -262,7 +287,7 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 fn rekey(dir: &Path) -> anyhow::Result<()> {
-    let ledger = Ledger::open(dir)?;
+    let ledger = Ledger::open(dir).map_err(|e| data_dir_error(dir, e))?;
     let done = crate::ledger::rekey(&ledger)?;
     ledger.close();
     println!(
@@ -272,8 +297,22 @@ fn rekey(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A data dir that cannot be opened, in the operator's words: a lock held by a running server
+/// says so and what to do.
+fn data_dir_error(dir: &Path, error: LedgerError) -> anyhow::Error {
+    if matches!(&error, LedgerError::Store(e) if e.is_locked()) {
+        anyhow::anyhow!(
+            "the data dir {} is in use by another process (a running xenledger server?): stop it first, \
+             or work on a copy of the dir",
+            dir.display()
+        )
+    } else {
+        anyhow::Error::new(error).context(format!("opening the data dir {}", dir.display()))
+    }
+}
+
 fn user(dir: &Path, command: UserCommand) -> anyhow::Result<()> {
-    let ledger = Ledger::open(dir)?;
+    let ledger = Ledger::open(dir).map_err(|e| data_dir_error(dir, e))?;
     let actor = Actor { session: String::new(), user: "cli".into(), originator: "xenledger user".into() };
     let state = ledger.snapshot();
     let (method, change) = match command {

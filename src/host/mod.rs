@@ -62,7 +62,7 @@ pub enum HostError {
     /// The VM's domain is not in the state the operation needs.
     #[error("VM {uuid} is {actual:?} on the host; {operation} needs {expected:?}")]
     BadPowerState { uuid: String, operation: &'static str, expected: PowerState, actual: PowerState },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -24,11 +24,16 @@ pub const PRODUCT_VERSION: &str = "8.4.0";
 /// The `xapi` version key: `major.minor` (clients such as the Go SDK require it).
 pub const XAPI_VERSION: &str = "25.33";
 
+/// Whether the data dir has no pool yet: this start creates root, the pool and this host.
+pub fn is_first_start(ledger: &Ledger) -> bool {
+    let pool = schema().class("pool").expect("pool class");
+    ledger.snapshot().table(pool.id).objects.is_empty()
+}
+
 /// Creates what a fresh server has, unless the data dir already has a pool. Returns the
 /// generated root password, if one was generated.
 pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, LedgerError> {
-    let pool = schema().class("pool").expect("pool class");
-    if !ledger.snapshot().table(pool.id).objects.is_empty() {
+    if !is_first_start(ledger) {
         return Ok(None);
     }
     let (password, generated) = match &first.root_password {

@@ -98,6 +98,8 @@ pub struct Node {
     pub waiting_tasks: std::sync::Mutex<std::collections::HashSet<String>>,
     /// This host's ref (created on first start).
     pub host: String,
+    /// Whether this start created root, the pool and this host.
+    pub first_start: bool,
 }
 
 impl Node {
@@ -120,6 +122,7 @@ impl Node {
     /// the log has none, orphaned tasks failed. Time comes from the ledger's clock.
     pub fn start(ledger: Ledger, first_start: &FirstStart) -> Result<(Arc<Node>, Option<String>), LedgerError> {
         let clock = ledger.clock().clone();
+        let first_start_now = bootstrap::is_first_start(&ledger);
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
         let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
@@ -132,6 +135,7 @@ impl Node {
             running_tasks: Default::default(),
             waiting_tasks: Default::default(),
             host,
+            first_start: first_start_now,
         };
         Ok((Arc::new(node), generated_password))
     }

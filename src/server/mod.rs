@@ -158,10 +158,10 @@ pub enum TlsSource {
 #[non_exhaustive]
 pub enum ServerError {
     /// A TCP listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     /// The Unix socket could not be bound.
-    #[error("cannot listen on unix socket {}: {source}", path.display())]
+    #[error("cannot listen on unix socket {}", path.display())]
     BindUnix { path: PathBuf, source: std::io::Error },
     /// The certificate or key could not be loaded, generated or used.
     #[error("TLS setup: {0}")]

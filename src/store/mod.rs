@@ -64,10 +64,10 @@ pub fn database_path(dir: &Path) -> PathBuf {
 pub enum StoreError {
     /// redb failed: I/O underneath, the file locked by another process, a poisoned transaction. Boxed
     /// because `redb::Error` is large and errors are rare.
-    #[error("redb: {0}")]
+    #[error("redb")]
     Redb(#[source] Box<redb::Error>),
     /// Creating the data directory failed.
-    #[error("store I/O on {}: {source}", path.display())]
+    #[error("store I/O on {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -90,6 +90,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database is held open by another process (a running server).
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Redb(e) if matches!(**e, redb::Error::DatabaseAlreadyOpen))
+    }
+
     pub(crate) fn corrupt(seq: u64, reason: impl Into<String>) -> StoreError {
         StoreError::Corrupt { seq, reason: reason.into() }
     }

@@ -35,7 +35,7 @@ const KEY_SIZE_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("key file {}: {source}", path.display())]
+    #[error("key file {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
