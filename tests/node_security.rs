@@ -130,7 +130,9 @@ async fn sealed_values_without_their_key_file_stop_the_start() {
     std::fs::remove_file(vault::key_path(dir.path())).unwrap();
     let first = node_support::first_start();
     let error = tokio::task::block_in_place(|| Node::open(dir.path(), &first)).err().expect("the start must fail");
-    assert!(error.to_string().contains("key file is missing"), "{error}");
+    // The message and its causes, as the CLI prints them.
+    let text = format!("{:#}", anyhow::Error::from(error));
+    assert!(text.contains("secret.key") && text.contains("key file is missing"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
