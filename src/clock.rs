@@ -27,6 +27,21 @@ pub trait Clock: Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> Sleep;
 }
 
+/// The time `after` from now on `clock`, in microseconds since the epoch.
+pub fn deadline_us(clock: &dyn Clock, after: Duration) -> i64 {
+    clock.now_us().saturating_add(i64::try_from(after.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Waits for `event`, or until `deadline_us` passes on `clock`, whichever comes first. A parked
+/// waiter (`event.from`, a wait for an object's turn) holds no thread.
+pub async fn until<F: Future>(clock: &dyn Clock, deadline_us: i64, event: F) {
+    let left_us = deadline_us.saturating_sub(clock.now_us()).max(0);
+    tokio::select! {
+        _ = event => {}
+        () = clock.sleep(Duration::from_micros(left_us.unsigned_abs())) => {}
+    }
+}
+
 /// The machine's clock and tokio's timers.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;

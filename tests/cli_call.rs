@@ -2,24 +2,12 @@
 //! a call's result is printed as JSON, a XenAPI failure exits non-zero naming the code and
 //! parameters, and a self-signed certificate needs `--insecure`.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod bin_support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_xenledger");
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use bin_support::{free_port, Server, BIN};
 
 fn start(dir: &std::path::Path) -> (Server, String) {
     let port = free_port();

@@ -3,20 +3,13 @@
 //! generates and prints it; its error names the address once; `XENLEDGER_ROOT_PASSWORD` on a
 //! later start is not silently ignored; a second process on a data dir in use says what to do.
 
+mod bin_support;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_xenledger");
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use bin_support::{free_port, Server, BIN};
 
 fn serve(dir: &std::path::Path, port: u16, root_password: Option<&str>) -> Command {
     let mut command = Command::new(BIN);
@@ -46,10 +39,6 @@ fn start(dir: &std::path::Path, port: u16, root_password: Option<&str>) -> (Serv
         assert!(Instant::now() < deadline, "the server did not start: {text}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Caller, Node};
+use crate::clock;
 use crate::engine::State;
 use crate::entry::Change;
 use crate::error::ApiError;
@@ -218,11 +219,6 @@ fn ref_counts(state: &State) -> Value {
     )
 }
 
-/// A duration in whole microseconds, as the clock counts.
-pub(super) fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
-}
-
 fn timeout_of(value: f64) -> Duration {
     if value.is_finite() && value > 0.0 {
         Duration::from_secs_f64(value.min(EVENT_WAIT_MAX.as_secs_f64()))
@@ -312,7 +308,7 @@ pub async fn from(
     let since = parse_token(token)?;
     let key: BatchKey = (since, parse_subscriptions(classes), Reader::of(caller));
     let clock = node.ledger.clock().clone();
-    let deadline_us = clock.now_us().saturating_add(micros(timeout_of(timeout)));
+    let deadline_us = clock::deadline_us(&*clock, timeout_of(timeout));
     let mut committed = node.ledger.committed();
     loop {
         committed.borrow_and_update();
@@ -322,15 +318,11 @@ pub async fn from(
             return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
         }
         let batch = node.event_batches.get(&state, node.ledger.vault(), &key);
-        let left_us = deadline_us - clock.now_us();
-        if !batch.is_empty() || left_us <= 0 {
+        if !batch.is_empty() || clock.now_us() >= deadline_us {
             return Ok(Value::Lazy(batch));
         }
         // Parks without a thread until the writer commits or the time is up.
-        tokio::select! {
-            _ = committed.changed() => {}
-            () = clock.sleep(Duration::from_micros(left_us.unsigned_abs())) => {}
-        }
+        clock::until(&*clock, deadline_us, committed.changed()).await;
     }
 }
 
@@ -408,10 +400,8 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
             node.registrations.advance(&caller.session, state.seq);
             return Ok(Value::Set(events));
         }
-        tokio::select! {
-            _ = committed.changed() => {}
-            () = node.ledger.clock().sleep(EVENT_WAIT_MAX) => {}
-        }
+        let clock = node.ledger.clock();
+        clock::until(&**clock, clock::deadline_us(&**clock, EVENT_WAIT_MAX), committed.changed()).await;
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::{Caller, Node};
 use crate::auth;
+use crate::clock;
 use crate::engine::implicit::create_internal;
 use crate::engine::{State, Tx};
 use crate::entry::Actor;
@@ -113,7 +114,7 @@ async fn take_turn(
     task: &str,
 ) -> Result<Turn, ApiError> {
     let clock = node.ledger.clock().clone();
-    let deadline_us = clock.now_us().saturating_add(super::events::micros(OPERATION_WAIT_MAX));
+    let deadline_us = clock::deadline_us(&*clock, OPERATION_WAIT_MAX);
     let current = class.field("current_operations").expect("ops");
     let mut committed = node.ledger.committed();
     loop {
@@ -149,8 +150,7 @@ async fn take_turn(
                 _ => continue,
             }
         }
-        let left_us = deadline_us - clock.now_us();
-        if left_us <= 0 {
+        if clock.now_us() >= deadline_us {
             let ops = o.fields[current]
                 .as_map()
                 .unwrap_or(&[])
@@ -167,10 +167,7 @@ async fn take_turn(
                 ],
             ));
         }
-        tokio::select! {
-            _ = committed.changed() => {}
-            () = clock.sleep(Duration::from_micros(left_us.unsigned_abs())) => {}
-        }
+        clock::until(&*clock, deadline_us, committed.changed()).await;
     }
 }
 

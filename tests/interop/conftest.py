@@ -106,18 +106,23 @@ class ServerProcess:
         shutil.rmtree(self.workdir, ignore_errors=True)
         shutil.rmtree(self.sock_dir, ignore_errors=True)
 
+    def serve_fixture(self, umask=None, show_output=False):
+        """Starts the server, yields it, then stops it and removes its files (for fixtures)."""
+        self.start(umask=umask)
+        try:
+            yield self
+        finally:
+            try:
+                self.stop()
+            finally:
+                if show_output:
+                    print(self.output())
+                self.cleanup()
+
 
 @pytest.fixture(scope="session")
 def server():
     srv = ServerProcess()
     srv.cli("user", "add", "auditor", "--role", "read-only", "--data-dir", srv.data_dir, password=USER_PASSWORD)
     srv.cli("user", "add", "operator", "--role", "vm-operator", "--data-dir", srv.data_dir, password=USER_PASSWORD)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        try:
-            srv.stop()
-        finally:
-            print(srv.output())
-            srv.cleanup()
+    yield from srv.serve_fixture(show_output=True)

@@ -40,15 +40,8 @@ def srv():
     srv = ServerProcess()
     srv.cli("user", "add", "auditor", "--role", "read-only", "--data-dir", srv.data_dir,
             password=USER_PASSWORD, umask=0)
-    srv.start(umask=0)
     srv.refs = []
-    try:
-        yield srv
-    finally:
-        try:
-            srv.stop()
-        finally:
-            srv.cleanup()
+    yield from srv.serve_fixture(umask=0)
 
 
 @pytest.fixture(scope="module")
