@@ -35,7 +35,7 @@ pub fn session_key(presented: &str) -> String {
     hasher.update(presented.as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-    format!("OpaqueRef:{}", crate::engine::tx::format_uuid(&b))
+    format!("OpaqueRef:{}", crate::value::format_uuid(&b))
 }
 
 /// A random password for a first start without `XENLEDGER_ROOT_PASSWORD`.

@@ -10,12 +10,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::auth;
-use crate::entry::{Actor, Change};
+use crate::engine::internal::{InternalOp, UserChange};
+use crate::entry::Actor;
 use crate::ledger::{Job, Ledger, LedgerError};
 use crate::node::{FirstStart, Node};
 use crate::rpc::NodeHandler;
 use crate::server::{Server, ServerConfig, TlsSource};
-use crate::value::Value;
 
 /// Default data dir, relative to the working directory.
 pub const DATA_DIR_DEFAULT: &str = "./xenledger-data";
@@ -315,7 +315,7 @@ fn user(dir: &Path, command: UserCommand) -> anyhow::Result<()> {
     let ledger = Ledger::open(dir).map_err(|e| data_dir_error(dir, e))?;
     let actor = Actor { session: String::new(), user: "cli".into(), originator: "xenledger user".into() };
     let state = ledger.snapshot();
-    let (method, change) = match command {
+    let op = match command {
         UserCommand::List => {
             for (name, u) in state.users.iter() {
                 println!("{name}\t{}", u.role);
@@ -327,24 +327,25 @@ fn user(dir: &Path, command: UserCommand) -> anyhow::Result<()> {
             anyhow::ensure!(!state.users.contains_key(&name), "user {name:?} exists");
             anyhow::ensure!(!name.is_empty(), "empty user name");
             let phc = auth::hash_password(&read_password()?);
-            ("user.add", Change::UserPut { name, role, password_hash: phc })
+            InternalOp::UserPut { name, role, password_hash: phc, why: UserChange::Add }
         }
         UserCommand::Passwd { name } => {
             let user = state.users.get(&name).ok_or_else(|| anyhow::anyhow!("no user {name:?}"))?;
             let phc = auth::hash_password(&read_password()?);
-            ("user.passwd", Change::UserPut { name, role: user.role.clone(), password_hash: phc })
+            InternalOp::UserPut { name, role: user.role.clone(), password_hash: phc, why: UserChange::Passwd }
         }
         UserCommand::Del { name } => {
             anyhow::ensure!(state.users.contains_key(&name), "no user {name:?}");
             anyhow::ensure!(name != auth::ROOT, "root cannot be removed");
-            ("user.del", Change::UserDelete { name })
+            InternalOp::UserDelete { name }
         }
     };
-    let name = match &change {
-        Change::UserPut { name, .. } | Change::UserDelete { name } => name.clone(),
-        _ => unreachable!(),
+    let name = match &op {
+        InternalOp::UserPut { name, .. } | InternalOp::UserDelete { name } => name.clone(),
+        _ => unreachable!("a user command"),
     };
-    let job = Job::changes(actor, method, vec![Value::String(name.clone())], vec![change]);
+    let method = op.method();
+    let job = Job::internal(actor, op);
     let (_, seq) = ledger.call_blocking(job).map_err(|e| anyhow::anyhow!("{e}"))?;
     ledger.close();
     println!("{method} {name}: done (log entry {seq})");

@@ -49,6 +49,13 @@ pub struct Actor {
     pub originator: String,
 }
 
+impl Actor {
+    /// The server itself, doing `what` (first start, a garbage collection, an upgrade).
+    pub fn server(what: &str) -> Actor {
+        Actor { session: String::new(), user: "xenledger".into(), originator: what.into() }
+    }
+}
+
 /// One log entry. `seq` starts at 1; the chain hash lives in the store's framing, not here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {

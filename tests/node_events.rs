@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use xenledger::clock::Clock;
 
-use xenledger::engine::implicit::create_internal;
+use xenledger::engine::implicit::new_object;
+use xenledger::engine::internal::InternalOp;
 use xenledger::engine::state::DELETIONS_RETAINED_MAX;
 use xenledger::entry::{Actor, Change};
 use xenledger::ledger::Job;
@@ -25,21 +26,18 @@ fn token_of(batch: &Value) -> Value {
 /// Creates and destroys `count` networks, several thousand per entry.
 async fn churn(node: &Arc<Node>, count: usize) {
     let mut left = count;
+    let serial = &mut 0u64;
     while left > 0 {
         let n = left.min(4000);
         left -= n;
-        let job = Job {
-            actor: Actor::default(),
-            method: "test.churn".into(),
-            params: vec![],
-            work: Box::new(move |tx| {
-                for _ in 0..n {
-                    let r = create_internal(tx, "network", vec![("name_label", Value::str("churn"))]);
-                    tx.push(Change::Destroy { class: "network".into(), reference: r });
-                }
-                Ok(Value::String(String::new()))
-            }),
-        };
+        let mut changes = Vec::with_capacity(2 * n);
+        for _ in 0..n {
+            *serial += 1;
+            let (r, uuid) = (format!("OpaqueRef:churn-{serial}"), format!("00000000-0000-4000-8000-{serial:012}"));
+            changes.push(new_object("network", &r, &uuid, vec![("name_label", Value::str("churn"))]));
+            changes.push(Change::Destroy { class: "network".into(), reference: r });
+        }
+        let job = Job::internal(Actor::default(), InternalOp::Changes(changes));
         node.ledger.call(job).await.unwrap();
     }
 }

@@ -6,9 +6,9 @@
 mod node_support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use xenledger::entry::Actor;
+use xenledger::engine::internal::InternalOp;
+use xenledger::entry::{Actor, Change};
 use xenledger::ledger::Job;
 use xenledger::node::Node;
 use xenledger::value::Value;
@@ -61,15 +61,9 @@ fn vm_record(label: &str) -> Value {
 async fn hold(node: &Arc<Node>, vm: &Value, ops: Vec<(&str, &str)>) {
     let vm = vm.as_str().unwrap().to_string();
     let ops: Vec<(Value, Value)> = ops.into_iter().map(|(t, o)| (Value::str(t), Value::Enum(o.into()))).collect();
-    let job = Job {
-        actor: Actor::default(),
-        method: "test.hold".into(),
-        params: vec![],
-        work: Box::new(move |tx| {
-            tx.set("VM", &vm, "current_operations", Value::Map(ops));
-            Ok(Value::String(String::new()))
-        }),
-    };
+    let change =
+        Change::Set { class: "VM".into(), reference: vm, field: "current_operations".into(), value: Value::Map(ops) };
+    let job = Job::internal(Actor::default(), InternalOp::Changes(vec![change]));
     node.ledger.call(job).await.unwrap();
 }
 
@@ -77,15 +71,40 @@ async fn status(node: &Arc<Node>, session: &Value, task: &Value) -> String {
     call(node, "task.get_status", vec![session.clone(), task.clone()]).await.unwrap().as_str().unwrap().to_string()
 }
 
+/// Waits for the task to leave `pending`: woken by each commit, never by the passing of time.
 async fn wait_done(node: &Arc<Node>, session: &Value, task: &Value) -> String {
-    for _ in 0..200 {
+    let mut committed = node.ledger.committed();
+    loop {
+        committed.borrow_and_update();
         let st = status(node, session, task).await;
         if st != "pending" {
             return st;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        committed.changed().await.expect("the writer runs");
     }
-    panic!("task still pending");
+}
+
+/// Yields until `holds(node)` is true: for the node's runtime tables, which no commit announces.
+async fn until(node: &Arc<Node>, holds: impl Fn(&Node) -> bool) {
+    for _ in 0..1_000_000 {
+        if holds(node) {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the condition never held");
+}
+
+/// Waits until the `Async.` call of `task` is parked, waiting for its turn on the object.
+async fn parked(node: &Arc<Node>, task: &Value) {
+    let task = task.as_str().unwrap().to_string();
+    until(node, |n| n.waiting_tasks.lock().unwrap().contains(&task)).await;
+}
+
+/// Waits until the `Async.` call of `task` has finished running (its outcome recorded).
+async fn ended(node: &Arc<Node>, task: &Value) {
+    let task = task.as_str().unwrap().to_string();
+    until(node, |n| !n.running_tasks.lock().unwrap().contains(&task)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +115,7 @@ async fn a_conflicting_operation_waits_for_the_running_one() {
     let vm = call(&node, "VM.create", vec![s.clone(), vm_record("busy")]).await.unwrap();
     hold(&node, &vm, vec![("OpaqueRef:other-task", "clean_shutdown")]).await;
     let task = call(&node, "Async.VM.destroy", vec![s.clone(), vm.clone()]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    parked(&node, &task).await;
     assert_eq!(status(&node, &s, &task).await, "pending", "the destroy must wait, not fail at once");
     assert!(call(&node, "VM.get_record", vec![s.clone(), vm.clone()]).await.is_ok());
     hold(&node, &vm, vec![]).await;
@@ -115,13 +134,13 @@ async fn a_waiting_operation_can_be_cancelled() {
     let vm = call(&node, "VM.create", vec![s.clone(), vm_record("busy")]).await.unwrap();
     hold(&node, &vm, vec![("OpaqueRef:other-task", "clean_shutdown")]).await;
     let task = call(&node, "Async.VM.destroy", vec![s.clone(), vm.clone()]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    parked(&node, &task).await;
     call(&node, "task.cancel", vec![s.clone(), task.clone()]).await.unwrap();
     assert_eq!(wait_done(&node, &s, &task).await, "cancelled");
     let info = call(&node, "task.get_error_info", vec![s.clone(), task.clone()]).await.unwrap();
     assert_eq!(info, Value::Set(vec![Value::str("TASK_CANCELLED"), Value::str(task.as_str().unwrap())]));
     hold(&node, &vm, vec![]).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ended(&node, &task).await;
     assert!(
         call(&node, "VM.get_record", vec![s.clone(), vm.clone()]).await.is_ok(),
         "a cancelled destroy must not run"

@@ -267,8 +267,15 @@ pub fn create_internal(tx: &mut Tx, class: &str, given: Vec<(&str, Value)>) -> S
 
 /// [`create_internal`] under a reference the caller chose (a session's key).
 pub fn create_internal_at(tx: &mut Tx, class: &str, reference: String, given: Vec<(&str, Value)>) -> String {
-    let c = schema().class(class).unwrap_or_else(|| panic!("no class {class}"));
     let uuid = tx.new_uuid();
+    tx.push(new_object(class, &reference, &uuid, given));
+    reference
+}
+
+/// The change that creates an object of `class` under `reference` and `uuid`: every stored field
+/// not given takes its default or zero value.
+pub fn new_object(class: &str, reference: &str, uuid: &str, given: Vec<(&str, Value)>) -> Change {
+    let c = schema().class(class).unwrap_or_else(|| panic!("no class {class}"));
     let mut fields = Vec::new();
     for f in &c.fields {
         if matches!(f.relation, Relation::Many { .. }) {
@@ -276,11 +283,10 @@ pub fn create_internal_at(tx: &mut Tx, class: &str, reference: String, given: Ve
         }
         let value = match given.iter().find(|(k, _)| *k == f.name) {
             Some((_, v)) => v.clone(),
-            None if f.name == "uuid" => Value::String(uuid.clone()),
+            None if f.name == "uuid" => Value::String(uuid.to_string()),
             None => default_value(f),
         };
         fields.push((f.name.clone(), value));
     }
-    tx.push(Change::Create { class: c.name.clone(), reference: reference.clone(), fields });
-    reference
+    Change::Create { class: c.name.clone(), reference: reference.to_string(), fields }
 }

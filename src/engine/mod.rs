@@ -10,6 +10,7 @@ pub mod apply;
 pub mod db_string;
 pub mod explicit;
 pub mod implicit;
+pub mod internal;
 pub mod snapshot;
 pub mod state;
 pub mod tx;
@@ -63,47 +64,114 @@ fn has_defaults(msg: &Message) -> bool {
     msg.args().iter().any(|p| p.default.is_some())
 }
 
-/// Whether a message only reads state and can be served from a snapshot.
-pub fn is_read(class: &Class, msg: &Message) -> bool {
+/// How a message runs, resolved once per call from the registry and the message's kind.
+#[derive(Clone, Copy)]
+pub enum Route {
+    /// Served by the node itself (a registry `Runtime` row).
+    Runtime(explicit::Runtime),
+    /// Served from a snapshot: an explicit handler, or the implicit read (`None`).
+    Read(Option<explicit::ReadFn>),
+    /// A job for the writer: an explicit handler, or the implicit write (`None`).
+    Write(Option<explicit::WriteFn>),
+    /// An explicit message with no handler yet: `NOT_IMPLEMENTED`.
+    NotImplemented,
+}
+
+/// Resolves how `msg` of `class` runs.
+pub fn route(class: &Class, msg: &Message) -> Route {
     match explicit::mode(class, msg) {
-        Some(Mode::Read(_)) => true,
-        Some(_) => false,
-        None => msg.kind.is_read(),
+        Some(Mode::Runtime(r)) => Route::Runtime(r),
+        Some(Mode::Read(f)) => Route::Read(Some(f)),
+        Some(Mode::Write(f)) => Route::Write(Some(f)),
+        None if msg.kind == Kind::Explicit => Route::NotImplemented,
+        None if msg.kind.is_read() => Route::Read(None),
+        None => Route::Write(None),
     }
 }
 
-/// Serves a read-only message from a snapshot.
+/// Serves a read-only message from a snapshot (`NOT_IMPLEMENTED` for one that is not a read).
 pub fn read(state: &State, class: &Class, msg: &Message, args: &[Value]) -> Result<Value, ApiError> {
-    match explicit::mode(class, msg) {
-        Some(Mode::Read(f)) => f(state, &Call { class, msg, args }),
-        _ => implicit::read(state, class, msg, args),
+    match route(class, msg) {
+        Route::Read(Some(f)) => f(state, &Call { class, msg, args }),
+        Route::Read(None) => implicit::read(state, class, msg, args),
+        _ => Err(ApiError::not_implemented(&msg.wire_name)),
     }
 }
 
-/// Executes a side-effecting message: the call's result and the changes it made, or an error and
-/// no changes at all.
+/// One call of a datamodel message for the writer: checked arguments (secrets sealed) and the
+/// handler its route resolved to.
+pub struct Invocation {
+    pub class: &'static Class,
+    pub msg: &'static Message,
+    pub args: Vec<Value>,
+    handler: Option<explicit::WriteFn>,
+}
+
+impl Invocation {
+    /// A write of `msg`; `NOT_IMPLEMENTED` for an explicit message with no handler, an internal
+    /// error for a read or a runtime message (which never become jobs).
+    pub fn new(class: &'static Class, msg: &'static Message, args: Vec<Value>) -> Result<Invocation, ApiError> {
+        match route(class, msg) {
+            Route::Write(handler) => Ok(Invocation { class, msg, args, handler }),
+            Route::NotImplemented => Err(ApiError::not_implemented(&msg.wire_name)),
+            Route::Read(_) | Route::Runtime(_) => {
+                Err(ApiError::internal(format!("{} is not a write for the writer", msg.wire_name)))
+            }
+        }
+    }
+
+    fn run(self, tx: &mut Tx) -> Result<Value, ApiError> {
+        let call = Call { class: self.class, msg: self.msg, args: &self.args };
+        match self.handler {
+            Some(f) => f(tx, &call),
+            None => implicit::write(tx, self.class, self.msg, &self.args),
+        }
+    }
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation").field("method", &self.msg.wire_name).field("args", &self.args).finish()
+    }
+}
+
+/// What the writer runs, as data: a datamodel message or an internal operation.
+#[derive(Debug)]
+pub enum Op {
+    Call(Invocation),
+    Internal(internal::InternalOp),
+}
+
+impl Op {
+    /// The method name its entry is logged under.
+    pub fn method(&self) -> &str {
+        match self {
+            Op::Call(call) => &call.msg.wire_name,
+            Op::Internal(op) => op.method(),
+        }
+    }
+}
+
+/// The controller: runs one job's operation inside its transaction.
+pub fn run(tx: &mut Tx, op: Op) -> Result<Value, ApiError> {
+    match op {
+        Op::Call(call) => call.run(tx),
+        Op::Internal(op) => internal::run(tx, op),
+    }
+}
+
+/// Executes a side-effecting message on a copy of `state`: the call's result and the changes it
+/// made, or an error and no changes at all.
 pub fn execute(
     state: &State,
     ctx: &Ctx,
-    class: &Class,
-    msg: &Message,
+    class: &'static Class,
+    msg: &'static Message,
     args: &[Value],
 ) -> Result<(Value, State, Vec<Change>), ApiError> {
+    let op = Op::Call(Invocation::new(class, msg, args.to_vec())?);
     let mut tx = Tx::new(state.clone(), ctx);
-    let result = execute_in(&mut tx, class, msg, args)?;
+    let result = run(&mut tx, op)?;
     let (state, changes) = tx.finish();
     Ok((result, state, changes))
-}
-
-/// Executes inside an existing transaction (used by messages that call others). An explicit
-/// message without a pure handler answers `NOT_IMPLEMENTED` (runtime ones never get here).
-pub fn execute_in(tx: &mut Tx, class: &Class, msg: &Message, args: &[Value]) -> Result<Value, ApiError> {
-    match explicit::mode(class, msg) {
-        Some(Mode::Write(f)) => f(tx, &Call { class, msg, args }),
-        Some(Mode::Read(f)) => f(&tx.state, &Call { class, msg, args }),
-        Some(Mode::Runtime(_)) => Err(ApiError::internal(format!("{} runs in the node", msg.wire_name))),
-        None if msg.kind == Kind::Explicit => Err(ApiError::not_implemented(&msg.wire_name)),
-        None if msg.kind.is_read() => implicit::read(&tx.state, class, msg, args),
-        None => implicit::write(tx, class, msg, args),
-    }
 }

@@ -67,7 +67,7 @@ impl<'c> Tx<'c> {
         b.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
-        format_uuid(&b)
+        crate::value::format_uuid(&b)
     }
 
     /// A fresh object reference, `OpaqueRef:<uuid>`.
@@ -83,9 +83,4 @@ impl<'c> Tx<'c> {
             value,
         });
     }
-}
-
-pub fn format_uuid(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }

@@ -13,11 +13,10 @@
 use std::path::Path;
 
 use super::{Job, Ledger, LedgerError};
-use crate::engine::implicit::destroy;
+use crate::engine::internal::InternalOp;
 use crate::engine::State;
-use crate::entry::{Actor, Change};
+use crate::entry::Actor;
 use crate::schema::schema;
-use crate::value::Value;
 use crate::vault::{self, Vault, VaultError};
 
 /// Opens the data dir's vault, creating the key on a first start and upgrading an older data dir.
@@ -77,28 +76,7 @@ fn upgrade(ledger: &Ledger, vault: &Vault) -> Result<(), LedgerError> {
         "upgrading a data dir written before sessions were hashed and secrets sealed: ending every session, \
          sealing secret values (the log's older entries still hold them; see the README's security section)"
     );
-    let job = Job {
-        actor: Actor { session: String::new(), user: "xenledger".into(), originator: "upgrade".into() },
-        method: "xenledger.upgrade_credentials".into(),
-        params: vec![],
-        work: Box::new(move |tx| {
-            let class = schema().class("session").expect("session class");
-            for r in &sessions {
-                if tx.state.exists(class.id, r) {
-                    destroy(tx, class, r);
-                }
-            }
-            for (r, value) in sealed {
-                tx.push(Change::Set {
-                    class: "secret".into(),
-                    reference: r,
-                    field: "value".into(),
-                    value: Value::String(value),
-                });
-            }
-            Ok(Value::String(String::new()))
-        }),
-    };
+    let job = Job::internal(Actor::server("upgrade"), InternalOp::UpgradeCredentials { sessions, sealed });
     ledger.call_blocking(job).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
     Ok(())
 }
@@ -132,19 +110,9 @@ pub fn rekey(ledger: &Ledger) -> Result<Rekeyed, LedgerError> {
         resealed.push((r, vault.seal(&vault.open(&value)?)));
     }
     let secrets = resealed.len();
-    let params = vec![Value::Int(i64::from(key_id))];
-    let changes = resealed
-        .into_iter()
-        .map(|(r, v)| Change::Set {
-            class: "secret".into(),
-            reference: r,
-            field: "value".into(),
-            value: Value::String(v),
-        })
-        .collect();
     let actor = Actor { session: String::new(), user: "cli".into(), originator: "xenledger secret rekey".into() };
     let (_, seq) = ledger
-        .call_blocking(Job::changes(actor, "xenledger.secret_rekey", params, changes))
+        .call_blocking(Job::internal(actor, InternalOp::Reseal { key_id, values: resealed }))
         .map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
     vault.retire_old_keys();
     vault.save(&key_path)?;

@@ -1,6 +1,6 @@
 //! `Ledger`: the engine, its projections and its log, behind one handle.
 //!
-//! One writer thread owns the store's write side. Callers submit jobs (closures over a [`Tx`]);
+//! One writer thread owns the store's write side. Callers submit jobs (data: [`Job`]);
 //! the writer drains whatever is queued into one batch, executes each job against a working
 //! copy of the state, appends all resulting entries in one durable redb transaction (group
 //! commit), publishes the new state as a snapshot, wakes waiters, and only then answers each
@@ -21,8 +21,9 @@ use tokio::sync::{oneshot, watch};
 
 use crate::clock::{Clock, SystemClock};
 use crate::engine::apply::apply_changes;
-use crate::engine::{snapshot, Ctx, State, Tx};
-use crate::entry::{Actor, Change, Entry};
+use crate::engine::internal::InternalOp;
+use crate::engine::{snapshot, Ctx, Invocation, Op, State, Tx};
+use crate::entry::{Actor, Entry};
 use crate::error::ApiError;
 use crate::schema::schema;
 use crate::store::{codec, Log, Store, StoreError};
@@ -36,29 +37,25 @@ pub const QUEUE_JOBS_MAX: usize = 16_384;
 /// A checkpoint is written after this many entries (and at clean shutdown).
 pub const CHECKPOINT_INTERVAL_ENTRIES: u64 = 100_000;
 
-/// The work of one call: runs inside the writer against a fresh `Tx`.
-pub type Work = Box<dyn for<'c> FnOnce(&mut Tx<'c>) -> Result<Value, ApiError> + Send>;
-
-/// A call for the writer: who, what (for the log), and the work.
+/// A job for the writer, as data: who, what ([`Op`]: a datamodel message or an internal
+/// operation), and the parameters as logged.
+#[derive(Debug)]
 pub struct Job {
     pub actor: Actor,
-    pub method: String,
+    pub op: Op,
     /// Parameters as logged (secrets already redacted, session omitted).
     pub params: Vec<Value>,
-    pub work: Work,
 }
 
 impl Job {
-    /// A job that logs exactly `changes` as `method(params)` and answers `""`: for changes made
-    /// outside any API message (the `xenledger user` commands, tests).
-    pub fn changes(actor: Actor, method: &str, params: Vec<Value>, changes: Vec<Change>) -> Job {
-        let work: Work = Box::new(move |tx| {
-            for change in changes {
-                tx.push(change);
-            }
-            Ok(Value::String(String::new()))
-        });
-        Job { actor, method: method.into(), params, work }
+    /// A call of a datamodel message, logged with `params`.
+    pub fn call(actor: Actor, call: Invocation, params: Vec<Value>) -> Job {
+        Job { actor, op: Op::Call(call), params }
+    }
+
+    /// An internal operation, logged as it says.
+    pub fn internal(actor: Actor, op: InternalOp) -> Job {
+        Job { actor, params: op.logged_params(), op: Op::Internal(op) }
     }
 }
 
@@ -366,8 +363,9 @@ impl Writer {
         self.jobs_run += 1;
         let seed = *blake3::keyed_hash(&self.seed_key, &self.jobs_run.to_le_bytes()).as_bytes();
         let ctx = Ctx { now_us: self.clock.now_us(), actor: job.actor, seed };
+        let method = job.op.method().to_string();
         let mut tx = Tx::new(state.clone(), &ctx);
-        let value = (job.work)(&mut tx)?;
+        let value = crate::engine::run(&mut tx, job.op)?;
         let (new_state, changes) = tx.finish();
         if changes.is_empty() {
             return Ok((value, 0));
@@ -376,7 +374,7 @@ impl Writer {
             seq: new_state.seq,
             timestamp_us: ctx.now_us,
             actor: ctx.actor.clone(),
-            method: job.method,
+            method,
             params: job.params,
             changes,
         };
@@ -459,51 +457,38 @@ impl Committer {
 }
 
 impl Ledger {
-    /// The in-process API: runs `class.message` (no session; `raw_args` as a wire would send them
-    /// after the session) as `actor`, blocking until durable. Reads are served from the snapshot and
-    /// answer seq 0.
+    /// The in-process API, one verb to call in (blocking or not): runs `method` (no session; `raw_args` as a wire
+    /// would send them after the session) as `actor`. Reads are served from the snapshot and
+    /// answer seq 0; writes answer once durable.
+    pub async fn invoke_async(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Outcome {
+        match self.prepare(actor, method, raw_args)? {
+            Prepared::Done(value) => Ok((value, 0)),
+            Prepared::Write(job) => self.call(job).await,
+        }
+    }
+
+    /// [`Ledger::invoke_async`] for callers outside an async runtime (the CLI, tests, benches).
     pub fn invoke(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Outcome {
-        let job = self.prepare(actor, method, raw_args)?;
-        match job {
-            Prepared::Read(class, msg, args) => {
-                let value = crate::engine::read(&self.snapshot(), class, msg, &args)?;
-                Ok((crate::vault::reveal(self.vault(), class, value)?, 0))
-            }
+        match self.prepare(actor, method, raw_args)? {
+            Prepared::Done(value) => Ok((value, 0)),
             Prepared::Write(job) => self.call_blocking(job),
         }
     }
 
-    /// Async form of [`Ledger::invoke`].
-    pub async fn invoke_async(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Outcome {
-        match self.prepare(actor, method, raw_args)? {
-            Prepared::Read(class, msg, args) => {
-                let value = crate::engine::read(&self.snapshot(), class, msg, &args)?;
-                Ok((crate::vault::reveal(self.vault(), class, value)?, 0))
-            }
-            Prepared::Write(job) => self.call(job).await,
+    fn prepare(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Result<Prepared, ApiError> {
+        let (class, msg) = schema().lookup(method).ok_or_else(|| ApiError::method_unknown(method))?;
+        let args = crate::engine::prepare_args(method, msg, raw_args)?;
+        if let crate::engine::Route::Read(_) = crate::engine::route(class, msg) {
+            let value = crate::engine::read(&self.snapshot(), class, msg, &args)?;
+            return Ok(Prepared::Done(crate::vault::reveal(self.vault(), class, value)?));
         }
+        let mut params = crate::engine::logged_params(msg, &args);
+        let args = crate::vault::seal_args(self.vault(), class, msg, args, &mut params);
+        Ok(Prepared::Write(Job::call(actor, Invocation::new(class, msg, args)?, params)))
     }
 }
 
 enum Prepared {
-    Read(&'static crate::schema::Class, &'static crate::schema::Message, Vec<Value>),
+    Done(Value),
     Write(Job),
-}
-
-impl Ledger {
-    fn prepare(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Result<Prepared, ApiError> {
-        let (class, msg) = schema().lookup(method).ok_or_else(|| ApiError::method_unknown(method))?;
-        let args = crate::engine::prepare_args(method, msg, raw_args)?;
-        if crate::engine::is_read(class, msg) {
-            return Ok(Prepared::Read(class, msg, args));
-        }
-        let mut params = crate::engine::logged_params(msg, &args);
-        let args = crate::vault::seal_args(self.vault(), class, msg, args, &mut params);
-        Ok(Prepared::Write(Job {
-            actor,
-            method: msg.wire_name.clone(),
-            params,
-            work: Box::new(move |tx| crate::engine::execute_in(tx, class, msg, &args)),
-        }))
-    }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::{Caller, Node};
 use crate::clock;
+use crate::engine::internal::InternalOp;
 use crate::engine::State;
-use crate::entry::Change;
 use crate::error::ApiError;
 use crate::ledger::Job;
 use crate::schema::{schema, Class, ClassId};
@@ -332,20 +332,8 @@ pub async fn inject(node: &Arc<Node>, caller: &Caller, class: &str, reference: &
     if !node.ledger.snapshot().exists(c.id, reference) {
         return Err(ApiError::handle_invalid(class, reference));
     }
-    let (class_name, r) = (c.name.clone(), reference.to_string());
-    let job = Job {
-        actor: caller.actor(),
-        method: "event.inject".into(),
-        params: vec![Value::String(class_name.clone()), Value::Ref(r.clone())],
-        work: Box::new(move |tx| {
-            let c = schema().class(&class_name).expect("checked class");
-            if !tx.state.exists(c.id, &r) {
-                return Err(ApiError::handle_invalid(&class_name, &r));
-            }
-            tx.push(Change::Touch { class: class_name, reference: r });
-            Ok(Value::String(String::new()))
-        }),
-    };
+    let op = InternalOp::EventInject { class: c.name.clone(), reference: reference.to_string() };
+    let job = Job::internal(caller.actor(), op);
     let (_, seq) = node.ledger.call(job).await?;
     Ok(Value::String(format_token(seq.saturating_sub(1))))
 }

@@ -12,17 +12,19 @@ pub mod tasks;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use crate::engine::internal::SESSIONS_PER_ORIGINATOR_MAX;
 pub use bootstrap::FirstStart;
-pub use sessions::{collect_garbage, Sessions, AUTH_FAILURE_DELAY, SESSIONS_PER_ORIGINATOR_MAX};
+pub use sessions::{collect_garbage, Sessions, AUTH_FAILURE_DELAY};
 
 use crate::auth;
 use crate::clock::{Clock, SystemClock};
 use crate::engine;
 use crate::engine::explicit::{self, Mode, Runtime};
+use crate::engine::Route;
 use crate::entry::Actor;
 use crate::error::ApiError;
 use crate::ledger::{Job, Ledger, LedgerError};
-use crate::schema::{schema, Class, Kind, Message, Ty};
+use crate::schema::{schema, Class, Message, Ty};
 use crate::value::Value;
 use crate::vault;
 
@@ -216,31 +218,28 @@ impl Node {
         msg: &'static Message,
         args: Vec<Value>,
     ) -> Result<Value, ApiError> {
-        let mode = explicit::mode(class, msg);
-        if let Some(Mode::Runtime(runtime)) = mode {
-            return self.run_runtime(runtime, caller, msg, &args).await;
-        }
-        if engine::is_read(class, msg) {
-            let value = engine::read(&self.ledger.snapshot(), class, msg, &args)?;
-            return vault::reveal(self.ledger.vault(), class, value);
-        }
-        if mode.is_none() && msg.kind == Kind::Explicit {
-            // Bad refs still get xapi's HANDLE_INVALID before anything else is said.
-            let snapshot = self.ledger.snapshot();
-            for (p, v) in msg.args().iter().zip(&args) {
-                engine::implicit::check_refs(&snapshot, &p.ty, v)?;
+        let route = engine::route(class, msg);
+        match route {
+            Route::Runtime(runtime) => self.run_runtime(runtime, caller, msg, &args).await,
+            Route::Read(_) => {
+                let value = engine::read(&self.ledger.snapshot(), class, msg, &args)?;
+                vault::reveal(self.ledger.vault(), class, value)
             }
-            return Err(ApiError::not_implemented(&msg.wire_name));
+            Route::NotImplemented => {
+                // Bad refs still get xapi's HANDLE_INVALID before anything else is said.
+                let snapshot = self.ledger.snapshot();
+                for (p, v) in msg.args().iter().zip(&args) {
+                    engine::implicit::check_refs(&snapshot, &p.ty, v)?;
+                }
+                Err(ApiError::not_implemented(&msg.wire_name))
+            }
+            Route::Write(_) => {
+                let mut logged = engine::logged_params(msg, &args);
+                let args = vault::seal_args(self.ledger.vault(), class, msg, args, &mut logged);
+                let job = Job::call(caller.actor(), engine::Invocation::new(class, msg, args)?, logged);
+                self.ledger.call(job).await.map(|(v, _)| v)
+            }
         }
-        let mut logged = engine::logged_params(msg, &args);
-        let args = vault::seal_args(self.ledger.vault(), class, msg, args, &mut logged);
-        let job = Job {
-            actor: caller.actor(),
-            method: msg.wire_name.clone(),
-            params: logged,
-            work: Box::new(move |tx| engine::execute_in(tx, class, msg, &args)),
-        };
-        self.ledger.call(job).await.map(|(v, _)| v)
     }
 
     async fn sessionless(

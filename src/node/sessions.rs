@@ -9,34 +9,29 @@ use std::time::Duration;
 use super::{Caller, Node, Origin};
 use crate::auth;
 use crate::clock::Clock;
-use crate::engine::implicit::{create_internal_at, destroy};
+use crate::engine::internal::{expired_sessions, InternalOp, Login, UserChange};
 use crate::engine::State;
 use crate::entry::Actor;
 use crate::error::ApiError;
 use crate::ledger::Job;
 use crate::schema::{schema, Message};
-use crate::value::{Value, NULL_REF};
+use crate::value::Value;
 
-/// Sessions kept per originator (or per user name for non-root users) before the least
-/// recently used are evicted (xapi_globs.ml `max_sessions_per_originator`).
-pub const SESSIONS_PER_ORIGINATOR_MAX: usize = 500;
-/// Idle sessions expire after this long (xapi_globs.ml `inactive_session_timeout`).
-pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Pause before answering a failed login (xapi sleeps 5 s), without holding a thread.
 pub const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(5);
 
 /// Runtime state of the sessions: when each was last used. Keyed, like the sessions themselves,
 /// by [`auth::session_key`]: the refs clients hold are never kept here.
 pub struct Sessions {
-    /// Session key → last time it was used (seconds since the epoch). Shared with the writer, which
-    /// reads it when a login evicts the least recently used sessions of a group.
-    last_active: Arc<Mutex<HashMap<String, i64>>>,
+    /// Session key → last time it was used (seconds since the epoch). A login's job carries a copy,
+    /// which decides the least recently used sessions of its group.
+    last_active: Mutex<HashMap<String, i64>>,
     clock: Arc<dyn Clock>,
 }
 
 impl Sessions {
     pub fn new(clock: Arc<dyn Clock>) -> Sessions {
-        Sessions { last_active: Arc::default(), clock }
+        Sessions { last_active: Mutex::default(), clock }
     }
 
     /// Validates a session ref as a client presents it and touches its `last_active`.
@@ -87,60 +82,15 @@ impl Sessions {
         self.last_active.lock().expect("sessions lock").remove(key);
     }
 
+    /// Forgets the sessions `state` no longer has (a login's evictions).
+    fn forget_ended(&self, state: &State) {
+        let class = schema().class("session").expect("session class");
+        self.last_active.lock().expect("sessions lock").retain(|key, _| state.exists(class.id, key));
+    }
+
     /// Sessions to destroy now; see [`expired_sessions`].
     pub fn expired(&self, state: &State, now: i64, extra_in_group: Option<&str>) -> Vec<String> {
         expired_sessions(state, &self.last_active.lock().expect("sessions lock"), now, extra_in_group)
-    }
-}
-
-/// Sessions to destroy: idle past the timeout, and the least recently used beyond the limit of
-/// each group (xapi db_gc_util.ml `timeout_sessions_common`). `extra_in_group` names the group of a
-/// login about to be added, which counts against that group's limit.
-fn expired_sessions(
-    state: &State,
-    last_active: &HashMap<String, i64>,
-    now: i64,
-    extra_in_group: Option<&str>,
-) -> Vec<String> {
-    let class = schema().class("session").expect("session class");
-    let (f_user, f_orig, f_last) = (
-        class.field("auth_user_name").expect("field"),
-        class.field("originator").expect("field"),
-        class.field("last_active").expect("field"),
-    );
-    let mut groups: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-    let mut out = Vec::new();
-    for (r, o) in state.table(class.id).objects.iter() {
-        let stored = match o.fields[f_last] {
-            Value::DateTime(t) => t,
-            _ => 0,
-        };
-        let last = last_active.get(r).copied().unwrap_or(stored);
-        if now - last > SESSION_IDLE_TIMEOUT.as_secs() as i64 {
-            out.push(r.clone());
-            continue;
-        }
-        groups
-            .entry(group_key(o.fields[f_user].as_str().unwrap_or(""), o.fields[f_orig].as_str().unwrap_or("")))
-            .or_default()
-            .push((last, r.clone()));
-    }
-    for (key, mut members) in groups {
-        let limit = SESSIONS_PER_ORIGINATOR_MAX - usize::from(extra_in_group == Some(key.as_str()));
-        if members.len() > limit {
-            members.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-            out.extend(members.into_iter().skip(limit).map(|(_, r)| r));
-        }
-    }
-    out
-}
-
-/// The group a session counts in: root logins by originator, other users by name.
-pub fn group_key(user: &str, originator: &str) -> String {
-    if user.is_empty() || user == auth::ROOT {
-        format!("originator:{originator}")
-    } else {
-        format!("user:{user}")
     }
 }
 
@@ -176,50 +126,12 @@ pub async fn login(
         // xapi sends [uname, message] although the datamodel documents no parameters.
         return Err(ApiError::new("SESSION_AUTHENTICATION_FAILED", [uname, "Authentication failure"]));
     }
-    let uname_logged = if origin.unix && uname.is_empty() { auth::ROOT.to_string() } else { uname.to_string() };
-    let group = group_key(&uname_logged, originator);
-    let last_active = node.sessions.last_active.clone();
-    let host = node.host.clone();
-    let originator_owned = originator.to_string();
-    let user_for_job = uname_logged.clone();
-    let job = Job {
-        actor: Actor { session: String::new(), user: uname_logged.clone(), originator: originator.to_string() },
-        method: "session.login_with_password".into(),
-        params: vec![Value::String(uname_logged.clone()), Value::String("(secret)".into())],
-        work: Box::new(move |tx| {
-            let class = schema().class("session").expect("session class");
-            let now_secs = tx.ctx.now_secs();
-            let evict = {
-                let mut last_active = last_active.lock().expect("sessions lock");
-                let evict = expired_sessions(&tx.state, &last_active, now_secs, Some(&group));
-                for r in &evict {
-                    last_active.remove(r);
-                }
-                evict
-            };
-            for r in &evict {
-                destroy(tx, class, r);
-            }
-            let presented = tx.new_ref();
-            let now = Value::DateTime(now_secs);
-            create_internal_at(
-                tx,
-                "session",
-                auth::session_key(&presented),
-                vec![
-                    ("this_host", Value::Ref(host)),
-                    ("this_user", Value::Ref(NULL_REF.into())),
-                    ("last_active", now.clone()),
-                    ("validation_time", now),
-                    ("is_local_superuser", Value::Bool(superuser)),
-                    ("auth_user_name", Value::String(user_for_job)),
-                    ("originator", Value::String(originator_owned)),
-                ],
-            );
-            Ok(Value::Ref(presented))
-        }),
-    };
-    let (value, _) = node.ledger.call(job).await?;
+    let user = if origin.unix && uname.is_empty() { auth::ROOT.to_string() } else { uname.to_string() };
+    let last_active = node.sessions.last_active.lock().expect("sessions lock").clone();
+    let actor = Actor { session: String::new(), user: user.clone(), originator: originator.to_string() };
+    let op = Login { user, originator: originator.to_string(), superuser, host: node.host.clone(), last_active };
+    let (value, _) = node.ledger.call(Job::internal(actor, InternalOp::Login(Box::new(op)))).await?;
+    node.sessions.forget_ended(&node.ledger.snapshot());
     if let Value::Ref(presented) = &value {
         node.sessions.touch(&auth::session_key(presented), node.ledger.clock().now_secs());
     }
@@ -228,19 +140,8 @@ pub async fn login(
 
 /// `session.logout` / `local_logout`: ends the caller's own session.
 pub async fn logout(node: &Arc<Node>, caller: &Caller, msg: &Message) -> Result<Value, ApiError> {
-    let session = caller.session.clone();
-    let job = Job {
-        actor: caller.actor(),
-        method: msg.wire_name.clone(),
-        params: vec![],
-        work: Box::new(move |tx| {
-            let class = schema().class("session").expect("session class");
-            if tx.state.exists(class.id, &session) {
-                destroy(tx, class, &session);
-            }
-            Ok(Value::String(String::new()))
-        }),
-    };
+    let op = InternalOp::Logout { session: caller.session.clone(), local: msg.name == "local_logout" };
+    let job = Job::internal(caller.actor(), op);
     let result = node.ledger.call(job).await.map(|(v, _)| v);
     node.sessions.forget(&caller.session);
     result
@@ -309,15 +210,8 @@ pub async fn change_password(node: &Arc<Node>, caller: &Caller, args: &[Value]) 
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let role = node.ledger.snapshot().users.get(&user).map(|u| u.role.clone()).unwrap_or_else(|| "pool-admin".into());
-    let job = Job {
-        actor: caller.actor(),
-        method: "session.change_password".into(),
-        params: vec![Value::String("(secret)".into()), Value::String("(secret)".into())],
-        work: Box::new(move |tx| {
-            tx.push(crate::entry::Change::UserPut { name: user, role, password_hash: phc });
-            Ok(Value::String(String::new()))
-        }),
-    };
+    let op = InternalOp::UserPut { name: user, role, password_hash: phc, why: UserChange::ChangePassword };
+    let job = Job::internal(caller.actor(), op);
     node.ledger.call(job).await.map(|(v, _)| v)
 }
 
@@ -331,19 +225,6 @@ pub async fn collect_garbage(node: &Arc<Node>) -> Result<usize, ApiError> {
     for r in &expired {
         node.sessions.forget(r);
     }
-    let job = Job {
-        actor: Actor { session: String::new(), user: "xenledger".into(), originator: "session-gc".into() },
-        method: "session.gc".into(),
-        params: expired.iter().map(|r| Value::Ref(r.clone())).collect(),
-        work: Box::new(move |tx| {
-            let class = schema().class("session").expect("session class");
-            for r in &expired {
-                if tx.state.exists(class.id, r) {
-                    destroy(tx, class, r);
-                }
-            }
-            Ok(Value::String(String::new()))
-        }),
-    };
+    let job = Job::internal(Actor::server("session-gc"), InternalOp::SessionGc(expired));
     node.ledger.call(job).await.map(|_| count)
 }

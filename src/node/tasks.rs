@@ -11,62 +11,12 @@ use std::time::Duration;
 use super::{Caller, Node};
 use crate::auth;
 use crate::clock;
-use crate::engine::implicit::create_internal;
-use crate::engine::{State, Tx};
+use crate::engine::internal::{task_is_pending as is_pending, InternalOp, NewTask, TaskEdit, Turn};
 use crate::entry::Actor;
 use crate::error::ApiError;
 use crate::ledger::{Job, Ledger};
 use crate::schema::{schema, Class, Message, Ty};
 use crate::value::Value;
-
-/// Whether `task` exists and is still pending.
-fn is_pending(state: &State, task: &str) -> bool {
-    let class = schema().class("task").expect("task class");
-    let status = class.field("status").expect("status");
-    state.get(class.id, task).is_some_and(|o| o.fields[status] == Value::Enum("pending".into()))
-}
-
-fn new_task(tx: &mut Tx, host: &str, label: &str, description: &str) -> String {
-    let now = Value::DateTime(tx.ctx.now_secs());
-    create_internal(
-        tx,
-        "task",
-        vec![
-            ("name_label", Value::String(label.to_string())),
-            ("name_description", Value::String(description.to_string())),
-            ("created", now),
-            ("status", Value::Enum("pending".into())),
-            ("resident_on", Value::Ref(host.to_string())),
-            ("progress", Value::Float(0.0)),
-            ("type", Value::String("<none/>".into())),
-            ("backtrace", Value::String("()".into())),
-        ],
-    )
-}
-
-/// Completes a task with the outcome of its call.
-fn finish(tx: &mut Tx, task: &str, outcome: &Result<Value, ApiError>) {
-    if !is_pending(&tx.state, task) {
-        return; // destroyed or cancelled meanwhile: the first outcome stands
-    }
-    let now = Value::DateTime(tx.ctx.now_secs());
-    tx.set("task", task, "progress", Value::Float(1.0));
-    tx.set("task", task, "finished", now);
-    match outcome {
-        Ok(v) => {
-            let mut fragment = String::new();
-            crate::wire::xmlrpc::encode_value(v, &mut fragment);
-            tx.set("task", task, "result", Value::String(fragment));
-            tx.set("task", task, "status", Value::Enum("success".into()));
-        }
-        Err(e) => {
-            let cancelled = e.code == "TASK_CANCELLED";
-            tx.set("task", task, "error_info", Value::Set(e.to_wire().into_iter().map(Value::String).collect()));
-            tx.set("task", task, "status", Value::Enum(if cancelled { "cancelled" } else { "failure" }.into()));
-        }
-    }
-    tx.set("task", task, "allowed_operations", Value::Set(Vec::new()));
-}
 
 /// Longest an operation waits for a conflicting one on the same object (xapi's
 /// `Repeat_with_uniform_backoff.standard`: 2 hours). The wait is cancellable.
@@ -86,21 +36,6 @@ fn operation_of(class: &Class, msg: &Message, args: &[Value]) -> Option<(String,
         return None;
     }
     Some((args.first()?.as_str()?.to_string(), msg.name.clone()))
-}
-
-const TURN_REGISTERED: i64 = 0;
-const TURN_BUSY: i64 = 1;
-const TURN_CANCELLED: i64 = 2;
-const TURN_NO_OBJECT: i64 = 3;
-
-/// What waiting for the object's other operations ended with.
-enum Turn {
-    /// Our operation is registered on the object.
-    Registered,
-    /// The object is gone; the call itself will say so.
-    NoObject,
-    /// The task was cancelled (or finished) while waiting.
-    Cancelled,
 }
 
 /// Waits until no other operation runs on the object, then registers ours, atomically in the
@@ -125,29 +60,15 @@ async fn take_turn(
         }
         let Some(o) = state.get(class.id, object) else { return Ok(Turn::NoObject) };
         if o.fields[current].as_map().is_some_and(<[_]>::is_empty) {
-            let (object, op, task) = (object.to_string(), op.to_string(), task.to_string());
-            let job = Job {
-                actor: caller.actor(),
-                method: "task.register_operation".into(),
-                params: vec![Value::Ref(object.clone()), Value::String(op.clone()), Value::Ref(task.clone())],
-                work: Box::new(move |tx| {
-                    if !is_pending(&tx.state, &task) {
-                        return Ok(Value::Int(TURN_CANCELLED));
-                    }
-                    let Some(o) = tx.state.get(class.id, &object) else { return Ok(Value::Int(TURN_NO_OBJECT)) };
-                    if !o.fields[current].as_map().is_some_and(<[_]>::is_empty) {
-                        return Ok(Value::Int(TURN_BUSY)); // someone was quicker: wait again
-                    }
-                    let entry = (Value::String(task), Value::Enum(op));
-                    tx.set(&class.name, &object, "current_operations", Value::Map(vec![entry]));
-                    Ok(Value::Int(TURN_REGISTERED))
-                }),
+            let op = InternalOp::RegisterOperation {
+                class: class_name(class),
+                object: object.to_string(),
+                op: op.to_string(),
+                task: task.to_string(),
             };
-            match node.ledger.call(job).await?.0 {
-                Value::Int(TURN_REGISTERED) => return Ok(Turn::Registered),
-                Value::Int(TURN_CANCELLED) => return Ok(Turn::Cancelled),
-                Value::Int(TURN_NO_OBJECT) => return Ok(Turn::NoObject),
-                _ => continue,
+            match node.ledger.call(Job::internal(caller.actor(), op)).await?.0 {
+                Value::Int(code) if Turn::from_code(code) != Turn::Busy => return Ok(Turn::from_code(code)),
+                _ => continue, // someone was quicker: wait again
             }
         }
         if clock.now_us() >= deadline_us {
@@ -184,33 +105,15 @@ pub async fn spawn_async(
     args: Vec<Value>,
     hints: &super::TaskHints,
 ) -> Result<Value, ApiError> {
-    let label = format!("Async.{}", msg.wire_name);
-    let host = node.host.clone();
-    let hints = hints.clone();
-    let job = Job {
-        actor: caller.actor(),
-        method: "task.create".into(),
-        params: vec![Value::String(label.clone())],
-        work: Box::new(move |tx| {
-            let task = new_task(tx, &host, &label, "");
-            if !hints.other_config.is_empty() {
-                let entries = hints
-                    .other_config
-                    .iter()
-                    .map(|(k, v)| (Value::String(format!("http:{k}")), Value::String(v.clone())))
-                    .collect();
-                tx.set("task", &task, "other_config", Value::Map(entries));
-            }
-            if let Some(parent) = hints.subtask_of {
-                // A parent that does not exist is ignored, as a stale header would be.
-                let tasks = schema().class("task").expect("task class");
-                if tx.state.exists(tasks.id, &parent) {
-                    tx.set("task", &task, "subtask_of", Value::Ref(parent));
-                }
-            }
-            Ok(Value::Ref(task))
-        }),
+    let new_task = NewTask {
+        label: format!("Async.{}", msg.wire_name),
+        description: String::new(),
+        host: node.host.clone(),
+        other_config: hints.other_config.clone(),
+        subtask_of: hints.subtask_of.clone(),
+        explicit: false,
     };
+    let job = Job::internal(caller.actor(), InternalOp::TaskCreate(Box::new(new_task)));
     let (task, _) = node.ledger.call(job).await?;
     let task_ref = task.as_str().unwrap_or_default().to_string();
     node.task_owners.lock().expect("task owners lock").insert(task_ref.clone(), caller.user.clone());
@@ -236,24 +139,14 @@ pub async fn spawn_async(
                     Box::pin(node2.dispatch(&caller, class, msg, args)).await
                 }
                 Ok(Turn::NoObject) => Box::pin(node2.dispatch(&caller, class, msg, args)).await,
-                Ok(Turn::Cancelled) => Err(ApiError::new("TASK_CANCELLED", [t.as_str()])),
+                Ok(Turn::Cancelled | Turn::Busy) => Err(ApiError::new("TASK_CANCELLED", [t.as_str()])),
                 Err(e) => Err(e),
             },
             _ => Box::pin(node2.dispatch(&caller, class, msg, args)).await,
         };
-        let done = t.clone();
-        let job = Job {
-            actor: caller.actor(),
-            method: "task.complete".into(),
-            params: vec![Value::Ref(t.clone())],
-            work: Box::new(move |tx| {
-                if let Some(object) = registered {
-                    unregister(tx, class, &object, &done);
-                }
-                finish(tx, &done, &outcome);
-                Ok(Value::String(String::new()))
-            }),
-        };
+        let registered = registered.map(|object| (class_name(class), object));
+        let op = InternalOp::TaskComplete { task: t.clone(), outcome: Box::new(outcome), registered };
+        let job = Job::internal(caller.actor(), op);
         if let Err(e) = node2.ledger.call(job).await {
             tracing::error!("recording the outcome of task failed: {e}");
         }
@@ -262,24 +155,17 @@ pub async fn spawn_async(
     Ok(task)
 }
 
-/// Removes a task's entry from an object's `current_operations`, if both still exist.
-fn unregister(tx: &mut Tx, class: &Class, object: &str, task: &str) {
-    let Some(field) = class.field("current_operations") else { return };
-    let Some(o) = tx.state.get(class.id, object) else { return };
-    let ops = o.fields[field].as_map().map(<[_]>::to_vec).unwrap_or_default();
-    if ops.iter().any(|(k, _)| k.as_str() == Some(task)) {
-        let kept = ops.into_iter().filter(|(k, _)| k.as_str() != Some(task)).collect();
-        tx.set(&class.name, object, "current_operations", Value::Map(kept));
-    }
-}
-
 /// `task.create(label, description)`: a task owned by its creator.
 pub async fn create(node: &Arc<Node>, caller: &Caller, args: &[Value]) -> Result<Value, ApiError> {
-    let host = node.host.clone();
-    let label = args[0].as_str().unwrap_or("").to_string();
-    let description = args[1].as_str().unwrap_or("").to_string();
-    let work: crate::ledger::Work = Box::new(move |tx| Ok(Value::Ref(new_task(tx, &host, &label, &description))));
-    let job = Job { actor: caller.actor(), method: "task.create".into(), params: args.to_vec(), work };
+    let new_task = NewTask {
+        label: args[0].as_str().unwrap_or("").to_string(),
+        description: args[1].as_str().unwrap_or("").to_string(),
+        host: node.host.clone(),
+        other_config: Vec::new(),
+        subtask_of: None,
+        explicit: true,
+    };
+    let job = Job::internal(caller.actor(), InternalOp::TaskCreate(Box::new(new_task)));
     let result = node.ledger.call(job).await.map(|(v, _)| v);
     if let Ok(Value::Ref(task)) = &result {
         node.task_owners.lock().expect("task owners lock").insert(task.clone(), caller.user.clone());
@@ -297,33 +183,22 @@ pub async fn change(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Va
     }
     check_owner(node, caller, &task)?;
     let value = args.get(1).cloned().unwrap_or(Value::Null);
-    // A running Async operation cannot be cancelled (it simply finishes, as xapi's uncancellable
-    // operations do); one waiting for its turn, or a client's task, can.
-    let cancellable = !node.running_tasks.lock().expect("running tasks lock").contains(&task)
-        || node.waiting_tasks.lock().expect("waiting tasks lock").contains(&task);
-    let method = format!("task.{message}");
-    let message = message.to_string();
-    let work: crate::ledger::Work = Box::new(move |tx| {
-        let class = schema().class("task").expect("task class");
-        if !tx.state.exists(class.id, &task) {
-            return Err(ApiError::handle_invalid("task", &task));
+    let edit = match message {
+        "cancel" => {
+            // A running Async operation cannot be cancelled (it simply finishes, as xapi's
+            // uncancellable operations do); one waiting for its turn, or a client's task, can.
+            let cancellable = !node.running_tasks.lock().expect("running tasks lock").contains(&task)
+                || node.waiting_tasks.lock().expect("waiting tasks lock").contains(&task);
+            TaskEdit::Cancel { cancellable }
         }
-        match message.as_str() {
-            "cancel" => {
-                if is_pending(&tx.state, &task) && cancellable {
-                    finish(tx, &task, &Err(ApiError::new("TASK_CANCELLED", [task.as_str()])));
-                }
-            }
-            "destroy" => crate::engine::implicit::destroy(tx, class, &task),
-            "set_status" => tx.set("task", &task, "status", value),
-            "set_progress" => tx.set("task", &task, "progress", value),
-            "set_result" => tx.set("task", &task, "result", value),
-            "set_error_info" => tx.set("task", &task, "error_info", value),
-            other => return Err(ApiError::internal(format!("task.{other} is not a task change"))),
-        }
-        Ok(Value::String(String::new()))
-    });
-    let job = Job { actor: caller.actor(), method, params: args.to_vec(), work };
+        "destroy" => TaskEdit::Destroy,
+        "set_status" => TaskEdit::Set { field: "status", value },
+        "set_progress" => TaskEdit::Set { field: "progress", value },
+        "set_result" => TaskEdit::Set { field: "result", value },
+        "set_error_info" => TaskEdit::Set { field: "error_info", value },
+        other => return Err(ApiError::internal(format!("task.{other} is not a task change"))),
+    };
+    let job = Job::internal(caller.actor(), InternalOp::TaskEdit { task, edit });
     node.ledger.call(job).await.map(|(v, _)| v)
 }
 
@@ -350,17 +225,7 @@ pub fn fail_orphans(ledger: &Ledger) -> Result<(), ApiError> {
     if pending.is_empty() {
         return Ok(());
     }
-    let job = Job {
-        actor: Actor { session: String::new(), user: "xenledger".into(), originator: "start-up".into() },
-        method: "task.fail_orphans".into(),
-        params: pending.iter().map(|r| Value::Ref(r.clone())).collect(),
-        work: Box::new(move |tx| {
-            for t in &pending {
-                finish(tx, t, &Err(ApiError::internal("the server stopped while this task was pending")));
-            }
-            Ok(Value::String(String::new()))
-        }),
-    };
+    let job = Job::internal(Actor::server("start-up"), InternalOp::TaskFailOrphans(pending));
     ledger.call_blocking(job).map(|_| ())
 }
 
@@ -409,19 +274,11 @@ pub async fn collect_tasks(node: &Arc<Node>) -> Result<usize, ApiError> {
         return Ok(0);
     }
     let count = expired.len();
-    let job = Job {
-        actor: Actor { session: String::new(), user: "xenledger".into(), originator: "task-gc".into() },
-        method: "task.gc".into(),
-        params: expired.iter().map(|r| Value::Ref(r.clone())).collect(),
-        work: Box::new(move |tx| {
-            let class = schema().class("task").expect("task class");
-            for r in &expired {
-                if tx.state.exists(class.id, r) {
-                    crate::engine::implicit::destroy(tx, class, r);
-                }
-            }
-            Ok(Value::String(String::new()))
-        }),
-    };
+    let job = Job::internal(Actor::server("task-gc"), InternalOp::TaskGc(expired));
     node.ledger.call(job).await.map(|_| count)
+}
+
+/// The datamodel's own name of a class, as a `'static` str for an internal op.
+fn class_name(class: &'static Class) -> &'static str {
+    &class.name
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use xenledger::auth;
 use xenledger::clock::VirtualClock;
+use xenledger::engine::internal::InternalOp;
 use xenledger::entry::{Actor, Change};
 use xenledger::ledger::{Job, Ledger};
 use xenledger::node::{FirstStart, Node, Origin, Reply};
@@ -81,5 +82,5 @@ pub async fn call(node: &Arc<Node>, method: &str, params: Vec<Value>) -> Result<
 /// Adds a local user with `role` and `password`, as `xenledger user add` logs one.
 pub async fn add_user(node: &Arc<Node>, name: &str, role: &str, password: &str) {
     let change = Change::UserPut { name: name.into(), role: role.into(), password_hash: auth::hash_password(password) };
-    node.ledger.call(Job::changes(Actor::default(), "test.user", vec![], vec![change])).await.unwrap();
+    node.ledger.call(Job::internal(Actor::default(), InternalOp::Changes(vec![change]))).await.unwrap();
 }

@@ -1,0 +1,170 @@
+//! The first start of a data dir: the root user, the pool, this host and its metrics, because
+//! every real client reads them right after login (docs/xenapi-semantics.md §i; the Go SDK refuses
+//! to log in without `software_version.xapi`). Logged as one entry, so replay rebuilds them too.
+
+use super::super::implicit::create_internal;
+use super::super::tx::Tx;
+use crate::auth;
+use crate::entry::Change;
+use crate::error::ApiError;
+use crate::schema::schema;
+use crate::value::{Value, NULL_REF};
+
+/// What a first start needs from outside the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirstBoot {
+    /// root's password, as an argon2id PHC string.
+    pub root_password_hash: String,
+    pub hostname: String,
+    pub address: String,
+}
+
+/// The product version the host reports (clients split it on dots into ints).
+pub const PRODUCT_VERSION: &str = "8.4.0";
+/// The `xapi` version key: `major.minor` (clients such as the Go SDK require it).
+pub const XAPI_VERSION: &str = "25.33";
+
+pub(super) fn run(tx: &mut Tx, first: FirstBoot) -> Result<Value, ApiError> {
+    tx.push(Change::UserPut {
+        name: auth::ROOT.into(),
+        role: "pool-admin".into(),
+        password_hash: first.root_password_hash.clone(),
+    });
+    let s = schema();
+    let now = Value::DateTime(tx.ctx.now_secs());
+    let metrics = create_internal(
+        tx,
+        "host_metrics",
+        vec![
+            ("memory_total", Value::Int(16 << 30)),
+            ("memory_free", Value::Int(15 << 30)),
+            ("live", Value::Bool(true)),
+            ("last_updated", now.clone()),
+        ],
+    );
+    let software_version = Value::string_map([
+        ("product_version", PRODUCT_VERSION),
+        ("product_version_text", "8.4"),
+        ("product_version_text_short", "8.4"),
+        ("platform_name", "XCP"),
+        ("platform_version", "3.4.0"),
+        ("product_brand", "xenledger"),
+        ("build_number", "xenledger"),
+        ("xapi", XAPI_VERSION),
+        ("xapi_build", XAPI_VERSION),
+        ("hostname", "localhost"),
+        ("network_backend", "openvswitch"),
+        ("db_schema", "5.809"),
+        ("xen", "4.17.0"),
+        ("linux", "6.1.0"),
+    ]);
+    let api = format!("{}.{}", s.api_version_major, s.api_version_minor);
+    let mut sv = software_version;
+    if let Value::Map(entries) = &mut sv {
+        entries.push((Value::str("xencenter_min"), Value::str(api.clone())));
+        entries.push((Value::str("xencenter_max"), Value::str(api)));
+    }
+    let host = create_internal(
+        tx,
+        "host",
+        vec![
+            ("name_label", Value::String(first.hostname.clone())),
+            ("name_description", Value::str("Default install")),
+            ("hostname", Value::String(first.hostname.clone())),
+            ("address", Value::String(first.address.clone())),
+            ("enabled", Value::Bool(true)),
+            ("API_version_major", Value::Int(s.api_version_major)),
+            ("API_version_minor", Value::Int(s.api_version_minor)),
+            ("API_version_vendor", Value::str("XenSource")),
+            ("software_version", sv),
+            ("sched_policy", Value::str("credit")),
+            ("supported_bootloaders", Value::Set(vec![Value::str("pygrub"), Value::str("eliloader")])),
+            ("metrics", Value::Ref(metrics)),
+            ("cpu_info", Value::string_map([("cpu_count", "2"), ("socket_count", "1"), ("vendor", "GenuineIntel")])),
+        ],
+    );
+    control_domain(tx, &host, &first);
+    create_internal(
+        tx,
+        "pool",
+        vec![
+            ("name_label", Value::str("")),
+            ("master", Value::Ref(host)),
+            ("default_SR", Value::Ref(NULL_REF.into())),
+            ("other_config", Value::string_map([("memory-ratio-hvm", "0.25"), ("memory-ratio-pv", "0.25")])),
+            ("ha_cluster_stack", Value::str("xhad")),
+        ],
+    );
+    Ok(Value::String(String::new()))
+}
+
+/// The objects xapi makes for the host's own domain (docs/xenapi-semantics.md §i, create_misc.ml):
+/// the control-domain VM with its metrics and two consoles, and the host's CPUs. There is no
+/// hypervisor here; they describe the host a client expects to see.
+fn control_domain(tx: &mut Tx, host: &str, first: &FirstBoot) {
+    const VCPUS: i64 = 2;
+    const DOM0_MEMORY_BYTES: i64 = 4 << 30;
+    let now = Value::DateTime(tx.ctx.now_secs());
+    let metrics = create_internal(
+        tx,
+        "VM_metrics",
+        vec![
+            ("memory_actual", Value::Int(DOM0_MEMORY_BYTES)),
+            ("VCPUs_number", Value::Int(VCPUS)),
+            ("state", Value::Set(Vec::new())),
+            ("start_time", now.clone()),
+            ("last_updated", now),
+            ("current_domain_type", Value::Enum("pv".into())),
+        ],
+    );
+    let vm = create_internal(
+        tx,
+        "VM",
+        vec![
+            ("name_label", Value::String(format!("Control domain on host: {}", first.hostname))),
+            ("name_description", Value::str("The domain which manages physical devices and manages other domains")),
+            ("power_state", Value::Enum("Running".into())),
+            ("user_version", Value::Int(1)),
+            ("is_a_template", Value::Bool(false)),
+            ("is_control_domain", Value::Bool(true)),
+            ("domid", Value::Int(0)),
+            ("resident_on", Value::Ref(host.to_string())),
+            ("memory_static_max", Value::Int(DOM0_MEMORY_BYTES)),
+            ("memory_dynamic_max", Value::Int(DOM0_MEMORY_BYTES)),
+            ("memory_dynamic_min", Value::Int(DOM0_MEMORY_BYTES)),
+            ("memory_static_min", Value::Int(DOM0_MEMORY_BYTES)),
+            ("memory_target", Value::Int(DOM0_MEMORY_BYTES)),
+            ("VCPUs_max", Value::Int(VCPUS)),
+            ("VCPUs_at_startup", Value::Int(VCPUS)),
+            ("actions_after_shutdown", Value::Enum("destroy".into())),
+            ("actions_after_reboot", Value::Enum("destroy".into())),
+            ("actions_after_crash", Value::Enum("destroy".into())),
+            ("domain_type", Value::Enum("pv".into())),
+            ("metrics", Value::Ref(metrics)),
+        ],
+    );
+    for protocol in ["rfb", "vt100"] {
+        let console = create_internal(
+            tx,
+            "console",
+            vec![("protocol", Value::Enum(protocol.into())), ("VM", Value::Ref(vm.clone()))],
+        );
+        let location = format!("https://{}/console?ref={console}", first.address);
+        tx.set("console", &console, "location", Value::String(location));
+    }
+    tx.set("host", host, "control_domain", Value::Ref(vm));
+    for number in 0..VCPUS {
+        create_internal(
+            tx,
+            "host_cpu",
+            vec![
+                ("host", Value::Ref(host.to_string())),
+                ("number", Value::Int(number)),
+                ("vendor", Value::str("GenuineIntel")),
+                ("speed", Value::Int(2400)),
+                ("modelname", Value::str("xenledger virtual CPU")),
+                ("utilisation", Value::Float(0.0)),
+            ],
+        );
+    }
+}

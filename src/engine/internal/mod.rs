@@ -1,0 +1,249 @@
+//! Internal operations: the writes that no API message names — task and session bookkeeping,
+//! garbage collection, the first start, user administration, key management. Each is a variant
+//! of [`InternalOp`], a value the writer can log, count and test; [`run`] is the one controller
+//! that executes them against a transaction, as pure as the explicit handlers.
+//!
+//! To add one: a variant here (with its logged method name and parameters), its pure function in
+//! the module of its topic, and one arm in [`run`].
+
+mod first_start;
+mod sessions;
+mod tasks;
+
+pub use first_start::{FirstBoot, PRODUCT_VERSION, XAPI_VERSION};
+pub use sessions::{expired_sessions, group_key, Login, SESSIONS_PER_ORIGINATOR_MAX, SESSION_IDLE_TIMEOUT_SECS};
+pub use tasks::{finish as finish_task, is_pending as task_is_pending, NewTask, TaskEdit, Turn};
+
+use super::implicit::destroy;
+use super::tx::Tx;
+use crate::entry::Change;
+use crate::error::ApiError;
+use crate::schema::{schema, Class};
+use crate::value::Value;
+
+/// One internal write, as data.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InternalOp {
+    /// A fresh data dir: root, the pool, this host and what it holds.
+    FirstStart(Box<FirstBoot>),
+    /// A new session (and the evictions its group's limit requires); answers the session's ref.
+    Login(Box<Login>),
+    /// Ends a session (`session.logout` or, with `local`, `session.local_logout`).
+    Logout {
+        session: String,
+        local: bool,
+    },
+    /// Destroys idle or surplus sessions that still exist.
+    SessionGc(Vec<String>),
+    /// Creates or replaces a local user (`why` names the command in the log).
+    UserPut {
+        name: String,
+        role: String,
+        password_hash: String,
+        why: UserChange,
+    },
+    UserDelete {
+        name: String,
+    },
+    /// Ends every session and seals secret values still in the clear: `(secret ref, sealed value)`.
+    UpgradeCredentials {
+        sessions: Vec<String>,
+        sealed: Vec<(String, String)>,
+    },
+    /// Replaces live secret values by the same values sealed under the new key `key_id`.
+    Reseal {
+        key_id: u32,
+        values: Vec<(String, String)>,
+    },
+    /// `event.inject(class, ref)`.
+    EventInject {
+        class: String,
+        reference: String,
+    },
+    /// A pending task; answers its ref.
+    TaskCreate(Box<NewTask>),
+    /// Registers `op` of `task` in the object's `current_operations` if no other operation holds it;
+    /// answers a [`Turn`] code.
+    RegisterOperation {
+        class: &'static str,
+        object: String,
+        op: String,
+        task: String,
+    },
+    /// Records a task's outcome and clears the operation it registered, if any.
+    TaskComplete {
+        task: String,
+        outcome: Box<Result<Value, ApiError>>,
+        registered: Option<(&'static str, String)>,
+    },
+    /// `task.cancel`, `task.destroy`, `task.set_*`, after the node's owner check.
+    TaskEdit {
+        task: String,
+        edit: TaskEdit,
+    },
+    /// Fails the tasks a previous run left pending.
+    TaskFailOrphans(Vec<String>),
+    /// Destroys expired tasks that still exist.
+    TaskGc(Vec<String>),
+    /// Exactly these changes (tools and tests that compute changes themselves).
+    Changes(Vec<Change>),
+}
+
+/// Which command put a user, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserChange {
+    Add,
+    Passwd,
+    ChangePassword,
+}
+
+impl InternalOp {
+    /// The method name its entry is logged under.
+    pub fn method(&self) -> &'static str {
+        match self {
+            InternalOp::FirstStart(_) => "xenledger.first_start",
+            InternalOp::Login(_) => "session.login_with_password",
+            InternalOp::Logout { local: false, .. } => "session.logout",
+            InternalOp::Logout { local: true, .. } => "session.local_logout",
+            InternalOp::SessionGc(_) => "session.gc",
+            InternalOp::UserPut { why: UserChange::Add, .. } => "user.add",
+            InternalOp::UserPut { why: UserChange::Passwd, .. } => "user.passwd",
+            InternalOp::UserPut { why: UserChange::ChangePassword, .. } => "session.change_password",
+            InternalOp::UserDelete { .. } => "user.del",
+            InternalOp::UpgradeCredentials { .. } => "xenledger.upgrade_credentials",
+            InternalOp::Reseal { .. } => "xenledger.secret_rekey",
+            InternalOp::EventInject { .. } => "event.inject",
+            InternalOp::TaskCreate(_) => "task.create",
+            InternalOp::RegisterOperation { .. } => "task.register_operation",
+            InternalOp::TaskComplete { .. } => "task.complete",
+            InternalOp::TaskEdit { edit, .. } => edit.method(),
+            InternalOp::TaskFailOrphans(_) => "task.fail_orphans",
+            InternalOp::TaskGc(_) => "task.gc",
+            InternalOp::Changes(_) => "xenledger.changes",
+        }
+    }
+
+    /// The parameters its entry is logged with: never a password, a session ref or a secret value.
+    pub fn logged_params(&self) -> Vec<Value> {
+        let refs = |rs: &[String]| rs.iter().map(|r| Value::Ref(r.clone())).collect();
+        let secret = || Value::String("(secret)".into());
+        match self {
+            InternalOp::FirstStart(_)
+            | InternalOp::Logout { .. }
+            | InternalOp::UpgradeCredentials { .. }
+            | InternalOp::Changes(_) => vec![],
+            InternalOp::Login(l) => vec![Value::String(l.user.clone()), secret()],
+            InternalOp::SessionGc(rs) | InternalOp::TaskFailOrphans(rs) | InternalOp::TaskGc(rs) => refs(rs),
+            InternalOp::UserPut { why: UserChange::ChangePassword, .. } => vec![secret(), secret()],
+            InternalOp::UserPut { name, .. } | InternalOp::UserDelete { name } => vec![Value::String(name.clone())],
+            InternalOp::Reseal { key_id, .. } => vec![Value::Int(i64::from(*key_id))],
+            InternalOp::EventInject { class, reference } => {
+                vec![Value::String(class.clone()), Value::Ref(reference.clone())]
+            }
+            InternalOp::TaskCreate(t) => t.logged_params(),
+            InternalOp::RegisterOperation { object, op, task, .. } => {
+                vec![Value::Ref(object.clone()), Value::String(op.clone()), Value::Ref(task.clone())]
+            }
+            InternalOp::TaskComplete { task, .. } => vec![Value::Ref(task.clone())],
+            InternalOp::TaskEdit { task, edit } => edit.logged_params(task),
+        }
+    }
+}
+
+/// The controller: executes one internal operation.
+pub fn run(tx: &mut Tx, op: InternalOp) -> Result<Value, ApiError> {
+    let void = Ok(Value::String(String::new()));
+    match op {
+        InternalOp::FirstStart(first) => first_start::run(tx, *first),
+        InternalOp::Login(login) => Ok(sessions::login(tx, *login)),
+        InternalOp::Logout { session, .. } => {
+            destroy_existing(tx, "session", &[session]);
+            void
+        }
+        InternalOp::SessionGc(rs) => {
+            destroy_existing(tx, "session", &rs);
+            void
+        }
+        InternalOp::UserPut { name, role, password_hash, .. } => {
+            tx.push(Change::UserPut { name, role, password_hash });
+            void
+        }
+        InternalOp::UserDelete { name } => {
+            tx.push(Change::UserDelete { name });
+            void
+        }
+        InternalOp::UpgradeCredentials { sessions, sealed } => {
+            destroy_existing(tx, "session", &sessions);
+            set_secret_values(tx, sealed);
+            void
+        }
+        InternalOp::Reseal { values, .. } => {
+            set_secret_values(tx, values);
+            void
+        }
+        InternalOp::EventInject { class, reference } => {
+            let c = class_named(&class)?;
+            if !tx.state.exists(c.id, &reference) {
+                return Err(ApiError::handle_invalid(&class, &reference));
+            }
+            tx.push(Change::Touch { class, reference });
+            void
+        }
+        InternalOp::TaskCreate(task) => Ok(Value::Ref(tasks::create(tx, *task))),
+        InternalOp::RegisterOperation { class, object, op, task } => {
+            Ok(Value::Int(tasks::register_operation(tx, class_named(class)?, &object, &op, &task) as i64))
+        }
+        InternalOp::TaskComplete { task, outcome, registered } => {
+            if let Some((class, object)) = registered {
+                tasks::unregister(tx, class_named(class)?, &object, &task);
+            }
+            tasks::finish(tx, &task, &outcome);
+            void
+        }
+        InternalOp::TaskEdit { task, edit } => {
+            tasks::edit(tx, &task, edit)?;
+            void
+        }
+        InternalOp::TaskFailOrphans(rs) => {
+            for t in &rs {
+                tasks::finish(tx, t, &Err(ApiError::internal("the server stopped while this task was pending")));
+            }
+            void
+        }
+        InternalOp::TaskGc(rs) => {
+            destroy_existing(tx, "task", &rs);
+            void
+        }
+        InternalOp::Changes(changes) => {
+            for change in changes {
+                tx.push(change);
+            }
+            void
+        }
+    }
+}
+
+fn class_named(name: &str) -> Result<&'static Class, ApiError> {
+    schema().class(name).ok_or_else(|| ApiError::internal(format!("no class {name}")))
+}
+
+/// Destroys each of `refs` of `class` that still exists.
+fn destroy_existing(tx: &mut Tx, class: &str, refs: &[String]) {
+    let class = schema().class(class).expect("a datamodel class");
+    for r in refs {
+        if tx.state.exists(class.id, r) {
+            destroy(tx, class, r);
+        }
+    }
+}
+
+fn set_secret_values(tx: &mut Tx, values: Vec<(String, String)>) {
+    for (r, value) in values {
+        tx.push(Change::Set {
+            class: "secret".into(),
+            reference: r,
+            field: "value".into(),
+            value: Value::String(value),
+        });
+    }
+}
