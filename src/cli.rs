@@ -100,6 +100,10 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// How long the simulated hypervisor's effects take, as a multiple of a real host's (a VM
+    /// start about 2 s at 1.0); 0 makes them instant.
+    #[arg(long, default_value_t = 1.0)]
+    sim_speed: f64,
 }
 
 #[derive(Subcommand)]
@@ -202,7 +206,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let server = Server::bind(config).await?;
         let dir = args.data_dir.clone();
         let first_for_open = first.clone();
-        let (node, generated) = tokio::task::spawn_blocking(move || Node::open(&dir, &first_for_open))
+        let speed = args.sim_speed;
+        let (node, generated) = tokio::task::spawn_blocking(move || {
+            let ledger = crate::ledger::Ledger::open(&dir)?;
+            let backend = crate::node::operations::Backend { host: crate::node::default_host(&ledger), speed };
+            Node::start_with(ledger, &first_for_open, backend)
+        })
             .await?
             .map_err(|e| data_dir_error(&args.data_dir, e))?;
         let report = node.ledger.open_report().clone();

@@ -56,10 +56,12 @@ async fn a_protected_key_needs_its_own_permission_instead_of_the_messages() {
     call(&node, "VM.add_to_other_config", add(operator, "XenCenter.CustomFields.")).await.unwrap();
     call(&node, "VM.remove_from_other_config", vec![operator.clone(), vm.clone(), Value::str("folder")]).await.unwrap();
     let config = call(&node, "VM.get_other_config", vec![reader.clone(), vm.clone()]).await.unwrap();
-    let keys: Vec<&str> = match &config {
+    let mut keys: Vec<&str> = match &config {
         Value::Map(entries) => entries.iter().map(|(k, _)| k.as_str().unwrap()).collect(),
         other => panic!("other_config is {other:?}"),
     };
+    // The VM may be a template with keys of its own; these are the ones the calls touched.
+    keys.retain(|k| k.starts_with("XenCenter") || k.eq_ignore_ascii_case("folder"));
     assert_eq!(keys, ["XenCenter.CustomFields.owner", "XenCenter.CustomFields."]);
 
     // Unprotected keys, and keys differing only in case, need the message's own permission.

@@ -8,14 +8,17 @@
 
 pub mod apply;
 pub mod db_string;
+pub mod effect;
 pub mod explicit;
 pub mod implicit;
 pub mod internal;
+mod long;
 pub mod snapshot;
 pub mod state;
 pub mod tx;
 pub mod where_expr;
 
+pub use long::outcome_of;
 pub use state::{Object, State};
 pub use tx::{Ctx, Tx};
 
@@ -73,6 +76,8 @@ pub enum Route {
     Read(Option<explicit::ReadFn>),
     /// A job for the writer: an explicit handler, or the implicit write (`None`).
     Write(Option<explicit::WriteFn>),
+    /// A long operation: mark, host effect, outcome (three entries).
+    Long(&'static explicit::Long),
     /// An explicit message with no handler yet: `NOT_IMPLEMENTED`.
     NotImplemented,
 }
@@ -83,6 +88,7 @@ pub fn route(class: &Class, msg: &Message) -> Route {
         Some(Mode::Runtime(r)) => Route::Runtime(r),
         Some(Mode::Read(f)) => Route::Read(Some(f)),
         Some(Mode::Write(f)) => Route::Write(Some(f)),
+        Some(Mode::Long(l)) => Route::Long(l),
         None if msg.kind == Kind::Explicit => Route::NotImplemented,
         None if msg.kind.is_read() => Route::Read(None),
         None => Route::Write(None),
@@ -114,7 +120,7 @@ impl Invocation {
         match route(class, msg) {
             Route::Write(handler) => Ok(Invocation { class, msg, args, handler }),
             Route::NotImplemented => Err(ApiError::not_implemented(&msg.wire_name)),
-            Route::Read(_) | Route::Runtime(_) => {
+            Route::Read(_) | Route::Runtime(_) | Route::Long(_) => {
                 Err(ApiError::internal(format!("{} is not a write for the writer", msg.wire_name)))
             }
         }
@@ -135,10 +141,61 @@ impl std::fmt::Debug for Invocation {
     }
 }
 
-/// What the writer runs, as data: a datamodel message or an internal operation.
+/// One call of a long operation (a registry `Long` row): the message, its checked arguments, the row.
+#[derive(Clone)]
+pub struct LongCall {
+    pub class: &'static Class,
+    pub msg: &'static Message,
+    pub args: Vec<Value>,
+    pub long: &'static explicit::Long,
+}
+
+impl LongCall {
+    pub fn call(&self) -> Call<'_> {
+        Call { class: self.class, msg: self.msg, args: &self.args }
+    }
+
+    /// The object the operation is on (its first argument).
+    pub fn object(&self) -> &str {
+        self.args.first().and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// Plans the host effect from a state in which the mark is committed.
+    pub fn plan(&self, state: &State, task: &str) -> Result<effect::Effect, ApiError> {
+        (self.long.plan)(state, &self.call(), task)
+    }
+}
+
+impl std::fmt::Debug for LongCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LongCall").field("method", &self.msg.wire_name).field("args", &self.args).finish()
+    }
+}
+
+/// The outcome half of a long operation (see [`Op::Finish`]).
+#[derive(Debug)]
+pub struct Finished {
+    pub call: LongCall,
+    pub task: String,
+    pub owned: bool,
+    pub effect: effect::Effect,
+    pub done: Result<effect::Done, ApiError>,
+}
+
+/// What the writer runs, as data: a datamodel message, either half of a long operation, or an
+/// internal operation.
 #[derive(Debug)]
 pub enum Op {
     Call(Invocation),
+    /// Checks and marks a long operation; `task` is the `Async.` call's task, or `None` for a
+    /// synchronous call (a task is made for it, as xapi makes one for every call). Answers the task.
+    Mark {
+        call: LongCall,
+        task: Option<String>,
+    },
+    /// Records the outcome of a long operation and clears its mark. `done` is what the host
+    /// reported, or the error the operation failed with; `owned` destroys the synchronous call's task.
+    Finish(Box<Finished>),
     Internal(internal::InternalOp),
 }
 
@@ -147,6 +204,8 @@ impl Op {
     pub fn method(&self) -> &str {
         match self {
             Op::Call(call) => &call.msg.wire_name,
+            Op::Mark { call, .. } => &call.msg.wire_name,
+            Op::Finish(_) => "task.operation_done",
             Op::Internal(op) => op.method(),
         }
     }
@@ -156,6 +215,8 @@ impl Op {
 pub fn run(tx: &mut Tx, op: Op) -> Result<Value, ApiError> {
     match op {
         Op::Call(call) => call.run(tx),
+        Op::Mark { call, task } => long::mark(tx, &call, task),
+        Op::Finish(f) => long::finish(tx, &f.call, &f.task, f.owned, &f.effect, f.done),
         Op::Internal(op) => internal::run(tx, op),
     }
 }

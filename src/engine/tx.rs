@@ -25,6 +25,12 @@ impl Ctx {
     }
 }
 
+/// See [`Tx::savepoint`].
+pub struct Savepoint {
+    state: State,
+    changes: usize,
+}
+
 pub struct Tx<'c> {
     pub state: State,
     pub ctx: &'c Ctx,
@@ -44,6 +50,16 @@ impl<'c> Tx<'c> {
     pub fn push(&mut self, change: Change) {
         apply(&mut self.state, self.seq, &change);
         self.changes.push(change);
+    }
+
+    /// A point to [`Tx::rollback`] to: undoes every change made after it.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint { state: self.state.clone(), changes: self.changes.len() }
+    }
+
+    pub fn rollback(&mut self, savepoint: Savepoint) {
+        self.state = savepoint.state;
+        self.changes.truncate(savepoint.changes);
     }
 
     pub fn changes(&self) -> &[Change] {

@@ -19,7 +19,7 @@ pub use null::NullHost;
 pub use sim::SimHost;
 
 /// A domain's power state as the backend sees it (xapi's `vm_power_state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PowerState {
     Halted,
     Running,
@@ -103,4 +103,12 @@ pub trait Host: Send + Sync + 'static {
 
     /// Grows (or shrinks) the VDI's backing file.
     fn vdi_resize(&self, sr_dir: &Path, vdi_uuid: &str, virtual_size: u64) -> Result<(), HostError>;
+
+    /// Copies a VDI's bytes into a new VDI (holes stay holes).
+    fn vdi_copy(&self, from_dir: &Path, from_uuid: &str, to_dir: &Path, to_uuid: &str) -> Result<(), HostError>;
+}
+
+/// The backing file of a VDI in a file-backed SR's directory.
+pub fn vdi_path(sr_dir: &Path, vdi_uuid: &str) -> PathBuf {
+    sr_dir.join(format!("{vdi_uuid}.img"))
 }

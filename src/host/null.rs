@@ -56,4 +56,8 @@ impl Host for NullHost {
     fn vdi_resize(&self, _sr_dir: &Path, _vdi_uuid: &str, _virtual_size: u64) -> Result<(), HostError> {
         unsupported("resize a disk")
     }
+
+    fn vdi_copy(&self, _from_dir: &Path, _from: &str, _to_dir: &Path, _to: &str) -> Result<(), HostError> {
+        unsupported("copy a disk")
+    }
 }

@@ -8,14 +8,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{Domain, Host, HostError, PowerState, VmSpec};
+use super::{vdi_path, Domain, Host, HostError, PowerState, VmSpec};
 
 #[derive(Debug, Default)]
 pub struct SimHost {
     domains: Mutex<Domains>,
+    /// Where the domain table is kept, so that domains outlive a restart of the server as they
+    /// outlive a restart of xapi on a real host.
+    state_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Domains {
     /// VM uuid → its domid (none while suspended) and state; a halted VM has no entry.
     by_vm: HashMap<String, (Option<i64>, PowerState)>,
@@ -27,17 +30,41 @@ impl SimHost {
         SimHost::default()
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Domains) -> T) -> T {
-        f(&mut self.domains.lock().expect("sim host lock"))
+    /// A simulated host whose domains are kept in `state_file` (loaded if it exists).
+    pub fn open(state_file: &Path) -> SimHost {
+        let domains =
+            std::fs::read(state_file).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
+        SimHost { domains: Mutex::new(domains), state_file: Some(state_file.to_path_buf()) }
     }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Domains) -> T) -> T {
+        let mut domains = self.domains.lock().expect("sim host lock");
+        let result = f(&mut domains);
+        if let Some(path) = &self.state_file {
+            let tmp = path.with_extension("tmp");
+            let saved = serde_json::to_vec(&*domains)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| private().write(true).create(true).truncate(true).open(&tmp)?.write_all(&bytes))
+                .and_then(|()| std::fs::rename(&tmp, path));
+            if let Err(e) = saved {
+                tracing::error!("saving the simulated host's domains to {}: {e}", path.display());
+            }
+        }
+        result
+    }
+}
+
+/// Files of the simulated host (VDIs, suspend images, its state) are the owner's only: they hold
+/// guests' bytes.
+fn private() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    options.mode(0o600);
+    options
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
     move |source| HostError::Io { path: path.to_path_buf(), source }
-}
-
-fn vdi_path(sr_dir: &Path, vdi_uuid: &str) -> PathBuf {
-    sr_dir.join(format!("{vdi_uuid}.img"))
 }
 
 impl Domains {
@@ -126,7 +153,7 @@ impl Host for SimHost {
     fn vm_suspend(&self, vm_uuid: &str, image: &Path) -> Result<(), HostError> {
         self.with(|d| {
             d.expect(vm_uuid, "suspend", PowerState::Running)?;
-            let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(image).map_err(io(image))?;
+            let mut file = private().write(true).create(true).truncate(true).open(image).map_err(io(image))?;
             file.write_all(format!("xenledger simulated suspend image of VM {vm_uuid}\n").as_bytes())
                 .map_err(io(image))?;
             d.set(vm_uuid, PowerState::Suspended);
@@ -150,7 +177,7 @@ impl Host for SimHost {
 
     fn vdi_create(&self, sr_dir: &Path, vdi_uuid: &str, virtual_size: u64) -> Result<PathBuf, HostError> {
         let path = vdi_path(sr_dir, vdi_uuid);
-        let file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(io(&path))?;
+        let file = private().write(true).create_new(true).open(&path).map_err(io(&path))?;
         // Sparse: the length is set, no block is written.
         file.set_len(virtual_size).map_err(io(&path))?;
         Ok(path)
@@ -165,6 +192,30 @@ impl Host for SimHost {
         let path = vdi_path(sr_dir, vdi_uuid);
         let file = OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
         file.set_len(virtual_size).map_err(io(&path))
+    }
+
+    fn vdi_copy(&self, from_dir: &Path, from_uuid: &str, to_dir: &Path, to_uuid: &str) -> Result<(), HostError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (from, to) = (vdi_path(from_dir, from_uuid), vdi_path(to_dir, to_uuid));
+        let mut src = std::fs::File::open(&from).map_err(io(&from))?;
+        let len = src.metadata().map_err(io(&from))?.len();
+        let mut dst = private().write(true).create_new(true).open(&to).map_err(io(&to))?;
+        dst.set_len(len).map_err(io(&to))?;
+        // Only chunks holding data are written: the copy of a sparse disk stays sparse.
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        loop {
+            let n = src.read(&mut chunk).map_err(io(&from))?;
+            if n == 0 {
+                break;
+            }
+            if chunk[..n].iter().any(|b| *b != 0) {
+                dst.seek(SeekFrom::Start(at)).map_err(io(&to))?;
+                dst.write_all(&chunk[..n]).map_err(io(&to))?;
+            }
+            at += n as u64;
+        }
+        dst.sync_all().map_err(io(&to))
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`engine/internal/first_start.rs`) that creates root, the pool and this host.
 
 use crate::auth;
-use crate::engine::internal::{FirstBoot, InternalOp};
+use crate::engine::internal::{inventory_is_missing, FirstBoot, InternalOp, Inventory};
 use crate::engine::State;
 use crate::entry::Actor;
 use crate::ledger::{Job, Ledger, LedgerError};
@@ -54,4 +54,56 @@ pub fn this_host(state: &State) -> Option<String> {
     let pool = schema().class("pool")?;
     let master = pool.field("master")?;
     state.table(pool.id).objects.values().next().and_then(|o| o.fields[master].as_str().map(String::from))
+}
+
+/// Adds the host's inventory (docs/xenapi-semantics.md §i) if the data dir lacks it: a new data
+/// dir right after its first start, an older one on its next start. The local SR's VDI files live
+/// in `DIR/sr-local` (a directory under the system's temp dir for a ledger without a data dir).
+pub fn ensure_inventory(ledger: &Ledger, address: &str) -> Result<(), LedgerError> {
+    if !inventory_is_missing(&ledger.snapshot()) {
+        return Ok(());
+    }
+    let dir = match ledger.dir() {
+        Some(d) => d.join("sr-local"),
+        None => {
+            let mut id = [0u8; 8];
+            crate::entropy::fill(&mut id);
+            std::env::temp_dir()
+                .join(format!("xenledger-sr-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        }
+    };
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // The SR's files hold guests' bytes: the owner's only, like the rest of the data dir.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| LedgerError::Io(dir.display().to_string(), e))?;
+    }
+    let (size, used) = file_system_use(&dir);
+    let mut mac = [0u8; 6];
+    crate::entropy::fill(&mut mac);
+    mac[0] = (mac[0] & 0xfc) | 0x02;
+    let op = InternalOp::Inventory(Box::new(Inventory {
+        local_sr_dir: dir.display().to_string(),
+        local_sr_size: size,
+        local_sr_used: used,
+        address: address.to_string(),
+        mac: mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+    }));
+    ledger
+        .call_blocking(Job::internal(Actor::server("inventory"), op))
+        .map_err(|e| LedgerError::Checkpoint { seq: 0, reason: format!("the host's inventory: {e}") })?;
+    Ok(())
+}
+
+/// The size and the used bytes of the file system holding `dir` (as `df` reports them; zeros if
+/// it cannot say).
+fn file_system_use(dir: &std::path::Path) -> (i64, i64) {
+    let out = std::process::Command::new("df").args(["-B1", "--output=size,used"]).arg(dir).output();
+    let Ok(out) = out else { return (0, 0) };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut figures = text.lines().nth(1).unwrap_or("").split_whitespace().map(|n| n.parse::<i64>().unwrap_or(0));
+    (figures.next().unwrap_or(0), figures.next().unwrap_or(0))
 }

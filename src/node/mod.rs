@@ -6,6 +6,7 @@
 
 mod bootstrap;
 pub mod events;
+pub mod operations;
 mod sessions;
 pub mod tasks;
 
@@ -102,6 +103,8 @@ pub struct Node {
     pub host: String,
     /// Whether this start created root, the pool and this host.
     pub first_start: bool,
+    /// The hypervisor long operations drive.
+    pub backend: operations::Backend,
 }
 
 impl Node {
@@ -123,11 +126,25 @@ impl Node {
     /// A node on an open ledger (on disk, in memory, on a faulty log): first-start objects if
     /// the log has none, orphaned tasks failed. Time comes from the ledger's clock.
     pub fn start(ledger: Ledger, first_start: &FirstStart) -> Result<(Arc<Node>, Option<String>), LedgerError> {
+        let backend = operations::Backend { host: default_host(&ledger), speed: 0.0 };
+        Node::start_with(ledger, first_start, backend)
+    }
+
+    /// [`Node::start`] driving `backend`.
+    pub fn start_with(
+        ledger: Ledger,
+        first_start: &FirstStart,
+        backend: operations::Backend,
+    ) -> Result<(Arc<Node>, Option<String>), LedgerError> {
         let clock = ledger.clock().clone();
         let first_start_now = bootstrap::is_first_start(&ledger);
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
         let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
+        let address = crate::engine::explicit::vm::field(&ledger.snapshot(), "host", &host, "address");
+        bootstrap::ensure_inventory(&ledger, address.as_str().unwrap_or("127.0.0.1"))?;
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
+        operations::reconcile(&ledger, &*backend.host)
+            .map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
         let node = Node {
             ledger,
             sessions: Sessions::new(clock),
@@ -138,6 +155,7 @@ impl Node {
             waiting_tasks: Default::default(),
             host,
             first_start: first_start_now,
+            backend,
         };
         Ok((Arc::new(node), generated_password))
     }
@@ -218,8 +236,25 @@ impl Node {
         msg: &'static Message,
         args: Vec<Value>,
     ) -> Result<Value, ApiError> {
+        self.dispatch_in(caller, class, msg, args, None).await
+    }
+
+    /// [`Node::dispatch`] as the work of `task` (an `Async.` call's), if any.
+    pub async fn dispatch_in(
+        self: &Arc<Node>,
+        caller: &Caller,
+        class: &'static Class,
+        msg: &'static Message,
+        args: Vec<Value>,
+        task: Option<String>,
+    ) -> Result<Value, ApiError> {
         let route = engine::route(class, msg);
         match route {
+            Route::Long(long) => {
+                let logged = engine::logged_params(msg, &args);
+                let call = engine::LongCall { class, msg, args, long };
+                operations::run(self, caller, call, logged, task).await
+            }
             Route::Runtime(runtime) => self.run_runtime(runtime, caller, msg, &args).await,
             Route::Read(_) => {
                 let value = engine::read(&self.ledger.snapshot(), class, msg, &args)?;
@@ -375,4 +410,12 @@ pub fn list_methods() -> Value {
         schema().classes.iter().flat_map(|c| c.messages.iter().map(|m| Value::String(m.wire_name.clone()))).collect();
     names.push(Value::String("system.listMethods".into()));
     Value::Set(names)
+}
+
+/// The simulated host, keeping its domains beside the data dir's log (in memory without one).
+pub fn default_host(ledger: &Ledger) -> Arc<dyn crate::host::Host> {
+    match ledger.dir() {
+        Some(dir) => Arc::new(crate::host::SimHost::open(&dir.join("sim-host.json"))),
+        None => Arc::new(crate::host::SimHost::new()),
+    }
 }

@@ -25,6 +25,9 @@ pub const OPERATION_WAIT_MAX: Duration = Duration::from_secs(2 * 3600);
 /// The object and operation an `Async.` call registers in `current_operations`, when its class
 /// tracks operations and the message is one of them (docs/xenapi-semantics.md §f.6).
 fn operation_of(class: &Class, msg: &Message, args: &[Value]) -> Option<(String, String)> {
+    if let crate::engine::Route::Long(_) = crate::engine::route(class, msg) {
+        return None; // a long operation marks itself, refusing a conflicting one as xapi does
+    }
     let field = class.field("current_operations")?;
     let Ty::Map(_, op_ty) = &class.fields[field].ty else { return None };
     let Ty::Enum(ops) = op_ty.as_ref() else { return None };
@@ -142,7 +145,7 @@ pub async fn spawn_async(
                 Ok(Turn::Cancelled | Turn::Busy) => Err(ApiError::new("TASK_CANCELLED", [t.as_str()])),
                 Err(e) => Err(e),
             },
-            _ => Box::pin(node2.dispatch(&caller, class, msg, args)).await,
+            _ => Box::pin(node2.dispatch_in(&caller, class, msg, args, Some(t.clone()))).await,
         };
         let registered = registered.map(|object| (class_name(class), object));
         let op = InternalOp::TaskComplete { task: t.clone(), outcome: Box::new(outcome), registered };

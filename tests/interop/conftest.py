@@ -52,6 +52,7 @@ class ServerProcess:
         self.http_port = free_port()
         self.proc = None
         self.log_path = os.path.join(self.workdir, "server.log")
+        self.extra_args = []
 
     def cli(self, *args, password=None, umask=None):
         env = dict(os.environ)
@@ -73,6 +74,7 @@ class ServerProcess:
                 "--listen", "127.0.0.1:%d" % self.https_port,
                 "--http", "127.0.0.1:%d" % self.http_port,
                 "--unix", self.unix_path,
+                *self.extra_args,
             ],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec,
         )

@@ -278,8 +278,15 @@ def test_data_dir_is_private_and_its_files_hold_no_credential(srv, world):
     assert mode == 0o700, oct(mode)
     names = sorted(os.listdir(srv.data_dir))
     assert {"xenledger.redb", "secret.key", "server.crt", "server.key"} <= set(names), names
+    files = []
     for name in names:
         path = os.path.join(srv.data_dir, name)
+        if os.path.isdir(path):  # the local SR's directory of VDI files
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o700, (name, oct(os.stat(path).st_mode))
+            files += [(os.path.join(name, f), os.path.join(path, f)) for f in os.listdir(path)]
+        else:
+            files.append((name, path))
+    for name, path in files:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, (name, oct(os.stat(path).st_mode))
         data = open(path, "rb").read()
         for needle in srv.refs + [SECRET_VALUE, REPLACED_SECRET_VALUE, DESTROYED_SECRET_VALUE]:

@@ -15,10 +15,12 @@
 
 mod blob;
 mod message;
+pub mod vm;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use super::effect::{Done, Effect};
 use super::state::State;
 use super::tx::Tx;
 use crate::error::ApiError;
@@ -42,12 +44,31 @@ impl Call<'_> {
 
 pub type ReadFn = fn(&State, &Call) -> Result<Value, ApiError>;
 pub type WriteFn = fn(&mut Tx, &Call) -> Result<Value, ApiError>;
+/// Whether the operation may start (run in the entry that marks it): `(state, call, op)`.
+pub type CheckFn = fn(&State, &Call, &str) -> Result<(), ApiError>;
+/// The host effect, planned from the state once the mark is committed: `(state, call, task)`.
+pub type PlanFn = fn(&State, &Call, &str) -> Result<Effect, ApiError>;
+/// Records what the host did, in the entry that ends the operation: `(tx, call, task, effect, done)`.
+pub type FinishFn = fn(&mut Tx, &Call, &str, &Effect, &Done) -> Result<Value, ApiError>;
 
 #[derive(Clone, Copy)]
 pub enum Mode {
     Read(ReadFn),
     Write(WriteFn),
     Runtime(Runtime),
+    /// A long operation with a host effect: three entries (mark, effect off the writer, outcome).
+    Long(&'static Long),
+}
+
+/// A long operation (xapi's `current_operations` and tasks): the node logs an entry that checks
+/// and marks `op` in the object's `current_operations`, runs the planned effect through the host
+/// off the writer (with task progress), then logs an entry with the outcome that clears the mark.
+pub struct Long {
+    /// The object's operation name (`vm_operations` value) in `current_operations`.
+    pub op: &'static str,
+    pub check: CheckFn,
+    pub plan: PlanFn,
+    pub finish: FinishFn,
 }
 
 /// The explicit messages the node serves itself (see the module documentation).
@@ -87,13 +108,30 @@ const fn row(class: &'static str, message: &'static str, mode: Mode) -> Row {
     Row { class, message, mode }
 }
 
-use Mode::{Read, Runtime as Rt, Write};
+use Mode::{Long as L, Read, Runtime as Rt, Write};
 
 /// Every explicit message with an implementation, by class.
 pub const REGISTRY: &[Row] = &[
     // blob
     row("blob", "create", Write(blob::create)),
     row("blob", "destroy", Write(destroy_one)),
+    // VM
+    row("VM", "start", L(&vm::power::START)),
+    row("VM", "start_on", L(&vm::power::START_ON)),
+    row("VM", "clean_shutdown", L(&vm::power::CLEAN_SHUTDOWN)),
+    row("VM", "hard_shutdown", L(&vm::power::HARD_SHUTDOWN)),
+    row("VM", "shutdown", L(&vm::power::SHUTDOWN)),
+    row("VM", "clean_reboot", L(&vm::power::CLEAN_REBOOT)),
+    row("VM", "hard_reboot", L(&vm::power::HARD_REBOOT)),
+    row("VM", "pause", L(&vm::power::PAUSE)),
+    row("VM", "unpause", L(&vm::power::UNPAUSE)),
+    row("VM", "suspend", L(&vm::power::SUSPEND)),
+    row("VM", "resume", L(&vm::power::RESUME)),
+    row("VM", "resume_on", L(&vm::power::RESUME_ON)),
+    row("VM", "clone", L(&vm::clone::CLONE)),
+    row("VM", "copy", L(&vm::clone::COPY)),
+    row("VM", "provision", L(&vm::clone::PROVISION)),
+    row("VM", "set_memory_limits", Write(vm::set_memory_limits)),
     // event
     row("event", "from", Rt(Runtime::EventFrom)),
     row("event", "inject", Rt(Runtime::EventInject)),

@@ -7,10 +7,12 @@
 //! the module of its topic, and one arm in [`run`].
 
 mod first_start;
+mod inventory;
 mod sessions;
 mod tasks;
 
 pub use first_start::{FirstBoot, PRODUCT_VERSION, XAPI_VERSION};
+pub use inventory::{is_missing as inventory_is_missing, templates, Inventory};
 pub use sessions::{expired_sessions, group_key, Login, SESSIONS_PER_ORIGINATOR_MAX, SESSION_IDLE_TIMEOUT_SECS};
 pub use tasks::{finish as finish_task, is_pending as task_is_pending, NewTask, TaskEdit, Turn};
 
@@ -85,6 +87,11 @@ pub enum InternalOp {
     TaskFailOrphans(Vec<String>),
     /// Destroys expired tasks that still exist.
     TaskGc(Vec<String>),
+    /// The host's inventory: SMs, the local SR and its PBD, networks and PIF, default templates.
+    Inventory(Box<Inventory>),
+    /// After a start: `(VM, power state the host reports)` for each VM whose logged state differs
+    /// or whose `current_operations` name tasks that no longer run.
+    Reconcile(Vec<(String, String)>),
     /// Exactly these changes (tools and tests that compute changes themselves).
     Changes(Vec<Change>),
 }
@@ -119,6 +126,8 @@ impl InternalOp {
             InternalOp::TaskEdit { edit, .. } => edit.method(),
             InternalOp::TaskFailOrphans(_) => "task.fail_orphans",
             InternalOp::TaskGc(_) => "task.gc",
+            InternalOp::Reconcile(_) => "xenledger.reconcile",
+            InternalOp::Inventory(_) => "xenledger.inventory",
             InternalOp::Changes(_) => "xenledger.changes",
         }
     }
@@ -131,9 +140,13 @@ impl InternalOp {
             InternalOp::FirstStart(_)
             | InternalOp::Logout { .. }
             | InternalOp::UpgradeCredentials { .. }
+            | InternalOp::Inventory(_)
             | InternalOp::Changes(_) => vec![],
             InternalOp::Login(l) => vec![Value::String(l.user.clone()), secret()],
             InternalOp::SessionGc(rs) | InternalOp::TaskFailOrphans(rs) | InternalOp::TaskGc(rs) => refs(rs),
+            InternalOp::Reconcile(vms) => {
+                vms.iter().flat_map(|(r, p)| [Value::Ref(r.clone()), Value::String(p.clone())]).collect()
+            }
             InternalOp::UserPut { why: UserChange::ChangePassword, .. } => vec![secret(), secret()],
             InternalOp::UserPut { name, .. } | InternalOp::UserDelete { name } => vec![Value::String(name.clone())],
             InternalOp::Reseal { key_id, .. } => vec![Value::Int(i64::from(*key_id))],
@@ -214,6 +227,16 @@ pub fn run(tx: &mut Tx, op: InternalOp) -> Result<Value, ApiError> {
             destroy_existing(tx, "task", &rs);
             void
         }
+        InternalOp::Inventory(inventory) => {
+            inventory::run(tx, *inventory);
+            void
+        }
+        InternalOp::Reconcile(vms) => {
+            for (vm, reported) in vms {
+                reconcile_vm(tx, &vm, &reported);
+            }
+            void
+        }
         InternalOp::Changes(changes) => {
             for change in changes {
                 tx.push(change);
@@ -246,4 +269,37 @@ fn set_secret_values(tx: &mut Tx, values: Vec<(String, String)>) {
             value: Value::String(value),
         });
     }
+}
+
+/// Creates a pending task (a synchronous long operation's own task).
+pub fn create_task(tx: &mut Tx, task: NewTask) -> String {
+    tasks::create(tx, task)
+}
+
+/// Destroys a task if it still exists.
+pub fn destroy_task(tx: &mut Tx, task: &str) {
+    destroy_existing(tx, "task", &[task.to_string()]);
+}
+
+/// Clears operations whose task no longer runs and takes the host's word for the power state.
+fn reconcile_vm(tx: &mut Tx, vm: &str, reported: &str) {
+    let class = schema().class("VM").expect("VM");
+    let Some(o) = tx.state.get(class.id, vm) else { return };
+    let (current, power) =
+        (class.field("current_operations").expect("ops"), class.field("power_state").expect("power"));
+    let ops = o.fields[current].as_map().unwrap_or(&[]).to_vec();
+    let logged = o.fields[power].as_str().unwrap_or("").to_string();
+    let kept: Vec<_> =
+        ops.iter().filter(|(t, _)| tasks::is_pending(&tx.state, t.as_str().unwrap_or(""))).cloned().collect();
+    if kept.len() != ops.len() {
+        tx.set("VM", vm, "current_operations", Value::Map(kept));
+    }
+    if logged != reported {
+        if reported == "Halted" {
+            super::explicit::vm::power::halt(tx, vm);
+        } else {
+            tx.set("VM", vm, "power_state", Value::Enum(reported.into()));
+        }
+    }
+    super::explicit::vm::ops::refresh(tx, vm);
 }

@@ -1,0 +1,69 @@
+//! Host effects as data: what a long operation asks the host to do between the entry that marks
+//! it and the entry that records its outcome (ARCHITECTURE.md, "Where new code goes"). The engine
+//! only describes an effect; the node runs it through the `Host` trait, off the writer, and
+//! replay never does.
+
+/// What a domain is built from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DomainSpec {
+    pub vm_uuid: String,
+    pub memory_bytes: u64,
+    pub vcpus: u32,
+    pub hvm: bool,
+}
+
+/// One disk file: the directory of its SR and its uuid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiskFile {
+    pub sr_dir: String,
+    pub uuid: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Nothing for the host to do (the bookkeeping alone is the operation).
+    Nothing,
+    VmStart {
+        spec: DomainSpec,
+        paused: bool,
+    },
+    VmShutdown {
+        vm_uuid: String,
+        clean: bool,
+    },
+    VmReboot {
+        spec: DomainSpec,
+        clean: bool,
+    },
+    VmPause {
+        vm_uuid: String,
+    },
+    VmUnpause {
+        vm_uuid: String,
+    },
+    /// Saves the domain into the suspend image, a VDI file.
+    VmSuspend {
+        vm_uuid: String,
+        image: DiskFile,
+    },
+    /// Restores the domain from the suspend image, then removes it.
+    VmResume {
+        spec: DomainSpec,
+        image: DiskFile,
+        paused: bool,
+    },
+    /// Creates sparse disk files of the given sizes.
+    CreateDisks(Vec<(DiskFile, u64)>),
+    /// Copies disk files (source, destination).
+    CopyDisks(Vec<(DiskFile, DiskFile)>),
+}
+
+/// What the host reports back.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Done {
+    Nothing,
+    /// The domain now running (or paused).
+    Domain {
+        domid: i64,
+    },
+}

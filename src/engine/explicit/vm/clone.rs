@@ -1,0 +1,362 @@
+//! `VM.clone`, `VM.copy` and `VM.provision` (docs/xenapi-semantics.md §g.5, §g.7): the new
+//! records are logged in the outcome entry, after the host has written the disk files.
+
+use super::super::super::effect::{DiskFile, Done, Effect};
+use super::super::super::implicit::{create_internal, new_object};
+use super::super::super::state::State;
+use super::super::super::tx::Tx;
+use super::super::{Call, Long};
+use super::power::derived_uuid;
+use super::{check_op, field, sr_dir};
+use crate::error::ApiError;
+use crate::schema::{schema, Relation};
+use crate::value::{Value, NULL_REF};
+
+pub const CLONE: Long = Long { op: "clone", check: check_op, plan: plan_copy, finish: finish_copy };
+pub const COPY: Long = Long { op: "copy", check: check_op, plan: plan_copy, finish: finish_copy };
+pub const PROVISION: Long = Long { op: "provision", check: check_op, plan: plan_provision, finish: finish_provision };
+
+/// The Disk VBDs of a VM with their VDIs: `(vbd, vdi)`.
+fn disks(state: &State, vm: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for vbd in field(state, "VM", vm, "VBDs").as_set().unwrap_or(&[]) {
+        let vbd = vbd.as_str().unwrap_or("").to_string();
+        let vdi = field(state, "VBD", &vbd, "VDI").as_str().unwrap_or(NULL_REF).to_string();
+        let disk = field(state, "VBD", &vbd, "type").as_str() == Some("Disk");
+        if disk && vdi != NULL_REF {
+            out.push((vbd, vdi));
+        }
+    }
+    out
+}
+
+/// Where copies go: `VM.copy`'s SR argument, else the source disk's own SR.
+fn target_sr(state: &State, call: &Call, vdi: &str) -> String {
+    match call.args.get(2).and_then(Value::as_str) {
+        Some(sr) if sr != NULL_REF && !sr.is_empty() && call.msg.name == "copy" => sr.to_string(),
+        _ => field(state, "VDI", vdi, "SR").as_str().unwrap_or(NULL_REF).to_string(),
+    }
+}
+
+fn file_of(state: &State, sr: &str, uuid: String) -> Result<DiskFile, ApiError> {
+    let dir = sr_dir(state, sr).ok_or_else(|| ApiError::new("SR_NOT_ATTACHED", [sr]))?;
+    Ok(DiskFile { sr_dir: dir, uuid })
+}
+
+fn plan_copy(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
+    let mut copies = Vec::new();
+    for (i, (_, vdi)) in disks(state, call.str(0)).into_iter().enumerate() {
+        let from_sr = field(state, "VDI", &vdi, "SR").as_str().unwrap_or(NULL_REF).to_string();
+        let from = file_of(state, &from_sr, field(state, "VDI", &vdi, "uuid").as_str().unwrap_or("").to_string())?;
+        let to = file_of(state, &target_sr(state, call, &vdi), derived_uuid(task, i as u32))?;
+        copies.push((from, to));
+    }
+    Ok(if copies.is_empty() { Effect::Nothing } else { Effect::CopyDisks(copies) })
+}
+
+/// A stored field's value for a new object copied from `source`, or `None` to take the default.
+fn copied_fields(state: &State, class: &str, source: &str) -> Vec<(String, Value)> {
+    let c = schema().class(class).expect("a class");
+    let Some(o) = state.get(c.id, source) else { return Vec::new() };
+    c.fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !matches!(f.relation, Relation::Many { .. }) && f.name != "uuid")
+        .map(|(i, f)| (f.name.clone(), o.fields[i].clone()))
+        .collect()
+}
+
+fn with(mut fields: Vec<(String, Value)>, overrides: Vec<(&str, Value)>) -> Vec<(String, Value)> {
+    for (k, v) in overrides {
+        match fields.iter_mut().find(|(n, _)| n == k) {
+            Some(slot) => slot.1 = v,
+            None => fields.push((k.to_string(), v)),
+        }
+    }
+    fields
+}
+
+fn create_from(tx: &mut Tx, class: &str, uuid: &str, fields: Vec<(String, Value)>) -> String {
+    let r = tx.new_ref();
+    let given: Vec<(&str, Value)> = fields.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    tx.push(new_object(class, &r, uuid, given));
+    r
+}
+
+/// The clone's `other_config`: `default_template` and `xensource_internal` dropped, a new
+/// `mac_seed`, and `base_template_name` when the source is a template.
+fn clone_other_config(state: &State, vm: &str, mac_seed: String) -> Value {
+    let mut entries: Vec<(Value, Value)> = field(state, "VM", vm, "other_config")
+        .as_map()
+        .unwrap_or(&[])
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), Some("default_template" | "xensource_internal" | "mac_seed")))
+        .cloned()
+        .collect();
+    entries.push((Value::str("mac_seed"), Value::String(mac_seed)));
+    if field(state, "VM", vm, "is_a_template").as_bool() == Some(true) {
+        let name = field(state, "VM", vm, "name_label");
+        entries.retain(|(k, _)| k.as_str() != Some("base_template_name"));
+        entries.push((Value::str("base_template_name"), name));
+    }
+    Value::Map(entries)
+}
+
+fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
+    let source = call.str(0).to_string();
+    let now = Value::DateTime(tx.ctx.now_secs());
+    let metrics = create_internal(tx, "VM_metrics", vec![("last_updated", now)]);
+    let uuid = tx.new_uuid();
+    let mac_seed = tx.new_uuid();
+    let fields = with(
+        copied_fields(&tx.state, "VM", &source),
+        vec![
+            ("name_label", Value::String(call.str(1).to_string())),
+            ("is_default_template", Value::Bool(false)),
+            ("other_config", clone_other_config(&tx.state, &source, mac_seed)),
+            ("power_state", Value::Enum("Halted".into())),
+            ("allowed_operations", Value::Set(vec![])),
+            ("current_operations", Value::Map(vec![])),
+            ("metrics", Value::Ref(metrics)),
+            ("guest_metrics", Value::Ref(NULL_REF.into())),
+            ("resident_on", Value::Ref(NULL_REF.into())),
+            ("scheduled_to_be_resident_on", Value::Ref(NULL_REF.into())),
+            ("domid", Value::Int(-1)),
+            ("suspend_VDI", Value::Ref(NULL_REF.into())),
+            ("suspend_SR", Value::Ref(NULL_REF.into())),
+            ("parent", Value::Ref(NULL_REF.into())),
+            ("is_a_snapshot", Value::Bool(false)),
+            ("snapshot_of", Value::Ref(NULL_REF.into())),
+            ("ha_always_run", Value::Bool(false)),
+        ],
+    );
+    let vm = create_from(tx, "VM", &uuid, fields);
+    let copies = match effect {
+        Effect::CopyDisks(c) => c.clone(),
+        _ => Vec::new(),
+    };
+    let disks = disks(&tx.state, &source);
+    let vbds = field(&tx.state, "VM", &source, "VBDs").as_set().unwrap_or(&[]).to_vec();
+    for vbd in vbds {
+        let vbd = vbd.as_str().unwrap_or("").to_string();
+        let mut vdi = field(&tx.state, "VBD", &vbd, "VDI");
+        if let Some(i) = disks.iter().position(|(b, _)| *b == vbd) {
+            let (_, old) = &disks[i];
+            let (_, to) = &copies[i];
+            let sr = target_sr(&tx.state, call, old);
+            let fields = with(
+                copied_fields(&tx.state, "VDI", old),
+                vec![
+                    ("SR", Value::Ref(sr)),
+                    ("location", Value::String(to.uuid.clone())),
+                    ("allowed_operations", Value::Set(vec![])),
+                    ("current_operations", Value::Map(vec![])),
+                    ("is_a_snapshot", Value::Bool(false)),
+                    ("snapshot_of", Value::Ref(NULL_REF.into())),
+                ],
+            );
+            vdi = Value::Ref(create_from(tx, "VDI", &to.uuid, fields));
+        }
+        let uuid = tx.new_uuid();
+        let fields = with(
+            copied_fields(&tx.state, "VBD", &vbd),
+            vec![
+                ("VM", Value::Ref(vm.clone())),
+                ("VDI", vdi),
+                ("currently_attached", Value::Bool(false)),
+                ("allowed_operations", Value::Set(vec![])),
+                ("current_operations", Value::Map(vec![])),
+                ("metrics", Value::Ref(NULL_REF.into())),
+            ],
+        );
+        create_from(tx, "VBD", &uuid, fields);
+    }
+    for vif in field(&tx.state, "VM", &source, "VIFs").as_set().unwrap_or(&[]).to_vec() {
+        let vif = vif.as_str().unwrap_or("").to_string();
+        let uuid = tx.new_uuid();
+        let mac = mac_from(&uuid);
+        let fields = with(
+            copied_fields(&tx.state, "VIF", &vif),
+            vec![
+                ("VM", Value::Ref(vm.clone())),
+                ("MAC", Value::String(mac)),
+                ("MAC_autogenerated", Value::Bool(true)),
+                ("currently_attached", Value::Bool(false)),
+                ("allowed_operations", Value::Set(vec![])),
+                ("current_operations", Value::Map(vec![])),
+                ("metrics", Value::Ref(NULL_REF.into())),
+            ],
+        );
+        create_from(tx, "VIF", &uuid, fields);
+    }
+    super::ops::refresh(tx, &vm);
+    Ok(Value::Ref(vm))
+}
+
+/// A locally administered unicast MAC derived from a uuid.
+pub fn mac_from(uuid: &str) -> String {
+    let hex: Vec<u8> = uuid.bytes().filter(u8::is_ascii_hexdigit).collect();
+    let byte =
+        |i: usize| u8::from_str_radix(std::str::from_utf8(&hex[2 * i..2 * i + 2]).unwrap_or("00"), 16).unwrap_or(0);
+    let b = [(byte(0) & 0xfc) | 0x02, byte(1), byte(2), byte(3), byte(4), byte(5)];
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// One `<disk>` of a template's `other_config:disks`.
+#[derive(Debug, PartialEq)]
+struct DiskSpec {
+    device: String,
+    size: i64,
+    sr: String,
+    bootable: bool,
+    kind: String,
+}
+
+/// Parses the provisioning XML (xapi `xapi_templates.ml` `disk_of_xml`): a `<provision>` root
+/// without attributes holding `<disk device size sr bootable [type]/>` elements.
+fn parse_disks(xml: &str) -> Result<Vec<DiskSpec>, String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut out = Vec::new();
+    let mut root = false;
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) | Event::Empty(e) if e.name().0 == "provision" => {
+                if e.attributes().next().is_some() {
+                    return Err("the provision element has attributes".into());
+                }
+                root = true;
+            }
+            Event::Start(e) | Event::Empty(e) if e.name().0 == "disk" && root => {
+                let get = |name: &str| -> Option<String> {
+                    e.attributes().flatten().find(|a| a.key.0 == name).map(|a| a.value.to_string())
+                };
+                let device = get("device").ok_or("a disk without device")?;
+                let size = get("size").and_then(|s| s.parse().ok()).ok_or("a disk without a valid size")?;
+                let sr = get("sr").ok_or("a disk without sr")?;
+                let bootable = get("bootable").is_some_and(|b| b == "true");
+                let kind = get("type").unwrap_or_else(|| "system".into());
+                out.push(DiskSpec { device, size, sr, bootable, kind });
+            }
+            Event::Start(e) | Event::Empty(e) => {
+                return Err(format!("unexpected element {}", e.name().0));
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !root {
+        return Err("no provision element".into());
+    }
+    Ok(out)
+}
+
+fn other_config_key(state: &State, vm: &str, key: &str) -> Option<String> {
+    field(state, "VM", vm, "other_config")
+        .as_map()
+        .unwrap_or(&[])
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .and_then(|(_, v)| v.as_str().map(String::from))
+}
+
+/// The SR a `<disk>` names: its uuid, or the pool's default SR when empty.
+fn disk_sr(state: &State, uuid: &str) -> Result<String, ApiError> {
+    let srs = schema().class("SR").expect("SR");
+    if uuid.is_empty() {
+        let pool = schema().class("pool").expect("pool");
+        let p = state.table(pool.id).objects.keys().next().cloned().unwrap_or_default();
+        let sr = field(state, "pool", &p, "default_SR").as_str().unwrap_or(NULL_REF).to_string();
+        if state.exists(srs.id, &sr) {
+            return Ok(sr);
+        }
+        return Err(ApiError::new("UUID_INVALID", ["sr", ""]));
+    }
+    state.table(srs.id).by_uuid.get(uuid).cloned().ok_or_else(|| ApiError::new("UUID_INVALID", ["sr", uuid]))
+}
+
+fn provision_disks(state: &State, vm: &str) -> Result<Vec<(DiskSpec, String)>, ApiError> {
+    let Some(xml) = other_config_key(state, vm, "disks") else { return Ok(Vec::new()) };
+    let specs = parse_disks(&xml).map_err(|e| ApiError::internal(format!("other_config:disks: {e}")))?;
+    specs
+        .into_iter()
+        .map(|d| {
+            let sr = disk_sr(state, &d.sr)?;
+            Ok((d, sr))
+        })
+        .collect()
+}
+
+fn plan_provision(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
+    let mut files = Vec::new();
+    for (i, (disk, sr)) in provision_disks(state, call.str(0))?.into_iter().enumerate() {
+        files.push((file_of(state, &sr, derived_uuid(task, i as u32))?, disk.size.max(0) as u64));
+    }
+    Ok(if files.is_empty() { Effect::Nothing } else { Effect::CreateDisks(files) })
+}
+
+fn finish_provision(tx: &mut Tx, call: &Call, task: &str, _effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
+    let vm = call.str(0).to_string();
+    let disks = provision_disks(&tx.state, &vm)?;
+    tx.set("VM", &vm, "is_a_template", Value::Bool(false));
+    let vm_uuid = super::vm_uuid(&tx.state, &vm);
+    for (i, (disk, sr)) in disks.into_iter().enumerate() {
+        let uuid = derived_uuid(task, i as u32);
+        let vdi = tx.new_ref();
+        tx.push(new_object(
+            "VDI",
+            &vdi,
+            &uuid,
+            vec![
+                ("name_label", Value::String(disk.device.clone())),
+                ("name_description", Value::str("Created by template provisioner")),
+                ("SR", Value::Ref(sr)),
+                ("virtual_size", Value::Int(disk.size)),
+                ("type", Value::Enum(disk.kind.clone())),
+                ("location", Value::String(uuid.clone())),
+                ("managed", Value::Bool(true)),
+                ("sm_config", Value::string_map([("vmhint", vm_uuid.as_str())])),
+            ],
+        ));
+        create_internal(
+            tx,
+            "VBD",
+            vec![
+                ("VM", Value::Ref(vm.clone())),
+                ("VDI", Value::Ref(vdi)),
+                ("userdevice", Value::String(disk.device)),
+                ("bootable", Value::Bool(disk.bootable)),
+                ("mode", Value::Enum("RW".into())),
+                ("type", Value::Enum("Disk".into())),
+                ("unpluggable", Value::Bool(disk.kind != "system")),
+                ("other_config", Value::string_map([("owner", "")])),
+            ],
+        );
+    }
+    let kept: Vec<(Value, Value)> = field(&tx.state, "VM", &vm, "other_config")
+        .as_map()
+        .unwrap_or(&[])
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), Some("disks" | "postinstall")))
+        .cloned()
+        .collect();
+    tx.set("VM", &vm, "other_config", Value::Map(kept));
+    Ok(Value::String(String::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provisioning_xml_of_the_templates_parses() {
+        let xml = r#"<provision><disk device="0" size="10737418240" sr="" bootable="true" type="system"/></provision>"#;
+        let disks = parse_disks(xml).unwrap();
+        assert_eq!(
+            disks,
+            vec![DiskSpec { device: "0".into(), size: 10 << 30, sr: "".into(), bootable: true, kind: "system".into() }]
+        );
+        assert!(parse_disks(r#"<provision a="1"/>"#).is_err());
+        assert!(parse_disks(r#"<disks/>"#).is_err());
+    }
+}

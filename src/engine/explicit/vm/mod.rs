@@ -1,0 +1,77 @@
+//! The VM's explicit messages (docs/xenapi-semantics.md §g): power operations (`power.rs`),
+//! clone/copy and provisioning (`clone.rs`), and the operations tables (`ops.rs`).
+
+pub mod clone;
+pub mod ops;
+pub mod power;
+
+use super::super::state::State;
+use super::Call;
+use crate::error::ApiError;
+use crate::schema::schema;
+use crate::value::{Value, NULL_REF};
+
+/// A field of an object, or `Null` if either is missing.
+pub fn field(state: &State, class: &str, reference: &str, name: &str) -> Value {
+    let Some(c) = schema().class(class) else { return Value::Null };
+    let Some(f) = c.field(name) else { return Value::Null };
+    state.get(c.id, reference).map_or(Value::Null, |o| o.fields[f].clone())
+}
+
+pub fn vm_uuid(state: &State, vm: &str) -> String {
+    field(state, "VM", vm, "uuid").as_str().unwrap_or("").to_string()
+}
+
+/// This host: the pool's master.
+pub fn this_host(state: &State) -> String {
+    let pool = schema().class("pool").expect("pool");
+    let Some(p) = state.table(pool.id).objects.keys().next() else { return NULL_REF.into() };
+    field(state, "pool", p, "master").as_str().unwrap_or(NULL_REF).to_string()
+}
+
+/// The directory of a file-backed SR: its plugged PBD's `device_config:location`.
+pub fn sr_dir(state: &State, sr: &str) -> Option<String> {
+    for pbd in field(state, "SR", sr, "PBDs").as_set().unwrap_or(&[]) {
+        let pbd = pbd.as_str().unwrap_or("");
+        let config = field(state, "PBD", pbd, "device_config");
+        let location = config.as_map().unwrap_or(&[]).iter().find(|(k, _)| k.as_str() == Some("location"));
+        if let Some((_, v)) = location {
+            return v.as_str().map(String::from);
+        }
+    }
+    None
+}
+
+/// The check of every VM operation row: xapi's lifecycle rules for the row's operation.
+pub fn check_op(state: &State, call: &Call, op: &str) -> Result<(), ApiError> {
+    ops::check(&ops::Vm::get(state, call.str(0))?, op)
+}
+
+/// `VM.set_memory_limits(self, static_min, static_max, dynamic_min, dynamic_max)`: halted VMs
+/// only; the four must keep static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max (xapi
+/// `xapi_vm_memory_constraints.ml`).
+pub fn set_memory_limits(tx: &mut super::super::tx::Tx, call: &Call) -> Result<Value, ApiError> {
+    let vm = call.str(0).to_string();
+    check_op(&tx.state, call, "changing_memory_limits")?;
+    let int = |i: usize| match call.args.get(i) {
+        Some(Value::Int(n)) => *n,
+        _ => 0,
+    };
+    let (smin, smax, dmin, dmax) = (int(1), int(2), int(3), int(4));
+    if !(smin <= dmin && dmin <= dmax && dmax <= smax) {
+        return Err(ApiError::new(
+            "MEMORY_CONSTRAINT_VIOLATION",
+            ["memory_static_min <= memory_dynamic_min <= memory_dynamic_max <= memory_static_max"],
+        ));
+    }
+    for (name, v) in [
+        ("memory_static_min", smin),
+        ("memory_static_max", smax),
+        ("memory_dynamic_min", dmin),
+        ("memory_dynamic_max", dmax),
+    ] {
+        tx.set("VM", &vm, name, Value::Int(v));
+    }
+    ops::refresh(tx, &vm);
+    Ok(Value::String(String::new()))
+}

@@ -1,0 +1,263 @@
+//! Which operations a VM allows, as pure tables (xapi `xapi_vm_lifecycle.ml`: `allowed_power_states`,
+//! `is_allowed_concurrently`, `check_template`, `check_snapshot`; docs/xenapi-semantics.md §g.1, §g.2).
+//! `check` is the test an operation passes when it starts; `refresh` recomputes the advisory
+//! `allowed_operations` list, after every change of power state or of `current_operations`.
+
+use super::super::super::state::{Object, State};
+use super::super::super::tx::Tx;
+use crate::error::ApiError;
+use crate::schema::{schema, Class};
+use crate::value::Value;
+
+const HALTED: &str = "Halted";
+const PAUSED: &str = "Paused";
+const SUSPENDED: &str = "Suspended";
+const RUNNING: &str = "Running";
+
+/// The power states an operation may start from, in xapi's order (the order `VM_BAD_POWER_STATE`
+/// lists them in).
+pub fn allowed_power_states(op: &str, vm: &Vm) -> Vec<&'static str> {
+    match op {
+        "import" => vec![],
+        "changing_VCPUs" | "changing_static_range" | "changing_memory_limits" => {
+            if vm.is_control_domain {
+                vec![HALTED, RUNNING]
+            } else {
+                vec![HALTED]
+            }
+        }
+        "changing_shadow_memory"
+        | "changing_NVRAM"
+        | "make_into_template"
+        | "provision"
+        | "start"
+        | "start_on"
+        | "create_vtpm" => vec![HALTED],
+        "unpause" => vec![PAUSED],
+        "csvm" | "resume" | "resume_on" => vec![SUSPENDED],
+        "awaiting_memory_live"
+        | "call_plugin"
+        | "clean_reboot"
+        | "clean_shutdown"
+        | "changing_memory_live"
+        | "changing_shadow_memory_live"
+        | "changing_VCPUs_live"
+        | "data_source_op"
+        | "pause"
+        | "pool_migrate"
+        | "send_sysrq"
+        | "send_trigger"
+        | "snapshot_with_quiesce"
+        | "suspend" => vec![RUNNING],
+        "changing_dynamic_range" => vec![HALTED, RUNNING],
+        "clone" | "copy" => {
+            if vm.is_a_snapshot {
+                vec![HALTED, SUSPENDED]
+            } else {
+                vec![HALTED]
+            }
+        }
+        "create_template" | "destroy" | "export" => vec![HALTED, SUSPENDED],
+        "hard_reboot" => vec![PAUSED, RUNNING],
+        "checkpoint" | "get_boot_record" | "shutdown" | "hard_shutdown" => vec![PAUSED, SUSPENDED, RUNNING],
+        "migrate_send" => vec![HALTED, SUSPENDED, RUNNING],
+        _ => vec![HALTED, PAUSED, SUSPENDED, RUNNING],
+    }
+}
+
+/// Whether `op` may run while `current` (the operations in progress) run.
+fn allowed_concurrently(op: &str, current: &[String]) -> bool {
+    let group = |ops: &[&str]| ops.contains(&op) && current.iter().all(|o| ops.contains(&o.as_str()));
+    match op {
+        "hard_shutdown" => !current.iter().any(|o| o == "hard_shutdown"),
+        "hard_reboot" => !current.iter().any(|o| o == "hard_shutdown" || o == "hard_reboot"),
+        _ => group(&["clone", "copy", "export"]) || group(&["snapshot", "checkpoint"]),
+    }
+}
+
+/// Operations a template allows (`check_template`); `destroy` only for a non-default template.
+const TEMPLATE_OPS: &[&str] = &[
+    "changing_dynamic_range",
+    "changing_static_range",
+    "changing_memory_limits",
+    "changing_shadow_memory",
+    "changing_VCPUs",
+    "changing_NVRAM",
+    "clone",
+    "copy",
+    "export",
+    "metadata_export",
+    "provision",
+];
+
+/// Operations a snapshot allows (`check_snapshot`).
+const SNAPSHOT_OPS: &[&str] =
+    &["revert", "clone", "copy", "export", "destroy", "hard_shutdown", "metadata_export", "reverting"];
+
+/// Operations the control domain refuses.
+const CONTROL_DOMAIN_REFUSES: &[&str] = &[
+    "start",
+    "start_on",
+    "clean_shutdown",
+    "hard_shutdown",
+    "shutdown",
+    "clean_reboot",
+    "hard_reboot",
+    "suspend",
+    "resume",
+    "resume_on",
+    "pause",
+    "unpause",
+    "destroy",
+    "clone",
+    "copy",
+    "snapshot",
+    "checkpoint",
+    "provision",
+    "pool_migrate",
+    "migrate_send",
+    "export",
+];
+
+/// Operations left out of `allowed_operations` (xapi `ignored_ops`).
+const IGNORED: &[&str] = &[
+    "create_template",
+    "power_state_reset",
+    "csvm",
+    "get_boot_record",
+    "send_sysrq",
+    "send_trigger",
+    "query_services",
+    "shutdown",
+    "call_plugin",
+    "changing_memory_live",
+    "awaiting_memory_live",
+    "changing_memory_limits",
+    "changing_shadow_memory_live",
+    "changing_VCPUs",
+    "assert_operation_valid",
+    "data_source_op",
+    "update_allowed_operations",
+    "import",
+    "reverting",
+];
+
+/// Operations this server can run; the others are never listed as allowed.
+const IMPLEMENTED: &[&str] = &[
+    "start",
+    "clean_shutdown",
+    "hard_shutdown",
+    "clean_reboot",
+    "hard_reboot",
+    "suspend",
+    "resume",
+    "pause",
+    "unpause",
+    "clone",
+    "copy",
+    "provision",
+    "destroy",
+    "make_into_template",
+    "changing_dynamic_range",
+    "changing_static_range",
+    "changing_VCPUs_live",
+];
+
+/// The fields of a VM the checks read.
+pub struct Vm {
+    pub reference: String,
+    pub power_state: String,
+    pub is_a_template: bool,
+    pub is_default_template: bool,
+    pub is_a_snapshot: bool,
+    pub is_control_domain: bool,
+    pub blocked: Vec<(String, String)>,
+    /// `(task, op)` of the operations in progress.
+    pub current: Vec<(String, String)>,
+}
+
+impl Vm {
+    pub fn read(class: &Class, reference: &str, o: &Object) -> Vm {
+        let f = |n: &str| &o.fields[class.field(n).expect("a VM field")];
+        let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+        let pairs = |v: &Value| v.as_map().unwrap_or(&[]).iter().map(|(k, v)| (text(k), text(v))).collect();
+        let other: Vec<(String, String)> = pairs(f("other_config"));
+        Vm {
+            reference: reference.to_string(),
+            power_state: text(f("power_state")),
+            is_a_template: f("is_a_template").as_bool().unwrap_or(false),
+            is_default_template: f("is_default_template").as_bool().unwrap_or(false)
+                || other.iter().any(|(k, v)| k == "default_template" && v == "true"),
+            is_a_snapshot: f("is_a_snapshot").as_bool().unwrap_or(false),
+            is_control_domain: f("is_control_domain").as_bool().unwrap_or(false),
+            blocked: pairs(f("blocked_operations")),
+            current: pairs(f("current_operations")),
+        }
+    }
+
+    pub fn get(state: &State, reference: &str) -> Result<Vm, ApiError> {
+        let class = vm_class();
+        let o = state.get(class.id, reference).ok_or_else(|| ApiError::handle_invalid("VM", reference))?;
+        Ok(Vm::read(class, reference, o))
+    }
+}
+
+pub fn vm_class() -> &'static Class {
+    schema().class("VM").expect("VM class")
+}
+
+/// Whether `op` may start on `vm` now (xapi `check_operation_error`, in its order: blocked, power
+/// state, concurrency, template, snapshot, control domain).
+pub fn check(vm: &Vm, op: &str) -> Result<(), ApiError> {
+    if let Some((_, reason)) = vm.blocked.iter().find(|(k, _)| k == op) {
+        return Err(ApiError::new("OPERATION_BLOCKED", [vm.reference.clone(), reason.clone()]));
+    }
+    let allowed = allowed_power_states(op, vm);
+    if !allowed.contains(&vm.power_state.as_str()) {
+        let expected = allowed.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>().join(", ");
+        return Err(ApiError::new(
+            "VM_BAD_POWER_STATE",
+            [vm.reference.clone(), expected, vm.power_state.to_ascii_lowercase()],
+        ));
+    }
+    let current: Vec<String> = vm.current.iter().map(|(_, o)| o.clone()).collect();
+    if !current.is_empty() && !allowed_concurrently(op, &current) {
+        let (task, other) = &vm.current[0];
+        return Err(ApiError::new(
+            "OTHER_OPERATION_IN_PROGRESS",
+            ["VM".to_string(), vm.reference.clone(), other.clone(), task.clone()],
+        ));
+    }
+    let template_allows =
+        TEMPLATE_OPS.contains(&op) || ((op == "destroy" || op == "migrate_send") && !vm.is_default_template);
+    if vm.is_a_template && !template_allows {
+        return Err(ApiError::new("VM_IS_TEMPLATE", [vm.reference.clone(), op.to_string()]));
+    }
+    if vm.is_a_snapshot && !SNAPSHOT_OPS.contains(&op) {
+        return Err(ApiError::new("VM_IS_SNAPSHOT", [vm.reference.clone(), op.to_string()]));
+    }
+    if op == "provision" && !vm.is_a_template {
+        return Err(ApiError::new("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", [vm.reference.clone()]));
+    }
+    if vm.is_control_domain && CONTROL_DOMAIN_REFUSES.contains(&op) {
+        return Err(ApiError::new("OPERATION_NOT_ALLOWED", ["This operation is not allowed on the control domain"]));
+    }
+    Ok(())
+}
+
+/// The advisory list: every implemented operation that would pass [`check`] now.
+pub fn allowed(vm: &Vm) -> Vec<&'static str> {
+    IMPLEMENTED.iter().copied().filter(|op| !IGNORED.contains(op) && check(vm, op).is_ok()).collect()
+}
+
+/// Recomputes `allowed_operations` of a VM (if it still exists), logging a change only if it differs.
+pub fn refresh(tx: &mut Tx, reference: &str) {
+    let class = vm_class();
+    let Some(o) = tx.state.get(class.id, reference) else { return };
+    let field = class.field("allowed_operations").expect("allowed_operations");
+    let vm = Vm::read(class, reference, o);
+    let value = Value::Set(allowed(&vm).into_iter().map(|op| Value::Enum(op.into())).collect());
+    if o.fields[field] != value {
+        tx.set("VM", reference, "allowed_operations", value);
+    }
+}

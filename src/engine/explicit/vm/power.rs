@@ -1,0 +1,381 @@
+//! VM power operations as long operations (docs/xenapi-semantics.md §g.1): `check` runs in the
+//! entry that marks the operation, `plan` names the host effect, `finish` records what the host
+//! did in the entry that ends the operation.
+
+use super::super::super::effect::{DiskFile, DomainSpec, Done, Effect};
+use super::super::super::implicit::{create_internal, destroy};
+use super::super::super::state::State;
+use super::super::super::tx::Tx;
+use super::super::{Call, Long};
+use super::ops::{self, Vm};
+use super::{field, sr_dir, this_host, vm_uuid};
+use crate::error::ApiError;
+use crate::schema::schema;
+use crate::value::{Value, NULL_REF};
+
+const fn long(op: &'static str, plan: super::super::PlanFn, finish: super::super::FinishFn) -> Long {
+    Long { op, check: check_power, plan, finish }
+}
+
+pub const START: Long = long("start", plan_start, finish_running);
+pub const START_ON: Long = long("start_on", plan_start, finish_running);
+pub const CLEAN_SHUTDOWN: Long = long("clean_shutdown", plan_clean_shutdown, finish_halted);
+pub const HARD_SHUTDOWN: Long = long("hard_shutdown", plan_hard_shutdown, finish_halted);
+pub const SHUTDOWN: Long = long("shutdown", plan_shutdown, finish_halted);
+pub const CLEAN_REBOOT: Long = long("clean_reboot", plan_clean_reboot, finish_running);
+pub const HARD_REBOOT: Long = long("hard_reboot", plan_hard_reboot, finish_running);
+pub const PAUSE: Long = long("pause", plan_pause, finish_paused);
+pub const UNPAUSE: Long = long("unpause", plan_unpause, finish_unpaused);
+pub const SUSPEND: Long = long("suspend", plan_suspend, finish_suspended);
+pub const RESUME: Long = long("resume", plan_resume, finish_running);
+pub const RESUME_ON: Long = long("resume_on", plan_resume, finish_running);
+
+/// xapi's lifecycle check for the row's operation, plus what a start needs: memory constraints
+/// and the host's free memory.
+fn check_power(state: &State, call: &Call, op: &str) -> Result<(), ApiError> {
+    let vm = Vm::get(state, call.str(0))?;
+    ops::check(&vm, op)?;
+    if matches!(op, "start" | "start_on") {
+        check_memory(state, call.str(0))?;
+    }
+    Ok(())
+}
+
+fn int(state: &State, vm: &str, name: &str) -> i64 {
+    match field(state, "VM", vm, name) {
+        Value::Int(i) => i,
+        _ => 0,
+    }
+}
+
+/// `MEMORY_CONSTRAINT_VIOLATION` unless static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max, then
+/// `HOST_NOT_ENOUGH_FREE_MEMORY` if the host cannot hold the VM's dynamic_max besides what runs.
+fn check_memory(state: &State, vm: &str) -> Result<(), ApiError> {
+    let m = |n| int(state, vm, n);
+    let (smin, dmin, dmax, smax) =
+        (m("memory_static_min"), m("memory_dynamic_min"), m("memory_dynamic_max"), m("memory_static_max"));
+    if !(smin <= dmin && dmin <= dmax && dmax <= smax) {
+        return Err(ApiError::new(
+            "MEMORY_CONSTRAINT_VIOLATION",
+            ["memory_static_min <= memory_dynamic_min <= memory_dynamic_max <= memory_static_max"],
+        ));
+    }
+    let available = free_memory(state);
+    if dmax > available {
+        return Err(ApiError::new("HOST_NOT_ENOUGH_FREE_MEMORY", [dmax.to_string(), available.to_string()]));
+    }
+    Ok(())
+}
+
+/// The host's total memory less what its running and paused domains (the control domain too) hold.
+pub fn free_memory(state: &State) -> i64 {
+    let host = this_host(state);
+    let metrics = field(state, "host", &host, "metrics");
+    let total = match field(state, "host_metrics", metrics.as_str().unwrap_or(""), "memory_total") {
+        Value::Int(i) => i,
+        _ => 0,
+    };
+    let class = ops::vm_class();
+    let used: i64 = state
+        .table(class.id)
+        .objects
+        .keys()
+        .filter(|r| matches!(field(state, "VM", r, "power_state").as_str(), Some("Running" | "Paused")))
+        .map(|r| int(state, r, "memory_dynamic_max").max(int(state, r, "memory_target")))
+        .sum();
+    total - used
+}
+
+fn spec(state: &State, vm: &str) -> DomainSpec {
+    let hvm = field(state, "VM", vm, "HVM_boot_policy").as_str().is_some_and(|p| !p.is_empty())
+        || field(state, "VM", vm, "domain_type").as_str() == Some("hvm");
+    DomainSpec {
+        vm_uuid: vm_uuid(state, vm),
+        memory_bytes: int(state, vm, "memory_dynamic_max").max(0) as u64,
+        vcpus: int(state, vm, "VCPUs_at_startup").max(1) as u32,
+        hvm,
+    }
+}
+
+fn plan_start(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
+    let paused = call.args.get(1).and_then(Value::as_bool).unwrap_or(false);
+    Ok(Effect::VmStart { spec: spec(state, call.str(0)), paused })
+}
+
+fn plan_clean_shutdown(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
+    Ok(Effect::VmShutdown { vm_uuid: vm_uuid(state, call.str(0)), clean: true })
+}
+
+fn plan_hard_shutdown(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
+    let vm = call.str(0);
+    if field(state, "VM", vm, "power_state").as_str() == Some("Suspended") {
+        return Ok(Effect::Nothing); // the suspend image is dropped by `finish_halted`
+    }
+    Ok(Effect::VmShutdown { vm_uuid: vm_uuid(state, vm), clean: false })
+}
+
+/// `VM.shutdown`: clean when the guest runs, hard otherwise (xapi falls back to hard).
+fn plan_shutdown(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
+    match field(state, "VM", call.str(0), "power_state").as_str() {
+        Some("Running") => plan_clean_shutdown(state, call, task),
+        _ => plan_hard_shutdown(state, call, task),
+    }
+}
+
+fn plan_clean_reboot(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
+    Ok(Effect::VmReboot { spec: spec(state, call.str(0)), clean: true })
+}
+
+fn plan_hard_reboot(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
+    Ok(Effect::VmReboot { spec: spec(state, call.str(0)), clean: false })
+}
+
+fn plan_pause(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
+    Ok(Effect::VmPause { vm_uuid: vm_uuid(state, call.str(0)) })
+}
+
+fn plan_unpause(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
+    Ok(Effect::VmUnpause { vm_uuid: vm_uuid(state, call.str(0)) })
+}
+
+/// The suspend image goes to the pool's suspend-image SR, under a uuid derived from the task (so
+/// the outcome entry records the same VDI the effect wrote).
+fn plan_suspend(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
+    let vm = call.str(0);
+    let sr = suspend_sr(state, vm).ok_or_else(|| ApiError::new("VM_NO_SUSPEND_SR", [vm]))?;
+    let dir = sr_dir(state, &sr).ok_or_else(|| ApiError::new("SR_NOT_ATTACHED", [sr.as_str()]))?;
+    Ok(Effect::VmSuspend { vm_uuid: vm_uuid(state, vm), image: DiskFile { sr_dir: dir, uuid: derived_uuid(task, 0) } })
+}
+
+fn plan_resume(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
+    let vm = call.str(0);
+    let paused = call.args.get(1).and_then(Value::as_bool).unwrap_or(false);
+    let vdi = field(state, "VM", vm, "suspend_VDI").as_str().unwrap_or("").to_string();
+    let sr = field(state, "VDI", &vdi, "SR").as_str().unwrap_or("").to_string();
+    let dir = sr_dir(state, &sr).ok_or_else(|| ApiError::new("SR_NOT_ATTACHED", [sr.as_str()]))?;
+    let uuid = field(state, "VDI", &vdi, "uuid").as_str().unwrap_or("").to_string();
+    Ok(Effect::VmResume { spec: spec(state, vm), image: DiskFile { sr_dir: dir, uuid }, paused })
+}
+
+/// The VM's suspend SR, else the pool's suspend-image SR.
+fn suspend_sr(state: &State, vm: &str) -> Option<String> {
+    let own = field(state, "VM", vm, "suspend_SR").as_str().unwrap_or(NULL_REF).to_string();
+    let sr = if own != NULL_REF && !own.is_empty() {
+        own
+    } else {
+        let pool = schema().class("pool").expect("pool");
+        let p = state.table(pool.id).objects.keys().next()?.clone();
+        field(state, "pool", &p, "suspend_image_SR").as_str()?.to_string()
+    };
+    (sr != NULL_REF && !sr.is_empty()).then_some(sr)
+}
+
+/// A uuid chosen by an operation before its outcome is logged: derived from its task's ref.
+pub fn derived_uuid(task: &str, index: u32) -> String {
+    let mut h = blake3::Hasher::new_derive_key("xenledger 2026 operation uuid");
+    h.update(task.as_bytes());
+    h.update(&index.to_le_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    crate::value::format_uuid(&b)
+}
+
+fn set_power(tx: &mut Tx, vm: &str, state: &str) {
+    tx.set("VM", vm, "power_state", Value::Enum(state.into()));
+    let metrics = field(&tx.state, "VM", vm, "metrics");
+    if let Some(m) = metrics.as_str().filter(|m| tx.state.exists(schema().class("VM_metrics").unwrap().id, m)) {
+        let m = m.to_string();
+        let now = Value::DateTime(tx.ctx.now_secs());
+        let flags = match state {
+            "Running" => vec![Value::str("running")],
+            "Paused" => vec![Value::str("paused")],
+            _ => vec![],
+        };
+        tx.set("VM_metrics", &m, "state", Value::Set(flags));
+        tx.set("VM_metrics", &m, "last_updated", now);
+    }
+}
+
+/// Devices follow the domain: attached while it exists.
+fn attach_devices(tx: &mut Tx, vm: &str, attached: bool) {
+    for class in ["VBD", "VIF"] {
+        let devices = field(&tx.state, "VM", vm, &format!("{class}s"));
+        for d in devices.as_set().unwrap_or(&[]).to_vec() {
+            let d = d.as_str().unwrap_or("").to_string();
+            if class == "VBD" && field(&tx.state, "VBD", &d, "empty").as_bool() == Some(true) {
+                continue;
+            }
+            if field(&tx.state, class, &d, "currently_attached").as_bool() != Some(attached) {
+                tx.set(class, &d, "currently_attached", Value::Bool(attached));
+            }
+        }
+    }
+}
+
+/// Running (or paused at start): domain, residency, metrics, consoles, the guest agent's report.
+fn finish_running(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, done: &Done) -> Result<Value, ApiError> {
+    let vm = call.str(0).to_string();
+    let Done::Domain { domid } = done else { return Err(ApiError::internal("the host reported no domain")) };
+    let paused = match effect {
+        Effect::VmStart { paused, .. } | Effect::VmResume { paused, .. } => *paused,
+        _ => false,
+    };
+    if let Effect::VmResume { .. } = effect {
+        let vdi = field(&tx.state, "VM", &vm, "suspend_VDI").as_str().unwrap_or("").to_string();
+        let vdis = schema().class("VDI").expect("VDI");
+        if tx.state.exists(vdis.id, &vdi) {
+            destroy(tx, vdis, &vdi);
+        }
+        tx.set("VM", &vm, "suspend_VDI", Value::Ref(NULL_REF.into()));
+    }
+    let now = Value::DateTime(tx.ctx.now_secs());
+    tx.set("VM", &vm, "domid", Value::Int(*domid));
+    let host = this_host(&tx.state);
+    tx.set("VM", &vm, "resident_on", Value::Ref(host.clone()));
+    set_power(tx, &vm, if paused { "Paused" } else { "Running" });
+    metrics_at_start(tx, &vm, now.clone());
+    consoles(tx, &vm, &host);
+    guest_agent(tx, &vm, now);
+    attach_devices(tx, &vm, true);
+    Ok(Value::String(String::new()))
+}
+
+fn metrics_at_start(tx: &mut Tx, vm: &str, now: Value) {
+    let metrics = field(&tx.state, "VM", vm, "metrics").as_str().unwrap_or("").to_string();
+    if !tx.state.exists(schema().class("VM_metrics").expect("VM_metrics").id, &metrics) {
+        return;
+    }
+    let memory = Value::Int(int(&tx.state, vm, "memory_dynamic_max"));
+    let vcpus = Value::Int(int(&tx.state, vm, "VCPUs_at_startup"));
+    let hvm = field(&tx.state, "VM", vm, "HVM_boot_policy").as_str().is_some_and(|p| !p.is_empty());
+    tx.set("VM", vm, "memory_target", memory.clone());
+    tx.set("VM_metrics", &metrics, "memory_actual", memory);
+    tx.set("VM_metrics", &metrics, "VCPUs_number", vcpus);
+    tx.set("VM_metrics", &metrics, "start_time", now);
+    tx.set("VM_metrics", &metrics, "current_domain_type", Value::Enum(if hvm { "hvm" } else { "pv" }.into()));
+}
+
+/// A running domain has an `rfb` and a `vt100` console (xapi creates them at start).
+fn consoles(tx: &mut Tx, vm: &str, host: &str) {
+    if !field(&tx.state, "VM", vm, "consoles").as_set().unwrap_or(&[]).is_empty() {
+        return;
+    }
+    let address = field(&tx.state, "host", host, "address").as_str().unwrap_or("localhost").to_string();
+    for protocol in ["rfb", "vt100"] {
+        let console = create_internal(
+            tx,
+            "console",
+            vec![("protocol", Value::Enum(protocol.into())), ("VM", Value::Ref(vm.to_string()))],
+        );
+        let location = format!("https://{address}/console?ref={console}");
+        tx.set("console", &console, "location", Value::String(location));
+    }
+}
+
+/// The simulated guest agent: OS and driver versions, and an address per VIF, as a guest with
+/// its PV tools reports them (Ansible and Terraform wait for that address).
+fn guest_agent(tx: &mut Tx, vm: &str, now: Value) {
+    let vifs = field(&tx.state, "VM", vm, "VIFs").as_set().unwrap_or(&[]).to_vec();
+    let mut networks = Vec::new();
+    for vif in vifs {
+        let vif = vif.as_str().unwrap_or("");
+        let device = field(&tx.state, "VIF", vif, "device").as_str().unwrap_or("0").to_string();
+        let domid = int(&tx.state, vm, "domid");
+        let ip = format!("10.0.{}.{}", (domid / 250) % 250, 2 + domid % 250);
+        networks.push((Value::String(format!("{device}/ip")), Value::String(ip.clone())));
+        networks.push((Value::String(format!("{device}/ipv4/0")), Value::String(ip)));
+    }
+    let given = vec![
+        (
+            "os_version",
+            Value::string_map([("name", "xenledger simulated guest"), ("distro", "simulated"), ("uname", "6.1.0")]),
+        ),
+        ("PV_drivers_version", Value::string_map([("major", "9"), ("minor", "4"), ("micro", "0"), ("build", "1")])),
+        ("PV_drivers_up_to_date", Value::Bool(true)),
+        ("PV_drivers_detected", Value::Bool(true)),
+        ("networks", Value::Map(networks)),
+        ("other", Value::string_map([("feature-shutdown", "1"), ("feature-suspend", "1"), ("has-vendor-device", "0")])),
+        ("live", Value::Bool(true)),
+        ("last_updated", now),
+    ];
+    let old = field(&tx.state, "VM", vm, "guest_metrics").as_str().unwrap_or("").to_string();
+    let class = schema().class("VM_guest_metrics").expect("VM_guest_metrics");
+    if tx.state.exists(class.id, &old) {
+        for (name, value) in given {
+            tx.set("VM_guest_metrics", &old, name, value);
+        }
+    } else {
+        let gm = create_internal(tx, "VM_guest_metrics", given);
+        tx.set("VM", vm, "guest_metrics", Value::Ref(gm));
+    }
+}
+
+/// Halted: no domain, no residency, devices detached, consoles gone, a suspend image dropped.
+fn finish_halted(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
+    let vm = call.str(0).to_string();
+    let vdi = field(&tx.state, "VM", &vm, "suspend_VDI").as_str().unwrap_or(NULL_REF).to_string();
+    let vdis = schema().class("VDI").expect("VDI");
+    if tx.state.exists(vdis.id, &vdi) {
+        destroy(tx, vdis, &vdi);
+        tx.set("VM", &vm, "suspend_VDI", Value::Ref(NULL_REF.into()));
+    }
+    halt(tx, &vm);
+    Ok(Value::String(String::new()))
+}
+
+/// The bookkeeping of a domain that is gone (xapi `force_state_reset_keep_current_operations`).
+pub fn halt(tx: &mut Tx, vm: &str) {
+    set_power(tx, vm, "Halted");
+    tx.set("VM", vm, "domid", Value::Int(-1));
+    tx.set("VM", vm, "resident_on", Value::Ref(NULL_REF.into()));
+    tx.set("VM", vm, "scheduled_to_be_resident_on", Value::Ref(NULL_REF.into()));
+    attach_devices(tx, vm, false);
+    let consoles = schema().class("console").expect("console");
+    for c in field(&tx.state, "VM", vm, "consoles").as_set().unwrap_or(&[]).to_vec() {
+        if let Some(c) = c.as_str().filter(|c| tx.state.exists(consoles.id, c)) {
+            destroy(tx, consoles, c);
+        }
+    }
+}
+
+fn finish_paused(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
+    set_power(tx, call.str(0), "Paused");
+    Ok(Value::String(String::new()))
+}
+
+fn finish_unpaused(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
+    set_power(tx, call.str(0), "Running");
+    Ok(Value::String(String::new()))
+}
+
+/// Suspended: the image becomes a VDI of type `suspend` sized from the VM's memory.
+fn finish_suspended(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
+    let vm = call.str(0).to_string();
+    let Effect::VmSuspend { image, .. } = effect else { return Err(ApiError::internal("not a suspend")) };
+    let sr = suspend_sr(&tx.state, &vm).unwrap_or_else(|| NULL_REF.into());
+    let size = Value::Int(int(&tx.state, &vm, "memory_static_max"));
+    let name = format!("Suspend image for VM {}", vm_uuid(&tx.state, &vm));
+    let vdi = tx.new_ref();
+    tx.push(super::super::super::implicit::new_object(
+        "VDI",
+        &vdi,
+        &image.uuid,
+        vec![
+            ("name_label", Value::String(name)),
+            ("SR", Value::Ref(sr)),
+            ("type", Value::Enum("suspend".into())),
+            ("virtual_size", size.clone()),
+            ("physical_utilisation", size),
+            ("location", Value::String(image.uuid.clone())),
+            ("managed", Value::Bool(true)),
+        ],
+    ));
+    tx.set("VM", &vm, "suspend_VDI", Value::Ref(vdi));
+    set_power(tx, &vm, "Suspended");
+    tx.set("VM", &vm, "domid", Value::Int(-1));
+    tx.set("VM", &vm, "resident_on", Value::Ref(NULL_REF.into()));
+    attach_devices(tx, &vm, false);
+    Ok(Value::String(String::new()))
+}

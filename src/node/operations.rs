@@ -1,0 +1,195 @@
+//! Long operations (the registry's `Long` rows; docs/xenapi-semantics.md §f.6, §g): an entry that
+//! checks and marks the operation, the host effect off the writer with task progress, an entry
+//! with the outcome that clears the mark. At start, operations a crash interrupted are reconciled
+//! with what the host reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Caller, Node};
+use crate::engine::effect::{DiskFile, DomainSpec, Done, Effect};
+use crate::engine::internal::{InternalOp, TaskEdit};
+use crate::engine::{self, Finished, LongCall, Op};
+use crate::entry::Actor;
+use crate::error::ApiError;
+use crate::host::{Host, HostError, VmSpec};
+use crate::ledger::{Job, Ledger};
+use crate::schema::schema;
+use crate::value::Value;
+
+/// The hypervisor a node drives, and how fast its simulated effects take (1.0: about as long as
+/// on a real host; 0: instant).
+#[derive(Clone)]
+pub struct Backend {
+    pub host: Arc<dyn Host>,
+    pub speed: f64,
+}
+
+/// Progress entries per task are at most this frequent (the issue's ≤ 10 entries/s).
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long an effect takes on a real host at speed 1.0.
+fn base_duration(effect: &Effect) -> Duration {
+    let ms = match effect {
+        Effect::Nothing => 0,
+        Effect::VmStart { .. } | Effect::VmReboot { .. } => 2000,
+        Effect::VmShutdown { clean: true, .. } => 1500,
+        Effect::VmShutdown { clean: false, .. } => 500,
+        Effect::VmPause { .. } | Effect::VmUnpause { .. } => 200,
+        Effect::VmSuspend { .. } | Effect::VmResume { .. } => 1500,
+        Effect::CreateDisks(_) | Effect::CopyDisks(_) => 1000,
+    };
+    Duration::from_millis(ms)
+}
+
+/// Runs a long operation for `caller`; `task` is the `Async.` call's task (else the call gets its own).
+pub async fn run(
+    node: &Arc<Node>,
+    caller: &Caller,
+    call: LongCall,
+    params: Vec<Value>,
+    task: Option<String>,
+) -> Result<Value, ApiError> {
+    let owned = task.is_none();
+    let mark = Job { actor: caller.actor(), op: Op::Mark { call: call.clone(), task }, params };
+    let (task, _) = node.ledger.call(mark).await?;
+    let task = task.as_str().unwrap_or_default().to_string();
+    let planned = call.plan(&node.ledger.snapshot(), &task);
+    let (effect, done) = match planned {
+        Ok(effect) => {
+            let done = perform(node, caller, &task, &effect).await;
+            (effect, done)
+        }
+        Err(e) => (Effect::Nothing, Err(e)),
+    };
+    let outcome = match &done {
+        Ok(_) => Value::str("success"),
+        Err(e) => Value::String(e.code.clone()),
+    };
+    let params = vec![Value::Ref(task.clone()), outcome];
+    let finish =
+        Job { actor: caller.actor(), op: Op::Finish(Box::new(Finished { call, task, owned, effect, done })), params };
+    engine::outcome_of(node.ledger.call(finish).await?.0)
+}
+
+/// The effect through the host, paced by the backend's speed with task progress on the way.
+async fn perform(node: &Arc<Node>, caller: &Caller, task: &str, effect: &Effect) -> Result<Done, ApiError> {
+    let clock = node.ledger.clock().clone();
+    let total = base_duration(effect).mul_f64(node.backend.speed.max(0.0));
+    let mut waited = Duration::ZERO;
+    while waited < total {
+        let step = PROGRESS_INTERVAL.min(total - waited);
+        clock.sleep(step).await;
+        waited += step;
+        let progress = (waited.as_secs_f64() / total.as_secs_f64() * 0.9).min(0.9);
+        let edit = TaskEdit::Set { field: "progress", value: Value::Float((progress * 100.0).round() / 100.0) };
+        let _ = node.ledger.call(Job::internal(caller.actor(), InternalOp::TaskEdit { task: task.into(), edit })).await;
+    }
+    let host = node.backend.host.clone();
+    let effect = effect.clone();
+    let snapshot = node.ledger.snapshot();
+    tokio::task::spawn_blocking(move || apply(&*host, &effect))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| host_error(&snapshot, e))
+}
+
+fn spec(s: &DomainSpec) -> VmSpec {
+    VmSpec { uuid: s.vm_uuid.clone(), memory_bytes: s.memory_bytes, vcpus: s.vcpus, hvm: s.hvm }
+}
+
+fn path(file: &DiskFile) -> std::path::PathBuf {
+    crate::host::vdi_path(std::path::Path::new(&file.sr_dir), &file.uuid)
+}
+
+/// One effect, through the host's methods.
+fn apply(host: &dyn Host, effect: &Effect) -> Result<Done, HostError> {
+    let dir = |f: &DiskFile| std::path::PathBuf::from(&f.sr_dir);
+    match effect {
+        Effect::Nothing => Ok(Done::Nothing),
+        Effect::VmStart { spec: s, paused } => Ok(Done::Domain { domid: host.vm_start(&spec(s), *paused)?.domid }),
+        Effect::VmShutdown { vm_uuid, clean } => host.vm_shutdown(vm_uuid, *clean).map(|_| Done::Nothing),
+        Effect::VmReboot { spec: s, clean } => {
+            host.vm_shutdown(&s.vm_uuid, *clean)?;
+            Ok(Done::Domain { domid: host.vm_start(&spec(s), false)?.domid })
+        }
+        Effect::VmPause { vm_uuid } => host.vm_pause(vm_uuid).map(|_| Done::Nothing),
+        Effect::VmUnpause { vm_uuid } => host.vm_unpause(vm_uuid).map(|_| Done::Nothing),
+        Effect::VmSuspend { vm_uuid, image } => host.vm_suspend(vm_uuid, &path(image)).map(|_| Done::Nothing),
+        Effect::VmResume { spec: s, image, paused } => {
+            let domain = host.vm_resume(&spec(s), &path(image), *paused)?;
+            host.vdi_destroy(&dir(image), &image.uuid)?;
+            Ok(Done::Domain { domid: domain.domid })
+        }
+        Effect::CreateDisks(files) => {
+            let mut made = Vec::new();
+            for (file, size) in files {
+                if let Err(e) = host.vdi_create(&dir(file), &file.uuid, *size) {
+                    // No half-done state: the files made so far go too.
+                    for f in made {
+                        let _ = host.vdi_destroy(&dir(f), &f.uuid);
+                    }
+                    return Err(e);
+                }
+                made.push(file);
+            }
+            Ok(Done::Nothing)
+        }
+        Effect::CopyDisks(copies) => {
+            let mut made = Vec::new();
+            for (from, to) in copies {
+                if let Err(e) = host.vdi_copy(&dir(from), &from.uuid, &dir(to), &to.uuid) {
+                    for f in made {
+                        let _ = host.vdi_destroy(&dir(f), &f.uuid);
+                    }
+                    return Err(e);
+                }
+                made.push(to);
+            }
+            Ok(Done::Nothing)
+        }
+    }
+}
+
+/// A host's refusal as the API says it.
+fn host_error(state: &crate::engine::State, e: HostError) -> ApiError {
+    match e {
+        HostError::BadPowerState { uuid, operation: _, expected, actual } => {
+            let vms = schema().class("VM").expect("VM");
+            let vm = state.table(vms.id).by_uuid.get(&uuid).cloned().unwrap_or(uuid);
+            ApiError::new(
+                "VM_BAD_POWER_STATE",
+                [vm, expected.as_str().to_ascii_lowercase(), actual.as_str().to_ascii_lowercase()],
+            )
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// After a start: operations a crash interrupted are cleared, and each VM's power state is what
+/// the host reports (xapi's `VM.power_state_reset` semantics), in one entry if anything differs.
+pub fn reconcile(ledger: &Ledger, host: &dyn Host) -> Result<(), ApiError> {
+    let state = ledger.snapshot();
+    let class = schema().class("VM").expect("VM");
+    let f = |n: &str| class.field(n).expect("a VM field");
+    let (power, uuid, control, current) =
+        (f("power_state"), f("uuid"), f("is_control_domain"), f("current_operations"));
+    let mut vms = Vec::new();
+    for (r, o) in state.table(class.id).objects.iter() {
+        if o.fields[control].as_bool() == Some(true) {
+            continue;
+        }
+        let reported = host.vm_power_state(o.fields[uuid].as_str().unwrap_or(""));
+        let stale_ops = o.fields[current].as_map().is_some_and(|m| {
+            m.iter().any(|(t, _)| !crate::engine::internal::task_is_pending(&state, t.as_str().unwrap_or("")))
+        });
+        if stale_ops || o.fields[power].as_str() != Some(reported.as_str()) {
+            vms.push((r.clone(), reported.as_str().to_string()));
+        }
+    }
+    if vms.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(vms = vms.len(), "reconciling VMs with what the host reports");
+    ledger.call_blocking(Job::internal(Actor::server("start-up"), InternalOp::Reconcile(vms))).map(|_| ())
+}
