@@ -257,6 +257,21 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A version-4 UUID from the first 16 bytes of a digest (version and variant bits set).
+pub fn uuid_v4(digest: &[u8; 32]) -> String {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    format_uuid(&b)
+}
+
+/// A locally administered unicast MAC address from six bytes.
+pub fn format_mac(mut b: [u8; 6]) -> String {
+    b[0] = (b[0] & 0xfc) | 0x02;
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+}
+
 /// The text form of a UUID's 16 bytes (`8-4-4-4-12` lower-case hex).
 pub fn format_uuid(b: &[u8; 16]) -> String {
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();

@@ -11,8 +11,8 @@ The resolution rules mirror what the upstream loader (`guesttemplates/
 blank_template.py`, `guesttemplates/loader.py`) and xapi do to these files;
 docs/templates.md lists each rule and its source.
 
-Usage: templates.py [TEMPLATES_DIR] [OUTPUT]
-  TEMPLATES_DIR  default: ../shared/reference/templates (relative to the repo root)
+Usage: templates.py TEMPLATES_DIR [OUTPUT]
+  TEMPLATES_DIR  a checkout's `json/` directory of guest-templates-json
   OUTPUT         default: schema/facts/templates.json (in this repo)
 """
 import json
@@ -23,7 +23,6 @@ from xml.dom import minidom
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
-DEFAULT_SRC = os.path.join(REPO, "..", "shared", "reference", "templates")
 DEFAULT_OUT = os.path.join(REPO, "schema", "facts", "templates.json")
 
 EXPECTED_COUNT = 49
@@ -236,7 +235,9 @@ def finish(state):
 
 
 def main(argv):
-    src = argv[1] if len(argv) > 1 else DEFAULT_SRC
+    if len(argv) < 2:
+        sys.exit("usage: templates.py TEMPLATES_DIR [OUTPUT]")
+    src = argv[1]
     out = argv[2] if len(argv) > 2 else DEFAULT_OUT
     files = {}
     for fname in sorted(os.listdir(src)):

@@ -27,9 +27,11 @@ pub enum Effect {
         spec: DomainSpec,
         paused: bool,
     },
+    /// Stops the domain; a suspended VM's `image` (its suspend VDI's file) is removed too.
     VmShutdown {
         vm_uuid: String,
         clean: bool,
+        image: Option<DiskFile>,
     },
     VmReboot {
         spec: DomainSpec,

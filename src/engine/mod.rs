@@ -98,9 +98,22 @@ pub fn route(class: &Class, msg: &Message) -> Route {
 /// Serves a read-only message from a snapshot (`NOT_IMPLEMENTED` for one that is not a read).
 pub fn read(state: &State, class: &Class, msg: &Message, args: &[Value]) -> Result<Value, ApiError> {
     match route(class, msg) {
-        Route::Read(Some(f)) => f(state, &Call { class, msg, args }),
-        Route::Read(None) => implicit::read(state, class, msg, args),
+        Route::Read(reader) => read_routed(reader, state, class, msg, args),
         _ => Err(ApiError::not_implemented(&msg.wire_name)),
+    }
+}
+
+/// A read whose route the caller has resolved already (`Route::Read(reader)`).
+pub fn read_routed(
+    reader: Option<explicit::ReadFn>,
+    state: &State,
+    class: &Class,
+    msg: &Message,
+    args: &[Value],
+) -> Result<Value, ApiError> {
+    match reader {
+        Some(f) => f(state, &Call { class, msg, args }),
+        None => implicit::read(state, class, msg, args),
     }
 }
 
@@ -124,6 +137,16 @@ impl Invocation {
                 Err(ApiError::internal(format!("{} is not a write for the writer", msg.wire_name)))
             }
         }
+    }
+
+    /// A write whose route the caller has resolved already (`Route::Write(handler)`).
+    pub fn routed(
+        class: &'static Class,
+        msg: &'static Message,
+        args: Vec<Value>,
+        handler: Option<explicit::WriteFn>,
+    ) -> Invocation {
+        Invocation { class, msg, args, handler }
     }
 
     fn run(self, tx: &mut Tx) -> Result<Value, ApiError> {

@@ -77,13 +77,7 @@ impl<'c> Tx<'c> {
     /// A fresh version-4 UUID derived from the call's seed.
     pub fn new_uuid(&mut self) -> String {
         self.ids_issued += 1;
-        let mut hasher = blake3::Hasher::new_keyed(&self.ctx.seed);
-        hasher.update(&self.ids_issued.to_le_bytes());
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        crate::value::format_uuid(&b)
+        crate::value::uuid_v4(blake3::keyed_hash(&self.ctx.seed, &self.ids_issued.to_le_bytes()).as_bytes())
     }
 
     /// A fresh object reference, `OpaqueRef:<uuid>`.

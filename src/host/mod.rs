@@ -82,7 +82,8 @@ pub trait Host: Send + Sync + 'static {
     /// Builds and starts (or starts paused) the VM's domain.
     fn vm_start(&self, vm: &VmSpec, paused: bool) -> Result<Domain, HostError>;
 
-    /// Stops the VM's domain; `clean` asks the guest first.
+    /// Stops the VM's domain; `clean` asks the guest first. A hard shutdown also ends a paused
+    /// or suspended VM (xapi's `hard_shutdown` from Paused or Suspended).
     fn vm_shutdown(&self, vm_uuid: &str, clean: bool) -> Result<(), HostError>;
 
     fn vm_pause(&self, vm_uuid: &str) -> Result<(), HostError>;

@@ -37,6 +37,12 @@ impl SimHost {
         SimHost { domains: Mutex::new(domains), state_file: Some(state_file.to_path_buf()) }
     }
 
+    /// Reads the domain table (nothing to save).
+    fn peek<T>(&self, f: impl FnOnce(&Domains) -> T) -> T {
+        f(&self.domains.lock().expect("sim host lock"))
+    }
+
+    /// Changes the domain table and saves it.
     fn with<T>(&self, f: impl FnOnce(&mut Domains) -> T) -> T {
         let mut domains = self.domains.lock().expect("sim host lock");
         let result = f(&mut domains);
@@ -114,7 +120,7 @@ impl Host for SimHost {
     }
 
     fn vm_power_state(&self, vm_uuid: &str) -> PowerState {
-        self.with(|d| d.state(vm_uuid))
+        self.peek(|d| d.state(vm_uuid))
     }
 
     fn vm_start(&self, vm: &VmSpec, paused: bool) -> Result<Domain, HostError> {
@@ -126,9 +132,10 @@ impl Host for SimHost {
 
     fn vm_shutdown(&self, vm_uuid: &str, clean: bool) -> Result<(), HostError> {
         self.with(|d| {
-            // A hard shutdown also stops a paused domain; a clean one needs a running guest.
-            let paused = d.state(vm_uuid) == PowerState::Paused;
-            d.expect(vm_uuid, "shutdown", if !clean && paused { PowerState::Paused } else { PowerState::Running })?;
+            // A hard shutdown also ends a paused or suspended VM; a clean one needs a running guest.
+            let state = d.state(vm_uuid);
+            let hard_ok = matches!(state, PowerState::Paused | PowerState::Suspended);
+            d.expect(vm_uuid, "shutdown", if !clean && hard_ok { state } else { PowerState::Running })?;
             d.set(vm_uuid, PowerState::Halted);
             Ok(())
         })

@@ -22,7 +22,7 @@ use tokio::sync::{oneshot, watch};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::apply::apply_changes;
 use crate::engine::internal::InternalOp;
-use crate::engine::{snapshot, Ctx, Invocation, Op, State, Tx};
+use crate::engine::{snapshot, Ctx, Invocation, Op, Route, State, Tx};
 use crate::entry::{Actor, Entry};
 use crate::error::ApiError;
 use crate::schema::schema;
@@ -478,13 +478,21 @@ impl Ledger {
     fn prepare(&self, actor: Actor, method: &str, raw_args: Vec<Value>) -> Result<Prepared, ApiError> {
         let (class, msg) = schema().lookup(method).ok_or_else(|| ApiError::method_unknown(method))?;
         let args = crate::engine::prepare_args(method, msg, raw_args)?;
-        if let crate::engine::Route::Read(_) = crate::engine::route(class, msg) {
-            let value = crate::engine::read(&self.snapshot(), class, msg, &args)?;
-            return Ok(Prepared::Done(crate::vault::reveal(self.vault(), class, value)?));
-        }
+        let handler = match crate::engine::route(class, msg) {
+            Route::Read(reader) => {
+                let value = crate::engine::read_routed(reader, &self.snapshot(), class, msg, &args)?;
+                return Ok(Prepared::Done(crate::vault::reveal(self.vault(), class, value)?));
+            }
+            Route::Write(handler) => handler,
+            Route::NotImplemented => return Err(ApiError::not_implemented(&msg.wire_name)),
+            // Runtime and long operations need a node (sessions, waiters, the host).
+            Route::Runtime(_) | Route::Long(_) => {
+                return Err(ApiError::internal(format!("{} runs in the node", msg.wire_name)))
+            }
+        };
         let mut params = crate::engine::logged_params(msg, &args);
         let args = crate::vault::seal_args(self.vault(), class, msg, args, &mut params);
-        Ok(Prepared::Write(Job::call(actor, Invocation::new(class, msg, args)?, params)))
+        Ok(Prepared::Write(Job::call(actor, Invocation::routed(class, msg, args, handler), params)))
     }
 }
 

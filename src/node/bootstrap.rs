@@ -3,7 +3,6 @@
 
 use crate::auth;
 use crate::engine::internal::{inventory_is_missing, FirstBoot, InternalOp, Inventory};
-use crate::engine::State;
 use crate::entry::Actor;
 use crate::ledger::{Job, Ledger, LedgerError};
 use crate::schema::schema;
@@ -49,28 +48,18 @@ pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, Led
     Ok(generated)
 }
 
-/// This host: the pool master.
-pub fn this_host(state: &State) -> Option<String> {
-    let pool = schema().class("pool")?;
-    let master = pool.field("master")?;
-    state.table(pool.id).objects.values().next().and_then(|o| o.fields[master].as_str().map(String::from))
-}
-
 /// Adds the host's inventory (docs/xenapi-semantics.md §i) if the data dir lacks it: a new data
 /// dir right after its first start, an older one on its next start. The local SR's VDI files live
-/// in `DIR/sr-local` (a directory under the system's temp dir for a ledger without a data dir).
+/// in `DIR/sr-local` (`xenledger-sr-memory` under the system's temp dir for a ledger without a data dir).
 pub fn ensure_inventory(ledger: &Ledger, address: &str) -> Result<(), LedgerError> {
     if !inventory_is_missing(&ledger.snapshot()) {
         return Ok(());
     }
     let dir = match ledger.dir() {
         Some(d) => d.join("sr-local"),
-        None => {
-            let mut id = [0u8; 8];
-            crate::entropy::fill(&mut id);
-            std::env::temp_dir()
-                .join(format!("xenledger-sr-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>()))
-        }
+        // One shared directory for every ledger without a data dir (tests, simulations): VDI files
+        // are named by uuid, so they never collide, and no run leaves a directory behind.
+        None => std::env::temp_dir().join("xenledger-sr-memory"),
     };
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -84,13 +73,12 @@ pub fn ensure_inventory(ledger: &Ledger, address: &str) -> Result<(), LedgerErro
     let (size, used) = file_system_use(&dir);
     let mut mac = [0u8; 6];
     crate::entropy::fill(&mut mac);
-    mac[0] = (mac[0] & 0xfc) | 0x02;
     let op = InternalOp::Inventory(Box::new(Inventory {
         local_sr_dir: dir.display().to_string(),
         local_sr_size: size,
         local_sr_used: used,
         address: address.to_string(),
-        mac: mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+        mac: crate::value::format_mac(mac),
     }));
     ledger
         .call_blocking(Job::internal(Actor::server("inventory"), op))

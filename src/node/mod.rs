@@ -139,7 +139,7 @@ impl Node {
         let clock = ledger.clock().clone();
         let first_start_now = bootstrap::is_first_start(&ledger);
         let generated_password = bootstrap::ensure(&ledger, first_start)?;
-        let host = bootstrap::this_host(&ledger.snapshot()).unwrap_or_default();
+        let host = engine::explicit::vm::this_host(&ledger.snapshot());
         let address = crate::engine::explicit::vm::field(&ledger.snapshot(), "host", &host, "address");
         bootstrap::ensure_inventory(&ledger, address.as_str().unwrap_or("127.0.0.1"))?;
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
@@ -256,8 +256,8 @@ impl Node {
                 operations::run(self, caller, call, logged, task).await
             }
             Route::Runtime(runtime) => self.run_runtime(runtime, caller, msg, &args).await,
-            Route::Read(_) => {
-                let value = engine::read(&self.ledger.snapshot(), class, msg, &args)?;
+            Route::Read(reader) => {
+                let value = engine::read_routed(reader, &self.ledger.snapshot(), class, msg, &args)?;
                 vault::reveal(self.ledger.vault(), class, value)
             }
             Route::NotImplemented => {
@@ -268,10 +268,10 @@ impl Node {
                 }
                 Err(ApiError::not_implemented(&msg.wire_name))
             }
-            Route::Write(_) => {
+            Route::Write(handler) => {
                 let mut logged = engine::logged_params(msg, &args);
                 let args = vault::seal_args(self.ledger.vault(), class, msg, args, &mut logged);
-                let job = Job::call(caller.actor(), engine::Invocation::new(class, msg, args)?, logged);
+                let job = Job::call(caller.actor(), engine::Invocation::routed(class, msg, args, handler), logged);
                 self.ledger.call(job).await.map(|(v, _)| v)
             }
         }

@@ -108,7 +108,13 @@ fn apply(host: &dyn Host, effect: &Effect) -> Result<Done, HostError> {
     match effect {
         Effect::Nothing => Ok(Done::Nothing),
         Effect::VmStart { spec: s, paused } => Ok(Done::Domain { domid: host.vm_start(&spec(s), *paused)?.domid }),
-        Effect::VmShutdown { vm_uuid, clean } => host.vm_shutdown(vm_uuid, *clean).map(|_| Done::Nothing),
+        Effect::VmShutdown { vm_uuid, clean, image } => {
+            host.vm_shutdown(vm_uuid, *clean)?;
+            if let Some(image) = image {
+                host.vdi_destroy(&dir(image), &image.uuid)?;
+            }
+            Ok(Done::Nothing)
+        }
         Effect::VmReboot { spec: s, clean } => {
             host.vm_shutdown(&s.vm_uuid, *clean)?;
             Ok(Done::Domain { domid: host.vm_start(&spec(s), false)?.domid })

@@ -64,7 +64,7 @@ async fn take_turn(
         let Some(o) = state.get(class.id, object) else { return Ok(Turn::NoObject) };
         if o.fields[current].as_map().is_some_and(<[_]>::is_empty) {
             let op = InternalOp::RegisterOperation {
-                class: class_name(class),
+                class: class.name.as_str(),
                 object: object.to_string(),
                 op: op.to_string(),
                 task: task.to_string(),
@@ -147,7 +147,7 @@ pub async fn spawn_async(
             },
             _ => Box::pin(node2.dispatch_in(&caller, class, msg, args, Some(t.clone()))).await,
         };
-        let registered = registered.map(|object| (class_name(class), object));
+        let registered = registered.map(|object| (class.name.as_str(), object));
         let op = InternalOp::TaskComplete { task: t.clone(), outcome: Box::new(outcome), registered };
         let job = Job::internal(caller.actor(), op);
         if let Err(e) = node2.ledger.call(job).await {
@@ -279,9 +279,4 @@ pub async fn collect_tasks(node: &Arc<Node>) -> Result<usize, ApiError> {
     let count = expired.len();
     let job = Job::internal(Actor::server("task-gc"), InternalOp::TaskGc(expired));
     node.ledger.call(job).await.map(|_| count)
-}
-
-/// The datamodel's own name of a class, as a `'static` str for an internal op.
-fn class_name(class: &'static Class) -> &'static str {
-    &class.name
 }

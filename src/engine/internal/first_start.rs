@@ -143,15 +143,7 @@ fn control_domain(tx: &mut Tx, host: &str, first: &FirstBoot) {
             ("metrics", Value::Ref(metrics)),
         ],
     );
-    for protocol in ["rfb", "vt100"] {
-        let console = create_internal(
-            tx,
-            "console",
-            vec![("protocol", Value::Enum(protocol.into())), ("VM", Value::Ref(vm.clone()))],
-        );
-        let location = format!("https://{}/console?ref={console}", first.address);
-        tx.set("console", &console, "location", Value::String(location));
-    }
+    super::super::explicit::vm::power::consoles(tx, &vm, host);
     tx.set("host", host, "control_domain", Value::Ref(vm));
     for number in 0..VCPUS {
         create_internal(

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use super::super::explicit::vm::{ops, this_host};
+use super::super::explicit::vm::{ops, the_pool, this_host};
 use super::super::implicit::{create_internal, new_object};
 use super::super::state::State;
 use super::super::tx::Tx;
@@ -45,11 +45,7 @@ pub(super) fn run(tx: &mut Tx, inv: Inventory) {
     let host = this_host(&tx.state);
     storage_managers(tx);
     let sr = local_sr(tx, &host, &inv);
-    let pool = {
-        let class = schema().class("pool").expect("pool");
-        tx.state.table(class.id).objects.keys().next().cloned()
-    };
-    if let Some(pool) = pool {
+    if let Some(pool) = the_pool(&tx.state) {
         for f in ["default_SR", "suspend_image_SR", "crash_dump_SR"] {
             tx.set("pool", &pool, f, Value::Ref(sr.clone()));
         }

@@ -131,18 +131,22 @@ fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &D
         ],
     );
     let vm = create_from(tx, "VM", &uuid, fields);
-    let copies = match effect {
-        Effect::CopyDisks(c) => c.clone(),
-        _ => Vec::new(),
+    let copies: &[(DiskFile, DiskFile)] = match effect {
+        Effect::CopyDisks(c) => c,
+        _ => &[],
     };
     let disks = disks(&tx.state, &source);
     let vbds = field(&tx.state, "VM", &source, "VBDs").as_set().unwrap_or(&[]).to_vec();
     for vbd in vbds {
         let vbd = vbd.as_str().unwrap_or("").to_string();
         let mut vdi = field(&tx.state, "VBD", &vbd, "VDI");
-        if let Some(i) = disks.iter().position(|(b, _)| *b == vbd) {
-            let (_, old) = &disks[i];
-            let (_, to) = &copies[i];
+        if let Some((_, old)) = disks.iter().find(|(b, _)| *b == vbd) {
+            // The copy the host made of this disk (a disk attached after the plan has none).
+            let old_uuid = field(&tx.state, "VDI", old, "uuid");
+            let (_, to) = copies
+                .iter()
+                .find(|(from, _)| Some(from.uuid.as_str()) == old_uuid.as_str())
+                .ok_or_else(|| ApiError::new("OPERATION_NOT_ALLOWED", ["a disk was attached during the copy"]))?;
             let sr = target_sr(&tx.state, call, old);
             let fields = with(
                 copied_fields(&tx.state, "VDI", old),
@@ -193,13 +197,14 @@ fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &D
     Ok(Value::Ref(vm))
 }
 
-/// A locally administered unicast MAC derived from a uuid.
-pub fn mac_from(uuid: &str) -> String {
-    let hex: Vec<u8> = uuid.bytes().filter(u8::is_ascii_hexdigit).collect();
-    let byte =
-        |i: usize| u8::from_str_radix(std::str::from_utf8(&hex[2 * i..2 * i + 2]).unwrap_or("00"), 16).unwrap_or(0);
-    let b = [(byte(0) & 0xfc) | 0x02, byte(1), byte(2), byte(3), byte(4), byte(5)];
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+/// A new VIF's MAC, from the first six bytes of its uuid.
+fn mac_from(uuid: &str) -> String {
+    let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
+    let mut b = [0u8; 6];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+    }
+    crate::value::format_mac(b)
 }
 
 /// One `<disk>` of a template's `other_config:disks`.
@@ -264,9 +269,7 @@ fn other_config_key(state: &State, vm: &str, key: &str) -> Option<String> {
 fn disk_sr(state: &State, uuid: &str) -> Result<String, ApiError> {
     let srs = schema().class("SR").expect("SR");
     if uuid.is_empty() {
-        let pool = schema().class("pool").expect("pool");
-        let p = state.table(pool.id).objects.keys().next().cloned().unwrap_or_default();
-        let sr = field(state, "pool", &p, "default_SR").as_str().unwrap_or(NULL_REF).to_string();
+        let sr = super::pool_ref(state, "default_SR");
         if state.exists(srs.id, &sr) {
             return Ok(sr);
         }
@@ -295,9 +298,17 @@ fn plan_provision(state: &State, call: &Call, task: &str) -> Result<Effect, ApiE
     Ok(if files.is_empty() { Effect::Nothing } else { Effect::CreateDisks(files) })
 }
 
-fn finish_provision(tx: &mut Tx, call: &Call, task: &str, _effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
+fn finish_provision(tx: &mut Tx, call: &Call, task: &str, effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
     let vm = call.str(0).to_string();
     let disks = provision_disks(&tx.state, &vm)?;
+    let made = match effect {
+        Effect::CreateDisks(files) => files.len(),
+        _ => 0,
+    };
+    if disks.len() != made {
+        // `other_config:disks` changed while the files were being made.
+        return Err(ApiError::new("OPERATION_NOT_ALLOWED", ["the template's disks changed during provisioning"]));
+    }
     tx.set("VM", &vm, "is_a_template", Value::Bool(false));
     let vm_uuid = super::vm_uuid(&tx.state, &vm);
     for (i, (disk, sr)) in disks.into_iter().enumerate() {

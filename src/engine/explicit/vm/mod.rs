@@ -22,11 +22,21 @@ pub fn vm_uuid(state: &State, vm: &str) -> String {
     field(state, "VM", vm, "uuid").as_str().unwrap_or("").to_string()
 }
 
+/// The pool (there is one once the first start is logged).
+pub fn the_pool(state: &State) -> Option<String> {
+    let pool = schema().class("pool").expect("pool");
+    state.table(pool.id).objects.keys().next().cloned()
+}
+
+/// A ref-typed field of the pool (`master`, `default_SR`, …), `OpaqueRef:NULL` without a pool.
+pub fn pool_ref(state: &State, name: &str) -> String {
+    let pool = the_pool(state).unwrap_or_default();
+    field(state, "pool", &pool, name).as_str().unwrap_or(NULL_REF).to_string()
+}
+
 /// This host: the pool's master.
 pub fn this_host(state: &State) -> String {
-    let pool = schema().class("pool").expect("pool");
-    let Some(p) = state.table(pool.id).objects.keys().next() else { return NULL_REF.into() };
-    field(state, "pool", p, "master").as_str().unwrap_or(NULL_REF).to_string()
+    pool_ref(state, "master")
 }
 
 /// The directory of a file-backed SR: its plugged PBD's `device_config:location`.
@@ -47,6 +57,16 @@ pub fn check_op(state: &State, call: &Call, op: &str) -> Result<(), ApiError> {
     ops::check(&ops::Vm::get(state, call.str(0))?, op)
 }
 
+/// static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max, else `MEMORY_CONSTRAINT_VIOLATION_ORDER`
+/// with no parameters (xapi `xapi_vm_memory_constraints.ml` `assert_valid`).
+pub fn assert_memory_order(smin: i64, dmin: i64, dmax: i64, smax: i64) -> Result<(), ApiError> {
+    if smin <= dmin && dmin <= dmax && dmax <= smax {
+        Ok(())
+    } else {
+        Err(ApiError::new("MEMORY_CONSTRAINT_VIOLATION_ORDER", Vec::<String>::new()))
+    }
+}
+
 /// `VM.set_memory_limits(self, static_min, static_max, dynamic_min, dynamic_max)`: halted VMs
 /// only; the four must keep static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max (xapi
 /// `xapi_vm_memory_constraints.ml`).
@@ -58,12 +78,7 @@ pub fn set_memory_limits(tx: &mut super::super::tx::Tx, call: &Call) -> Result<V
         _ => 0,
     };
     let (smin, smax, dmin, dmax) = (int(1), int(2), int(3), int(4));
-    if !(smin <= dmin && dmin <= dmax && dmax <= smax) {
-        return Err(ApiError::new(
-            "MEMORY_CONSTRAINT_VIOLATION",
-            ["memory_static_min <= memory_dynamic_min <= memory_dynamic_max <= memory_static_max"],
-        ));
-    }
+    assert_memory_order(smin, dmin, dmax, smax)?;
     for (name, v) in [
         ("memory_static_min", smin),
         ("memory_static_max", smax),

@@ -48,18 +48,13 @@ fn int(state: &State, vm: &str, name: &str) -> i64 {
     }
 }
 
-/// `MEMORY_CONSTRAINT_VIOLATION` unless static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max, then
+/// `MEMORY_CONSTRAINT_VIOLATION_ORDER` unless static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max, then
 /// `HOST_NOT_ENOUGH_FREE_MEMORY` if the host cannot hold the VM's dynamic_max besides what runs.
 fn check_memory(state: &State, vm: &str) -> Result<(), ApiError> {
     let m = |n| int(state, vm, n);
     let (smin, dmin, dmax, smax) =
         (m("memory_static_min"), m("memory_dynamic_min"), m("memory_dynamic_max"), m("memory_static_max"));
-    if !(smin <= dmin && dmin <= dmax && dmax <= smax) {
-        return Err(ApiError::new(
-            "MEMORY_CONSTRAINT_VIOLATION",
-            ["memory_static_min <= memory_dynamic_min <= memory_dynamic_max <= memory_static_max"],
-        ));
-    }
+    super::assert_memory_order(smin, dmin, dmax, smax)?;
     let available = free_memory(state);
     if dmax > available {
         return Err(ApiError::new("HOST_NOT_ENOUGH_FREE_MEMORY", [dmax.to_string(), available.to_string()]));
@@ -103,15 +98,17 @@ fn plan_start(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiErro
 }
 
 fn plan_clean_shutdown(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
-    Ok(Effect::VmShutdown { vm_uuid: vm_uuid(state, call.str(0)), clean: true })
+    Ok(Effect::VmShutdown { vm_uuid: vm_uuid(state, call.str(0)), clean: true, image: None })
 }
 
 fn plan_hard_shutdown(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
     let vm = call.str(0);
-    if field(state, "VM", vm, "power_state").as_str() == Some("Suspended") {
-        return Ok(Effect::Nothing); // the suspend image is dropped by `finish_halted`
-    }
-    Ok(Effect::VmShutdown { vm_uuid: vm_uuid(state, vm), clean: false })
+    // A suspended VM's image goes with it (its VDI record is dropped by `finish_halted`).
+    let image = match field(state, "VM", vm, "power_state").as_str() {
+        Some("Suspended") => suspend_image(state, vm)?,
+        _ => None,
+    };
+    Ok(Effect::VmShutdown { vm_uuid: vm_uuid(state, vm), clean: false, image })
 }
 
 /// `VM.shutdown`: clean when the guest runs, hard otherwise (xapi falls back to hard).
@@ -150,23 +147,23 @@ fn plan_suspend(state: &State, call: &Call, task: &str) -> Result<Effect, ApiErr
 fn plan_resume(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
     let vm = call.str(0);
     let paused = call.args.get(1).and_then(Value::as_bool).unwrap_or(false);
-    let vdi = field(state, "VM", vm, "suspend_VDI").as_str().unwrap_or("").to_string();
+    let image = suspend_image(state, vm)?.ok_or_else(|| ApiError::internal("a suspended VM without its image"))?;
+    Ok(Effect::VmResume { spec: spec(state, vm), image, paused })
+}
+
+/// The file of a suspended VM's image (`suspend_VDI`), if it has one.
+fn suspend_image(state: &State, vm: &str) -> Result<Option<DiskFile>, ApiError> {
+    let vdi = field(state, "VM", vm, "suspend_VDI").as_str().unwrap_or(NULL_REF).to_string();
+    let Some(uuid) = field(state, "VDI", &vdi, "uuid").as_str().map(String::from) else { return Ok(None) };
     let sr = field(state, "VDI", &vdi, "SR").as_str().unwrap_or("").to_string();
     let dir = sr_dir(state, &sr).ok_or_else(|| ApiError::new("SR_NOT_ATTACHED", [sr.as_str()]))?;
-    let uuid = field(state, "VDI", &vdi, "uuid").as_str().unwrap_or("").to_string();
-    Ok(Effect::VmResume { spec: spec(state, vm), image: DiskFile { sr_dir: dir, uuid }, paused })
+    Ok(Some(DiskFile { sr_dir: dir, uuid }))
 }
 
 /// The VM's suspend SR, else the pool's suspend-image SR.
 fn suspend_sr(state: &State, vm: &str) -> Option<String> {
     let own = field(state, "VM", vm, "suspend_SR").as_str().unwrap_or(NULL_REF).to_string();
-    let sr = if own != NULL_REF && !own.is_empty() {
-        own
-    } else {
-        let pool = schema().class("pool").expect("pool");
-        let p = state.table(pool.id).objects.keys().next()?.clone();
-        field(state, "pool", &p, "suspend_image_SR").as_str()?.to_string()
-    };
+    let sr = if own != NULL_REF && !own.is_empty() { own } else { super::pool_ref(state, "suspend_image_SR") };
     (sr != NULL_REF && !sr.is_empty()).then_some(sr)
 }
 
@@ -175,11 +172,7 @@ pub fn derived_uuid(task: &str, index: u32) -> String {
     let mut h = blake3::Hasher::new_derive_key("xenledger 2026 operation uuid");
     h.update(task.as_bytes());
     h.update(&index.to_le_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&h.finalize().as_bytes()[..16]);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    crate::value::format_uuid(&b)
+    crate::value::uuid_v4(h.finalize().as_bytes())
 }
 
 fn set_power(tx: &mut Tx, vm: &str, state: &str) {
@@ -257,8 +250,9 @@ fn metrics_at_start(tx: &mut Tx, vm: &str, now: Value) {
     tx.set("VM_metrics", &metrics, "current_domain_type", Value::Enum(if hvm { "hvm" } else { "pv" }.into()));
 }
 
-/// A running domain has an `rfb` and a `vt100` console (xapi creates them at start).
-fn consoles(tx: &mut Tx, vm: &str, host: &str) {
+/// A running domain has an `rfb` and a `vt100` console at `https://<host address>/console?ref=…`
+/// (xapi creates them at start, and dom0's at first start: create_misc.ml).
+pub fn consoles(tx: &mut Tx, vm: &str, host: &str) {
     if !field(&tx.state, "VM", vm, "consoles").as_set().unwrap_or(&[]).is_empty() {
         return;
     }
