@@ -92,8 +92,8 @@ fn fixture() -> Fixture {
     let mut state = at_checkpoint.clone();
     append_call(&store, &mut state, "network.set_name_label", vec![s(&net), s("n2")]);
     let net2 = append_call(&store, &mut state, "network.create", vec![network_record("m", &[])]);
-    append_call(&store, &mut state, "VIF.create", vec![vif_record(&vm, net2.as_str().unwrap(), "1")]);
-    append_call(&store, &mut state, "VM.destroy", vec![s(&vm)]);
+    let vif = append_call(&store, &mut state, "VIF.create", vec![vif_record(&vm, net2.as_str().unwrap(), "1")]);
+    append_call(&store, &mut state, "VIF.destroy", vec![vif]);
     append_call(&store, &mut state, "network.remove_from_other_config", vec![s(&net), s("a")]);
     append_call(&store, &mut state, "secret.create", vec![secret_record("x")]);
     assert_eq!(state.seq, LAST_SEQ);

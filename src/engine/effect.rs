@@ -54,6 +54,35 @@ pub enum Effect {
         image: DiskFile,
         paused: bool,
     },
+    /// Saves a running domain's memory into `image` while it runs on, then copies the disks.
+    VmCheckpoint {
+        vm_uuid: String,
+        image: DiskFile,
+        copies: Vec<(DiskFile, DiskFile)>,
+    },
+    /// Moves a running or paused domain to a new domain on this host.
+    VmMigrate {
+        vm_uuid: String,
+    },
+    /// Asks whether the VM has a domain (`VM.power_state_reset` refuses one that does).
+    VmStat {
+        vm_uuid: String,
+    },
+    /// Puts a VM back as a snapshot had it: the snapshot's disks (and memory image, for a
+    /// checkpoint) copied, then the VM's domain ended and its replaced disk files removed.
+    VmRevert {
+        vm_uuid: String,
+        /// Whether the VM has a domain (or a suspended one) to end first.
+        halt: bool,
+        copies: Vec<(DiskFile, DiskFile)>,
+        /// A checkpoint's memory image, copied to become the VM's: the VM is then suspended.
+        image: Option<(DiskFile, DiskFile)>,
+        remove: Vec<DiskFile>,
+    },
+    /// Stops the host's running guests (hard) before it reboots or shuts down.
+    HostPower {
+        vm_uuids: Vec<String>,
+    },
     /// Creates sparse disk files of the given sizes.
     CreateDisks(Vec<(DiskFile, u64)>),
     /// Copies disk files (source, destination).
@@ -68,4 +97,6 @@ pub enum Done {
     Domain {
         domid: i64,
     },
+    /// Whether the VM has a domain on the host (running, paused or suspended).
+    DomainExists(bool),
 }

@@ -58,8 +58,10 @@ pub(super) fn finish(
         Ok(done) => {
             let savepoint = tx.savepoint();
             let result = (call.long.finish)(tx, &call.call(), task, effect, &done);
-            if result.is_err() {
-                tx.rollback(savepoint);
+            match &result {
+                Err(_) => tx.rollback(savepoint),
+                Ok(_) if call.class.name == "VM" => super::explicit::vm::alerts::after(tx, &call.call(), call.long.op),
+                Ok(_) => {}
             }
             result
         }

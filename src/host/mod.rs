@@ -93,6 +93,17 @@ pub trait Host: Send + Sync + 'static {
     /// Saves the domain's memory into `image` and stops it.
     fn vm_suspend(&self, vm_uuid: &str, image: &Path) -> Result<(), HostError>;
 
+    /// Saves the running domain's memory into `image` and lets it run on (a checkpoint).
+    fn vm_checkpoint(&self, vm_uuid: &str, image: &Path) -> Result<(), HostError>;
+
+    /// Moves the running (or paused) domain to a new domain on this host: a localhost
+    /// migration, the only one a one-host pool has (xapi `xapi_vm_migrate.ml` `pool_migrate`).
+    fn vm_migrate(&self, vm_uuid: &str) -> Result<Domain, HostError>;
+
+    /// Records that the (halted) VM is suspended with `image` as its memory: a revert to a
+    /// checkpoint. A real backend keeps no state for a suspended VM beyond its image.
+    fn vm_set_suspended(&self, vm_uuid: &str, image: &Path) -> Result<(), HostError>;
+
     /// Restores the domain from `image`.
     fn vm_resume(&self, vm: &VmSpec, image: &Path, paused: bool) -> Result<Domain, HostError>;
 

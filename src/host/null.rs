@@ -41,6 +41,18 @@ impl Host for NullHost {
         unsupported("suspend a VM")
     }
 
+    fn vm_checkpoint(&self, _vm_uuid: &str, _image: &Path) -> Result<(), HostError> {
+        unsupported("checkpoint a VM")
+    }
+
+    fn vm_migrate(&self, _vm_uuid: &str) -> Result<Domain, HostError> {
+        unsupported("migrate a VM")
+    }
+
+    fn vm_set_suspended(&self, _vm_uuid: &str, _image: &Path) -> Result<(), HostError> {
+        unsupported("revert a VM to a checkpoint")
+    }
+
     fn vm_resume(&self, _vm: &VmSpec, _image: &Path, _paused: bool) -> Result<Domain, HostError> {
         unsupported("resume a VM")
     }

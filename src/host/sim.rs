@@ -69,6 +69,12 @@ fn private() -> OpenOptions {
     options
 }
 
+/// A simulated memory image: enough for a resume to know whose it is.
+fn write_image(vm_uuid: &str, image: &Path) -> Result<(), HostError> {
+    let mut file = private().write(true).create(true).truncate(true).open(image).map_err(io(image))?;
+    file.write_all(format!("xenledger simulated suspend image of VM {vm_uuid}\n").as_bytes()).map_err(io(image))
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
     move |source| HostError::Io { path: path.to_path_buf(), source }
 }
@@ -160,11 +166,37 @@ impl Host for SimHost {
     fn vm_suspend(&self, vm_uuid: &str, image: &Path) -> Result<(), HostError> {
         self.with(|d| {
             d.expect(vm_uuid, "suspend", PowerState::Running)?;
-            let mut file = private().write(true).create(true).truncate(true).open(image).map_err(io(image))?;
-            file.write_all(format!("xenledger simulated suspend image of VM {vm_uuid}\n").as_bytes())
-                .map_err(io(image))?;
+            write_image(vm_uuid, image)?;
             d.set(vm_uuid, PowerState::Suspended);
             Ok(())
+        })
+    }
+
+    fn vm_checkpoint(&self, vm_uuid: &str, image: &Path) -> Result<(), HostError> {
+        self.with(|d| {
+            d.expect(vm_uuid, "checkpoint", PowerState::Running)?;
+            write_image(vm_uuid, image)
+        })
+    }
+
+    fn vm_set_suspended(&self, vm_uuid: &str, image: &Path) -> Result<(), HostError> {
+        self.with(|d| {
+            d.expect(vm_uuid, "revert", PowerState::Halted)?;
+            std::fs::metadata(image).map_err(io(image))?;
+            d.set(vm_uuid, PowerState::Suspended);
+            Ok(())
+        })
+    }
+
+    fn vm_migrate(&self, vm_uuid: &str) -> Result<Domain, HostError> {
+        self.with(|d| {
+            let state = d.state(vm_uuid);
+            if !matches!(state, PowerState::Running | PowerState::Paused) {
+                d.expect(vm_uuid, "migrate", PowerState::Running)?;
+            }
+            // The domain is rebuilt on the destination (here, this host): a new domid.
+            d.by_vm.remove(vm_uuid);
+            Ok(d.set(vm_uuid, state).expect("a domain"))
         })
     }
 
@@ -203,20 +235,26 @@ impl Host for SimHost {
 
     fn vdi_copy(&self, from_dir: &Path, from_uuid: &str, to_dir: &Path, to_uuid: &str) -> Result<(), HostError> {
         use std::io::{Read, Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
         let (from, to) = (vdi_path(from_dir, from_uuid), vdi_path(to_dir, to_uuid));
         let mut src = std::fs::File::open(&from).map_err(io(&from))?;
         let len = src.metadata().map_err(io(&from))?.len();
         let mut dst = private().write(true).create_new(true).open(&to).map_err(io(&to))?;
         dst.set_len(len).map_err(io(&to))?;
+        // A disk never written has no blocks: its copy is all hole too.
+        if src.metadata().map_err(io(&from))?.blocks() == 0 {
+            return dst.sync_all().map_err(io(&to));
+        }
         // Only chunks holding data are written: the copy of a sparse disk stays sparse.
-        let mut chunk = vec![0u8; 1 << 20];
+        const CHUNK: usize = 1 << 20;
+        let (mut chunk, zeros) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
         let mut at = 0u64;
         loop {
             let n = src.read(&mut chunk).map_err(io(&from))?;
             if n == 0 {
                 break;
             }
-            if chunk[..n].iter().any(|b| *b != 0) {
+            if chunk[..n] != zeros[..n] {
                 dst.seek(SeekFrom::Start(at)).map_err(io(&to))?;
                 dst.write_all(&chunk[..n]).map_err(io(&to))?;
             }

@@ -2,7 +2,7 @@
 //! (`engine/internal/first_start.rs`) that creates root, the pool and this host.
 
 use crate::auth;
-use crate::engine::internal::{inventory_is_missing, FirstBoot, InternalOp, Inventory};
+use crate::engine::internal::{inventory_is_missing, FirstBoot, InternalOp, Inventory, Machine};
 use crate::entry::Actor;
 use crate::ledger::{Job, Ledger, LedgerError};
 use crate::schema::schema;
@@ -39,6 +39,7 @@ pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, Led
         root_password_hash: auth::hash_password(&password),
         hostname: first.hostname.clone(),
         address: first.address.clone(),
+        machine: machine(),
     }));
     let job =
         Job::internal(Actor { session: String::new(), user: "xenledger".into(), originator: "first-start".into() }, op);
@@ -46,6 +47,17 @@ pub fn ensure(ledger: &Ledger, first: &FirstStart) -> Result<Option<String>, Led
         .call_blocking(job)
         .map_err(|e| LedgerError::Checkpoint { seq: 0, reason: format!("first start failed: {e}") })?;
     Ok(generated)
+}
+
+/// This machine's CPUs and memory (`/proc/meminfo`'s `MemTotal`; 16 GiB where it cannot be read).
+fn machine() -> Machine {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as i64);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<i64>().ok());
+    Machine { cpus, memory_bytes: kib.map_or(16 << 30, |k| k * 1024) }
 }
 
 /// Adds the host's inventory (docs/xenapi-semantics.md §i) if the data dir lacks it: a new data

@@ -99,6 +99,10 @@ pub struct Node {
     /// `Async.` tasks whose call is still running this run, and those of them waiting for their turn.
     pub running_tasks: std::sync::Mutex<std::collections::HashSet<String>>,
     pub waiting_tasks: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Tasks of long operations running this run (sync or `Async.`), and those of them asked to
+    /// stop (`task.cancel`, or a hard shutdown overriding a clean one).
+    pub long_running: std::sync::Mutex<std::collections::HashSet<String>>,
+    pub cancels: std::sync::Mutex<std::collections::HashSet<String>>,
     /// This host's ref (created on first start).
     pub host: String,
     /// Whether this start created root, the pool and this host.
@@ -153,6 +157,8 @@ impl Node {
             task_owners: Default::default(),
             running_tasks: Default::default(),
             waiting_tasks: Default::default(),
+            long_running: Default::default(),
+            cancels: Default::default(),
             host,
             first_start: first_start_now,
             backend,
@@ -335,6 +341,16 @@ impl Node {
             Runtime::EventCurrentId => Ok(Value::Int(self.ledger.snapshot().seq as i64)),
             Runtime::TaskCreate => tasks::create(self, caller, args).await,
             Runtime::TaskChange => tasks::change(self, caller, &msg.name, args).await,
+            Runtime::HostTime => {
+                // xapi answers both in UTC on a host whose clock is UTC, as servers' are; the
+                // local one has no zone offset applied here (docs/xenapi-semantics.md §i.1).
+                let host = args[0].as_str().unwrap_or("");
+                let hosts = crate::schema::schema().class("host").expect("host");
+                if !self.ledger.snapshot().exists(hosts.id, host) {
+                    return Err(ApiError::handle_invalid("host", host));
+                }
+                Ok(Value::DateTime(self.ledger.clock().now_us() / 1_000_000))
+            }
         }
     }
 }

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::tasks::OPERATION_WAIT_MAX;
 use super::{Caller, Node};
+use crate::clock;
 use crate::engine::effect::{DiskFile, DomainSpec, Done, Effect};
 use crate::engine::internal::{InternalOp, TaskEdit};
 use crate::engine::{self, Finished, LongCall, Op};
@@ -38,6 +40,10 @@ fn base_duration(effect: &Effect) -> Duration {
         Effect::VmPause { .. } | Effect::VmUnpause { .. } => 200,
         Effect::VmSuspend { .. } | Effect::VmResume { .. } => 1500,
         Effect::CreateDisks(_) | Effect::CopyDisks(_) => 1000,
+        Effect::VmCheckpoint { .. } | Effect::VmRevert { .. } => 1500,
+        Effect::VmMigrate { .. } => 1000,
+        Effect::VmStat { .. } => 0,
+        Effect::HostPower { .. } => 3000,
     };
     Duration::from_millis(ms)
 }
@@ -51,13 +57,26 @@ pub async fn run(
     task: Option<String>,
 ) -> Result<Value, ApiError> {
     let owned = task.is_none();
-    let mark = Job { actor: caller.actor(), op: Op::Mark { call: call.clone(), task }, params };
-    let (task, _) = node.ledger.call(mark).await?;
-    let task = task.as_str().unwrap_or_default().to_string();
-    let planned = call.plan(&node.ledger.snapshot(), &task);
+    let task = mark(node, caller, &call, params, task).await?;
+    node.long_running.lock().expect("long operations lock").insert(task.clone());
+    let outcome = effect_and_outcome(node, caller, call, &task, owned).await;
+    node.long_running.lock().expect("long operations lock").remove(&task);
+    node.cancels.lock().expect("cancels lock").remove(&task);
+    outcome
+}
+
+async fn effect_and_outcome(
+    node: &Arc<Node>,
+    caller: &Caller,
+    call: LongCall,
+    task: &str,
+    owned: bool,
+) -> Result<Value, ApiError> {
+    cancel_what_this_overrides(node, &call, task).await;
+    let planned = call.plan(&node.ledger.snapshot(), task);
     let (effect, done) = match planned {
         Ok(effect) => {
-            let done = perform(node, caller, &task, &effect).await;
+            let done = perform(node, caller, task, &effect).await;
             (effect, done)
         }
         Err(e) => (Effect::Nothing, Err(e)),
@@ -66,10 +85,116 @@ pub async fn run(
         Ok(_) => Value::str("success"),
         Err(e) => Value::String(e.code.clone()),
     };
-    let params = vec![Value::Ref(task.clone()), outcome];
-    let finish =
-        Job { actor: caller.actor(), op: Op::Finish(Box::new(Finished { call, task, owned, effect, done })), params };
+    let params = vec![Value::Ref(task.to_string()), outcome];
+    let finished = Finished { call, task: task.to_string(), owned, effect, done };
+    let finish = Job { actor: caller.actor(), op: Op::Finish(Box::new(finished)), params };
     engine::outcome_of(node.ledger.call(finish).await?.0)
+}
+
+/// Logs the entry that marks the operation. While another operation on the object refuses
+/// it (`OTHER_OPERATION_IN_PROGRESS`), the call waits its turn as xapi's `with_vm_operation`
+/// does (`Helpers.retry_with_global_lock`, policy `standard`: up to 2 hours), woken by each
+/// commit; a cancelled `Async.` task ends the wait.
+async fn mark(
+    node: &Arc<Node>,
+    caller: &Caller,
+    call: &LongCall,
+    params: Vec<Value>,
+    task: Option<String>,
+) -> Result<String, ApiError> {
+    let clock = node.ledger.clock().clone();
+    let deadline_us = clock::deadline_us(&*clock, OPERATION_WAIT_MAX);
+    let mut committed = node.ledger.committed();
+    let waiting = |on: bool| {
+        if let Some(t) = &task {
+            let mut w = node.waiting_tasks.lock().expect("waiting tasks lock");
+            if on {
+                w.insert(t.clone());
+            } else {
+                w.remove(t);
+            }
+        }
+    };
+    loop {
+        committed.borrow_and_update();
+        let job = Job {
+            actor: caller.actor(),
+            op: Op::Mark { call: call.clone(), task: task.clone() },
+            params: params.clone(),
+        };
+        match node.ledger.call(job).await {
+            Ok((t, _)) => {
+                waiting(false);
+                return Ok(t.as_str().unwrap_or_default().to_string());
+            }
+            Err(e) if e.code == "OTHER_OPERATION_IN_PROGRESS" && clock.now_us() < deadline_us => {
+                if let Some(t) = &task {
+                    if !crate::engine::internal::task_is_pending(&node.ledger.snapshot(), t) {
+                        waiting(false);
+                        return Err(ApiError::new("TASK_CANCELLED", [t.as_str()]));
+                    }
+                }
+                waiting(true);
+                clock::until(&*clock, deadline_us, committed.changed()).await;
+            }
+            Err(e) => {
+                waiting(false);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The clean operations a hard one cancels (xapi `message_forwarding.ml` `VM.hard_shutdown`,
+/// `VM.hard_reboot`); the hard operation waits until they have ended.
+fn overridden_by(op: &str) -> &'static [&'static str] {
+    match op {
+        "hard_shutdown" => {
+            &["clean_shutdown", "clean_reboot", "hard_reboot", "pool_migrate", "call_plugin", "shutdown", "suspend"]
+        }
+        "hard_reboot" => &["clean_shutdown", "clean_reboot", "pool_migrate", "call_plugin", "suspend"],
+        _ => &[],
+    }
+}
+
+async fn cancel_what_this_overrides(node: &Arc<Node>, call: &LongCall, task: &str) {
+    let overridden = overridden_by(call.long.op);
+    if overridden.is_empty() {
+        return;
+    }
+    let others = |state: &crate::engine::State| -> Vec<String> {
+        let current = call.class.field("current_operations").expect("operations");
+        let Some(o) = state.get(call.class.id, call.object()) else { return Vec::new() };
+        o.fields[current]
+            .as_map()
+            .unwrap_or(&[])
+            .iter()
+            .filter(|(t, op)| t.as_str() != Some(task) && op.as_str().is_some_and(|op| overridden.contains(&op)))
+            .filter_map(|(t, _)| t.as_str().map(String::from))
+            .collect()
+    };
+    let clock = node.ledger.clock().clone();
+    let deadline_us = clock::deadline_us(&*clock, OPERATION_WAIT_MAX);
+    let mut committed = node.ledger.committed();
+    loop {
+        committed.borrow_and_update();
+        let pending = others(&node.ledger.snapshot());
+        if pending.is_empty() || clock.now_us() >= deadline_us {
+            return;
+        }
+        node.cancels.lock().expect("cancels lock").extend(pending);
+        clock::until(&*clock, deadline_us, committed.changed()).await;
+    }
+}
+
+/// Whether the operation of `task` has been asked to stop (a hard operation overriding it, or
+/// `task.cancel`): it ends with `TASK_CANCELLED` unless its effect has already run.
+fn cancelled(node: &Node, task: &str) -> Result<(), ApiError> {
+    if node.cancels.lock().expect("cancels lock").contains(task) {
+        Err(ApiError::new("TASK_CANCELLED", [task]))
+    } else {
+        Ok(())
+    }
 }
 
 /// The effect through the host, paced by the backend's speed with task progress on the way.
@@ -78,6 +203,7 @@ async fn perform(node: &Arc<Node>, caller: &Caller, task: &str, effect: &Effect)
     let total = base_duration(effect).mul_f64(node.backend.speed.max(0.0));
     let mut waited = Duration::ZERO;
     while waited < total {
+        cancelled(node, task)?;
         let step = PROGRESS_INTERVAL.min(total - waited);
         clock.sleep(step).await;
         waited += step;
@@ -85,6 +211,7 @@ async fn perform(node: &Arc<Node>, caller: &Caller, task: &str, effect: &Effect)
         let edit = TaskEdit::Set { field: "progress", value: Value::Float((progress * 100.0).round() / 100.0) };
         let _ = node.ledger.call(Job::internal(caller.actor(), InternalOp::TaskEdit { task: task.into(), edit })).await;
     }
+    cancelled(node, task)?;
     let host = node.backend.host.clone();
     let effect = effect.clone();
     let snapshot = node.ledger.snapshot();
@@ -141,20 +268,58 @@ fn apply(host: &dyn Host, effect: &Effect) -> Result<Done, HostError> {
             }
             Ok(Done::Nothing)
         }
-        Effect::CopyDisks(copies) => {
-            let mut made = Vec::new();
-            for (from, to) in copies {
-                if let Err(e) = host.vdi_copy(&dir(from), &from.uuid, &dir(to), &to.uuid) {
-                    for f in made {
-                        let _ = host.vdi_destroy(&dir(f), &f.uuid);
-                    }
-                    return Err(e);
-                }
-                made.push(to);
+        Effect::CopyDisks(copies) => copy_disks(host, copies).map(|()| Done::Nothing),
+        Effect::VmCheckpoint { vm_uuid, image, copies } => {
+            host.vm_checkpoint(vm_uuid, &path(image))?;
+            if let Err(e) = copy_disks(host, copies) {
+                let _ = host.vdi_destroy(&dir(image), &image.uuid);
+                return Err(e);
+            }
+            Ok(Done::Nothing)
+        }
+        Effect::HostPower { vm_uuids } => {
+            for vm in vm_uuids {
+                host.vm_shutdown(vm, false)?;
+            }
+            Ok(Done::Nothing)
+        }
+        Effect::VmMigrate { vm_uuid } => Ok(Done::Domain { domid: host.vm_migrate(vm_uuid)?.domid }),
+        Effect::VmStat { vm_uuid } => {
+            Ok(Done::DomainExists(host.vm_power_state(vm_uuid) != crate::host::PowerState::Halted))
+        }
+        Effect::VmRevert { vm_uuid, halt, copies, image, remove } => {
+            // The new files first: a failure leaves the VM as it was.
+            let mut all: Vec<(DiskFile, DiskFile)> = copies.clone();
+            all.extend(image.iter().cloned());
+            copy_disks(host, &all)?;
+            if *halt {
+                host.vm_shutdown(vm_uuid, false)?;
+            }
+            if let Some((_, to)) = image {
+                host.vm_set_suspended(vm_uuid, &path(to))?;
+            }
+            for file in remove {
+                host.vdi_destroy(&dir(file), &file.uuid)?;
             }
             Ok(Done::Nothing)
         }
     }
+}
+
+/// Copies disk files; on a failure the copies made so far are removed.
+fn copy_disks(host: &dyn Host, copies: &[(DiskFile, DiskFile)]) -> Result<(), HostError> {
+    let dir = |f: &DiskFile| std::path::PathBuf::from(&f.sr_dir);
+    let mut made = Vec::new();
+    for (from, to) in copies {
+        if let Err(e) = host.vdi_copy(&dir(from), &from.uuid, &dir(to), &to.uuid) {
+            for f in made {
+                let _ = host.vdi_destroy(&dir(f), &f.uuid);
+            }
+            return Err(e);
+        }
+        made.push(to);
+    }
+    Ok(())
 }
 
 /// A host's refusal as the API says it.
@@ -193,7 +358,7 @@ pub fn reconcile(ledger: &Ledger, host: &dyn Host) -> Result<(), ApiError> {
             vms.push((r.clone(), reported.as_str().to_string()));
         }
     }
-    if vms.is_empty() {
+    if vms.is_empty() && !crate::engine::internal::hosts_need_reconcile(&state) {
         return Ok(());
     }
     tracing::warn!(vms = vms.len(), "reconciling VMs with what the host reports");

@@ -25,8 +25,10 @@ pub const OPERATION_WAIT_MAX: Duration = Duration::from_secs(2 * 3600);
 /// The object and operation an `Async.` call registers in `current_operations`, when its class
 /// tracks operations and the message is one of them (docs/xenapi-semantics.md §f.6).
 fn operation_of(class: &Class, msg: &Message, args: &[Value]) -> Option<(String, String)> {
-    if let crate::engine::Route::Long(_) = crate::engine::route(class, msg) {
-        return None; // a long operation marks itself, refusing a conflicting one as xapi does
+    if let crate::engine::Route::Long(_) | crate::engine::Route::Write(Some(_)) = crate::engine::route(class, msg) {
+        // A long operation marks itself, refusing a conflicting one as xapi does; an explicit
+        // write checks the object's operations itself.
+        return None;
     }
     let field = class.field("current_operations")?;
     let Ty::Map(_, op_ty) = &class.fields[field].ty else { return None };
@@ -188,10 +190,14 @@ pub async fn change(node: &Arc<Node>, caller: &Caller, message: &str, args: &[Va
     let value = args.get(1).cloned().unwrap_or(Value::Null);
     let edit = match message {
         "cancel" => {
-            // A running Async operation cannot be cancelled (it simply finishes, as xapi's
+            // A long operation stops before its effect and records `TASK_CANCELLED` itself.
+            // Another running Async call cannot be cancelled (it simply finishes, as xapi's
             // uncancellable operations do); one waiting for its turn, or a client's task, can.
-            let cancellable = !node.running_tasks.lock().expect("running tasks lock").contains(&task)
-                || node.waiting_tasks.lock().expect("waiting tasks lock").contains(&task);
+            let waiting = node.waiting_tasks.lock().expect("waiting tasks lock").contains(&task);
+            if !waiting && node.long_running.lock().expect("long operations lock").contains(&task) {
+                node.cancels.lock().expect("cancels lock").insert(task.clone());
+            }
+            let cancellable = !node.running_tasks.lock().expect("running tasks lock").contains(&task) || waiting;
             TaskEdit::Cancel { cancellable }
         }
         "destroy" => TaskEdit::Destroy,

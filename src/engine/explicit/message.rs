@@ -59,21 +59,32 @@ pub fn get_all_records_where(state: &State, call: &Call) -> Result<Value, ApiErr
 
 /// `message.create(name, priority, cls, obj_uuid, body)`.
 pub fn create(tx: &mut Tx, call: &Call) -> Result<Value, ApiError> {
-    let now = Value::DateTime(tx.ctx.now_secs());
     let a = call.args;
-    let r = create_internal(
+    Ok(Value::Ref(record(tx, [a[0].clone(), a[1].clone(), a[2].clone(), a[3].clone(), a[4].clone()])))
+}
+
+/// A message the server itself leaves about an object (xapi `Xapi_message.create`).
+pub fn alert(tx: &mut Tx, name: &str, priority: i64, cls: &str, obj_uuid: &str, body: String) -> String {
+    let given =
+        [Value::str(name), Value::Int(priority), Value::Enum(cls.into()), Value::str(obj_uuid), Value::String(body)];
+    record(tx, given)
+}
+
+/// `[name, priority, cls, obj_uuid, body]`, stamped now.
+fn record(tx: &mut Tx, [name, priority, cls, obj_uuid, body]: [Value; 5]) -> String {
+    let now = Value::DateTime(tx.ctx.now_secs());
+    create_internal(
         tx,
         "message",
         vec![
-            ("name", a[0].clone()),
-            ("priority", a[1].clone()),
-            ("cls", a[2].clone()),
-            ("obj_uuid", a[3].clone()),
-            ("body", a[4].clone()),
+            ("name", name),
+            ("priority", priority),
+            ("cls", cls),
+            ("obj_uuid", obj_uuid),
+            ("body", body),
             ("timestamp", now),
         ],
-    );
-    Ok(Value::Ref(r))
+    )
 }
 
 /// `message.destroy_many(messages)`: all or nothing.

@@ -14,7 +14,8 @@
 //! one row here.
 
 mod blob;
-mod message;
+mod host;
+pub(super) mod message;
 pub mod vm;
 
 use std::collections::HashMap;
@@ -93,6 +94,8 @@ pub enum Runtime {
     EventNext,
     EventCurrentId,
     TaskCreate,
+    /// `host.get_servertime`, `host.get_server_localtime`: the node's clock.
+    HostTime,
     /// `task.cancel`, `task.destroy` and `task.set_*`: owner checks, then one logged change.
     TaskChange,
 }
@@ -115,6 +118,16 @@ pub const REGISTRY: &[Row] = &[
     // blob
     row("blob", "create", Write(blob::create)),
     row("blob", "destroy", Write(destroy_one)),
+    // host
+    row("host", "disable", Write(host::disable)),
+    row("host", "enable", Write(host::enable)),
+    row("host", "reboot", L(&host::REBOOT)),
+    row("host", "shutdown", L(&host::SHUTDOWN)),
+    row("host", "evacuate", Write(host::evacuate)),
+    row("host", "assert_can_evacuate", Read(host::assert_can_evacuate)),
+    row("host", "call_plugin", Read(host::call_plugin)),
+    row("host", "get_servertime", Rt(Runtime::HostTime)),
+    row("host", "get_server_localtime", Rt(Runtime::HostTime)),
     // VM
     row("VM", "start", L(&vm::power::START)),
     row("VM", "start_on", L(&vm::power::START_ON)),
@@ -131,7 +144,16 @@ pub const REGISTRY: &[Row] = &[
     row("VM", "clone", L(&vm::clone::CLONE)),
     row("VM", "copy", L(&vm::clone::COPY)),
     row("VM", "provision", L(&vm::clone::PROVISION)),
+    row("VM", "snapshot", L(&vm::snapshot::SNAPSHOT)),
+    row("VM", "checkpoint", L(&vm::snapshot::CHECKPOINT)),
+    row("VM", "revert", L(&vm::snapshot::REVERT)),
+    row("VM", "snapshot_with_quiesce", Read(removed)),
+    row("VM", "destroy", L(&vm::destroy::DESTROY)),
+    row("VM", "power_state_reset", L(&vm::reset::POWER_STATE_RESET)),
+    row("VM", "pool_migrate", L(&vm::boot::POOL_MIGRATE)),
+    row("VM", "assert_can_boot_here", Read(vm::boot::assert_can_boot_here_call)),
     row("VM", "set_memory_limits", Write(vm::set_memory_limits)),
+    row("VM", "set_is_a_template", Write(vm::set_is_a_template)),
     // event
     row("event", "from", Rt(Runtime::EventFrom)),
     row("event", "inject", Rt(Runtime::EventInject)),
@@ -179,6 +201,12 @@ fn destroy_one(tx: &mut Tx, call: &Call) -> Result<Value, ApiError> {
     }
     super::implicit::destroy(tx, call.class, r);
     Ok(Value::String(String::new()))
+}
+
+/// A message the datamodel lists as removed: xapi's generated server answers `MESSAGE_REMOVED []`
+/// once the session is checked (`gen_server.ml`).
+fn removed(_state: &State, _call: &Call) -> Result<Value, ApiError> {
+    Err(ApiError::new("MESSAGE_REMOVED", Vec::<String>::new()))
 }
 
 /// The registered row of `class.message`, if any.

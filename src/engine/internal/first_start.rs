@@ -17,6 +17,23 @@ pub struct FirstBoot {
     pub root_password_hash: String,
     pub hostname: String,
     pub address: String,
+    /// The machine this host runs on, as measured at first start.
+    pub machine: Machine,
+}
+
+/// The machine's CPUs and memory (docs/xenapi-semantics.md §i: a host reports its real ones).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Machine {
+    pub cpus: i64,
+    pub memory_bytes: i64,
+}
+
+impl Machine {
+    /// The control domain's share: a quarter of the memory, at most 4 GiB, and at most 2 CPUs
+    /// (a real host sizes dom0 from its memory too; xapi reads what it was given).
+    fn dom0(self) -> (i64, i64) {
+        ((self.memory_bytes / 4).min(4 << 30), self.cpus.clamp(1, 2))
+    }
 }
 
 /// The product version the host reports (clients split it on dots into ints).
@@ -36,8 +53,8 @@ pub(super) fn run(tx: &mut Tx, first: FirstBoot) -> Result<Value, ApiError> {
         tx,
         "host_metrics",
         vec![
-            ("memory_total", Value::Int(16 << 30)),
-            ("memory_free", Value::Int(15 << 30)),
+            ("memory_total", Value::Int(first.machine.memory_bytes)),
+            ("memory_free", Value::Int(first.machine.memory_bytes - first.machine.dom0().0)),
             ("live", Value::Bool(true)),
             ("last_updated", now.clone()),
         ],
@@ -80,7 +97,7 @@ pub(super) fn run(tx: &mut Tx, first: FirstBoot) -> Result<Value, ApiError> {
             ("sched_policy", Value::str("credit")),
             ("supported_bootloaders", Value::Set(vec![Value::str("pygrub"), Value::str("eliloader")])),
             ("metrics", Value::Ref(metrics)),
-            ("cpu_info", Value::string_map([("cpu_count", "2"), ("socket_count", "1"), ("vendor", "GenuineIntel")])),
+            ("cpu_info", cpu_info(first.machine.cpus)),
         ],
     );
     control_domain(tx, &host, &first);
@@ -98,19 +115,23 @@ pub(super) fn run(tx: &mut Tx, first: FirstBoot) -> Result<Value, ApiError> {
     Ok(Value::String(String::new()))
 }
 
+fn cpu_info(cpus: i64) -> Value {
+    let count = cpus.max(1).to_string();
+    Value::string_map([("cpu_count", count.as_str()), ("socket_count", "1"), ("vendor", "GenuineIntel")])
+}
+
 /// The objects xapi makes for the host's own domain (docs/xenapi-semantics.md §i, create_misc.ml):
 /// the control-domain VM with its metrics and two consoles, and the host's CPUs. There is no
 /// hypervisor here; they describe the host a client expects to see.
 fn control_domain(tx: &mut Tx, host: &str, first: &FirstBoot) {
-    const VCPUS: i64 = 2;
-    const DOM0_MEMORY_BYTES: i64 = 4 << 30;
+    let (dom0_memory, dom0_vcpus) = first.machine.dom0();
     let now = Value::DateTime(tx.ctx.now_secs());
     let metrics = create_internal(
         tx,
         "VM_metrics",
         vec![
-            ("memory_actual", Value::Int(DOM0_MEMORY_BYTES)),
-            ("VCPUs_number", Value::Int(VCPUS)),
+            ("memory_actual", Value::Int(dom0_memory)),
+            ("VCPUs_number", Value::Int(dom0_vcpus)),
             ("state", Value::Set(Vec::new())),
             ("start_time", now.clone()),
             ("last_updated", now),
@@ -129,13 +150,13 @@ fn control_domain(tx: &mut Tx, host: &str, first: &FirstBoot) {
             ("is_control_domain", Value::Bool(true)),
             ("domid", Value::Int(0)),
             ("resident_on", Value::Ref(host.to_string())),
-            ("memory_static_max", Value::Int(DOM0_MEMORY_BYTES)),
-            ("memory_dynamic_max", Value::Int(DOM0_MEMORY_BYTES)),
-            ("memory_dynamic_min", Value::Int(DOM0_MEMORY_BYTES)),
-            ("memory_static_min", Value::Int(DOM0_MEMORY_BYTES)),
-            ("memory_target", Value::Int(DOM0_MEMORY_BYTES)),
-            ("VCPUs_max", Value::Int(VCPUS)),
-            ("VCPUs_at_startup", Value::Int(VCPUS)),
+            ("memory_static_max", Value::Int(dom0_memory)),
+            ("memory_dynamic_max", Value::Int(dom0_memory)),
+            ("memory_dynamic_min", Value::Int(dom0_memory)),
+            ("memory_static_min", Value::Int(dom0_memory)),
+            ("memory_target", Value::Int(dom0_memory)),
+            ("VCPUs_max", Value::Int(dom0_vcpus)),
+            ("VCPUs_at_startup", Value::Int(dom0_vcpus)),
             ("actions_after_shutdown", Value::Enum("destroy".into())),
             ("actions_after_reboot", Value::Enum("destroy".into())),
             ("actions_after_crash", Value::Enum("destroy".into())),
@@ -145,7 +166,7 @@ fn control_domain(tx: &mut Tx, host: &str, first: &FirstBoot) {
     );
     super::super::explicit::vm::power::consoles(tx, &vm, host);
     tx.set("host", host, "control_domain", Value::Ref(vm));
-    for number in 0..VCPUS {
+    for number in 0..first.machine.cpus.max(1) {
         create_internal(
             tx,
             "host_cpu",

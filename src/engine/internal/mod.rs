@@ -11,7 +11,7 @@ mod inventory;
 mod sessions;
 mod tasks;
 
-pub use first_start::{FirstBoot, PRODUCT_VERSION, XAPI_VERSION};
+pub use first_start::{FirstBoot, Machine, PRODUCT_VERSION, XAPI_VERSION};
 pub use inventory::{is_missing as inventory_is_missing, templates, Inventory};
 pub use sessions::{expired_sessions, group_key, Login, SESSIONS_PER_ORIGINATOR_MAX, SESSION_IDLE_TIMEOUT_SECS};
 pub use tasks::{finish as finish_task, is_pending as task_is_pending, NewTask, TaskEdit, Turn};
@@ -90,7 +90,8 @@ pub enum InternalOp {
     /// The host's inventory: SMs, the local SR and its PBD, networks and PIF, default templates.
     Inventory(Box<Inventory>),
     /// After a start: `(VM, power state the host reports)` for each VM whose logged state differs
-    /// or whose `current_operations` name tasks that no longer run.
+    /// or whose `current_operations` name tasks that no longer run; and the hosts (see
+    /// [`hosts_need_reconcile`]).
     Reconcile(Vec<(String, String)>),
     /// Exactly these changes (tools and tests that compute changes themselves).
     Changes(Vec<Change>),
@@ -235,6 +236,7 @@ pub fn run(tx: &mut Tx, op: InternalOp) -> Result<Value, ApiError> {
             for (vm, reported) in vms {
                 reconcile_vm(tx, &vm, &reported);
             }
+            reconcile_hosts(tx);
             void
         }
         InternalOp::Changes(changes) => {
@@ -282,6 +284,48 @@ pub fn destroy_task(tx: &mut Tx, task: &str) {
 }
 
 /// Clears operations whose task no longer runs and takes the host's word for the power state.
+/// Hosts whose `current_operations` name tasks that no longer run, or that are not live (shut
+/// down by `host.shutdown`: the server running again is the host powered on).
+pub fn hosts_need_reconcile(state: &crate::engine::State) -> bool {
+    !stale_hosts(state).is_empty()
+}
+
+/// A host to reconcile: its ref, the operations still running, its metrics if it is not live.
+struct StaleHost {
+    host: String,
+    kept: Vec<(Value, Value)>,
+    dead_metrics: Option<String>,
+}
+
+fn stale_hosts(state: &crate::engine::State) -> Vec<StaleHost> {
+    let hosts = schema().class("host").expect("host");
+    let metrics_class = schema().class("host_metrics").expect("host_metrics");
+    let (current, metrics) =
+        (hosts.field("current_operations").expect("ops"), hosts.field("metrics").expect("metrics"));
+    let live = metrics_class.field("live").expect("live");
+    let mut out = Vec::new();
+    for (r, o) in state.table(hosts.id).objects.iter() {
+        let ops = o.fields[current].as_map().unwrap_or(&[]).to_vec();
+        let kept: Vec<_> =
+            ops.iter().filter(|(t, _)| tasks::is_pending(state, t.as_str().unwrap_or(""))).cloned().collect();
+        let m = o.fields[metrics].as_str().unwrap_or("");
+        let dead = state.get(metrics_class.id, m).is_some_and(|mo| mo.fields[live].as_bool() == Some(false));
+        if kept.len() != ops.len() || dead {
+            out.push(StaleHost { host: r.clone(), kept, dead_metrics: dead.then(|| m.to_string()) });
+        }
+    }
+    out
+}
+
+fn reconcile_hosts(tx: &mut Tx) {
+    for StaleHost { host, kept, dead_metrics } in stale_hosts(&tx.state) {
+        tx.set("host", &host, "current_operations", Value::Map(kept));
+        if let Some(m) = dead_metrics {
+            tx.set("host_metrics", &m, "live", Value::Bool(true));
+        }
+    }
+}
+
 fn reconcile_vm(tx: &mut Tx, vm: &str, reported: &str) {
     let class = schema().class("VM").expect("VM");
     let Some(o) = tx.state.get(class.id, vm) else { return };

@@ -17,7 +17,7 @@ pub const COPY: Long = Long { op: "copy", check: check_op, plan: plan_copy, fini
 pub const PROVISION: Long = Long { op: "provision", check: check_op, plan: plan_provision, finish: finish_provision };
 
 /// The Disk VBDs of a VM with their VDIs: `(vbd, vdi)`.
-fn disks(state: &State, vm: &str) -> Vec<(String, String)> {
+pub(super) fn disks(state: &State, vm: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for vbd in field(state, "VM", vm, "VBDs").as_set().unwrap_or(&[]) {
         let vbd = vbd.as_str().unwrap_or("").to_string();
@@ -38,7 +38,7 @@ fn target_sr(state: &State, call: &Call, vdi: &str) -> String {
     }
 }
 
-fn file_of(state: &State, sr: &str, uuid: String) -> Result<DiskFile, ApiError> {
+pub(super) fn file_of(state: &State, sr: &str, uuid: String) -> Result<DiskFile, ApiError> {
     let dir = sr_dir(state, sr).ok_or_else(|| ApiError::new("SR_NOT_ATTACHED", [sr]))?;
     Ok(DiskFile { sr_dir: dir, uuid })
 }
@@ -55,7 +55,7 @@ fn plan_copy(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError>
 }
 
 /// A stored field's value for a new object copied from `source`, or `None` to take the default.
-fn copied_fields(state: &State, class: &str, source: &str) -> Vec<(String, Value)> {
+pub(super) fn copied_fields(state: &State, class: &str, source: &str) -> Vec<(String, Value)> {
     let c = schema().class(class).expect("a class");
     let Some(o) = state.get(c.id, source) else { return Vec::new() };
     c.fields
@@ -66,7 +66,7 @@ fn copied_fields(state: &State, class: &str, source: &str) -> Vec<(String, Value
         .collect()
 }
 
-fn with(mut fields: Vec<(String, Value)>, overrides: Vec<(&str, Value)>) -> Vec<(String, Value)> {
+pub(super) fn with(mut fields: Vec<(String, Value)>, overrides: Vec<(&str, Value)>) -> Vec<(String, Value)> {
     for (k, v) in overrides {
         match fields.iter_mut().find(|(n, _)| n == k) {
             Some(slot) => slot.1 = v,
@@ -76,24 +76,27 @@ fn with(mut fields: Vec<(String, Value)>, overrides: Vec<(&str, Value)>) -> Vec<
     fields
 }
 
-fn create_from(tx: &mut Tx, class: &str, uuid: &str, fields: Vec<(String, Value)>) -> String {
+pub(super) fn create_from(tx: &mut Tx, class: &str, uuid: &str, fields: Vec<(String, Value)>) -> String {
     let r = tx.new_ref();
     let given: Vec<(&str, Value)> = fields.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     tx.push(new_object(class, &r, uuid, given));
     r
 }
 
-/// The clone's `other_config`: `default_template` and `xensource_internal` dropped, a new
-/// `mac_seed`, and `base_template_name` when the source is a template.
-fn clone_other_config(state: &State, vm: &str, mac_seed: String) -> Value {
+/// The new VM's `other_config`: `default_template` and `xensource_internal` dropped, a new
+/// `mac_seed` (a snapshot keeps its VM's), and `base_template_name` when the source is a template.
+fn clone_other_config(state: &State, vm: &str, mac_seed: Option<String>) -> Value {
     let mut entries: Vec<(Value, Value)> = field(state, "VM", vm, "other_config")
         .as_map()
         .unwrap_or(&[])
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), Some("default_template" | "xensource_internal" | "mac_seed")))
+        .filter(|(k, _)| !matches!(k.as_str(), Some("default_template" | "xensource_internal")))
+        .filter(|(k, _)| mac_seed.is_none() || k.as_str() != Some("mac_seed"))
         .cloned()
         .collect();
-    entries.push((Value::str("mac_seed"), Value::String(mac_seed)));
+    if let Some(seed) = mac_seed {
+        entries.push((Value::str("mac_seed"), Value::String(seed)));
+    }
     if field(state, "VM", vm, "is_a_template").as_bool() == Some(true) {
         let name = field(state, "VM", vm, "name_label");
         entries.retain(|(k, _)| k.as_str() != Some("base_template_name"));
@@ -103,43 +106,101 @@ fn clone_other_config(state: &State, vm: &str, mac_seed: String) -> Value {
 }
 
 fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
-    let source = call.str(0).to_string();
-    let now = Value::DateTime(tx.ctx.now_secs());
-    let metrics = create_internal(tx, "VM_metrics", vec![("last_updated", now)]);
-    let uuid = tx.new_uuid();
-    let mac_seed = tx.new_uuid();
-    let fields = with(
-        copied_fields(&tx.state, "VM", &source),
-        vec![
-            ("name_label", Value::String(call.str(1).to_string())),
-            ("is_default_template", Value::Bool(false)),
-            ("other_config", clone_other_config(&tx.state, &source, mac_seed)),
-            ("power_state", Value::Enum("Halted".into())),
-            ("allowed_operations", Value::Set(vec![])),
-            ("current_operations", Value::Map(vec![])),
-            ("metrics", Value::Ref(metrics)),
-            ("guest_metrics", Value::Ref(NULL_REF.into())),
-            ("resident_on", Value::Ref(NULL_REF.into())),
-            ("scheduled_to_be_resident_on", Value::Ref(NULL_REF.into())),
-            ("domid", Value::Int(-1)),
-            ("suspend_VDI", Value::Ref(NULL_REF.into())),
-            ("suspend_SR", Value::Ref(NULL_REF.into())),
-            ("parent", Value::Ref(NULL_REF.into())),
-            ("is_a_snapshot", Value::Bool(false)),
-            ("snapshot_of", Value::Ref(NULL_REF.into())),
-            ("ha_always_run", Value::Bool(false)),
-        ],
-    );
-    let vm = create_from(tx, "VM", &uuid, fields);
     let copies: &[(DiskFile, DiskFile)] = match effect {
         Effect::CopyDisks(c) => c,
         _ => &[],
     };
+    let sr = match call.args.get(2).and_then(Value::as_str) {
+        Some(sr) if sr != NULL_REF && !sr.is_empty() && call.msg.name == "copy" => Some(sr.to_string()),
+        _ => None,
+    };
+    let vm = make_vm(tx, call.str(0), &Made { name: call.str(1), sr, snapshot: None }, copies)?;
+    Ok(Value::Ref(vm))
+}
+
+/// What kind of VM [`make_vm`] makes.
+pub(super) struct Made<'a> {
+    pub name: &'a str,
+    /// `VM.copy`'s SR for the new disks (else each disk's own).
+    pub sr: Option<String>,
+    /// A snapshot or checkpoint (else a clone or copy).
+    pub snapshot: Option<Snapshot<'a>>,
+}
+
+pub(super) struct Snapshot<'a> {
+    /// VDIs left out (`ignore_vdis`): their VBDs are not copied.
+    pub ignore: &'a [String],
+    /// `snapshot_info`.
+    pub info: Vec<(&'static str, String)>,
+    /// A checkpoint's memory image (its file, its SR), making the snapshot `Suspended`.
+    pub image: Option<(DiskFile, String)>,
+}
+
+/// A new VM from `source` (xapi `xapi_vm_clone.ml` `copy_vm_record`, `clone`): its record copied
+/// with xapi's overrides, its disks from the files the host made (`copies`, matched by the source
+/// VDI's uuid), CD and empty VBDs as they are, its VIFs (a snapshot keeps their MACs).
+pub(super) fn make_vm(
+    tx: &mut Tx,
+    source: &str,
+    made: &Made,
+    copies: &[(DiskFile, DiskFile)],
+) -> Result<String, ApiError> {
+    let source = source.to_string();
+    let now = Value::DateTime(tx.ctx.now_secs());
+    let metrics = create_internal(tx, "VM_metrics", vec![("last_updated", now.clone())]);
+    let uuid = tx.new_uuid();
+    let snapshot = made.snapshot.as_ref();
+    let mac_seed = if snapshot.is_some() { None } else { Some(tx.new_uuid()) };
+    let mut overrides = vec![
+        ("name_label", Value::String(made.name.to_string())),
+        ("is_default_template", Value::Bool(false)),
+        ("other_config", clone_other_config(&tx.state, &source, mac_seed)),
+        ("power_state", Value::Enum("Halted".into())),
+        ("allowed_operations", Value::Set(vec![])),
+        ("current_operations", Value::Map(vec![])),
+        ("metrics", Value::Ref(metrics)),
+        ("guest_metrics", Value::Ref(NULL_REF.into())),
+        ("resident_on", Value::Ref(NULL_REF.into())),
+        ("scheduled_to_be_resident_on", Value::Ref(NULL_REF.into())),
+        ("domid", Value::Int(-1)),
+        ("suspend_VDI", Value::Ref(NULL_REF.into())),
+        ("suspend_SR", Value::Ref(NULL_REF.into())),
+        ("ha_always_run", Value::Bool(false)),
+        ("blobs", Value::Map(vec![])),
+    ];
+    match snapshot {
+        Some(s) => overrides.extend([
+            ("is_a_snapshot", Value::Bool(true)),
+            ("is_a_template", Value::Bool(true)),
+            ("snapshot_of", Value::Ref(source.clone())),
+            ("snapshot_time", now.clone()),
+            ("transportable_snapshot_id", Value::str("")),
+            ("snapshot_info", Value::string_map(s.info.iter().map(|(k, v)| (*k, v.as_str())))),
+        ]),
+        None => overrides.extend([
+            ("parent", Value::Ref(NULL_REF.into())),
+            ("is_a_snapshot", Value::Bool(false)),
+            ("snapshot_of", Value::Ref(NULL_REF.into())),
+        ]),
+    }
+    let vm = create_from(tx, "VM", &uuid, with(copied_fields(&tx.state, "VM", &source), overrides));
+    if let Some(s) = snapshot {
+        // The snapshot takes the VM's place as the parent of what the VM becomes next.
+        tx.set("VM", &source, "parent", Value::Ref(vm.clone()));
+        if let Some((image, sr)) = &s.image {
+            let vdi = suspend_vdi(tx, &uuid, image, sr.clone(), super::int(&tx.state, &source, "memory_static_max"));
+            tx.set("VM", &vm, "suspend_VDI", Value::Ref(vdi));
+            tx.set("VM", &vm, "power_state", Value::Enum("Suspended".into()));
+        }
+    }
     let disks = disks(&tx.state, &source);
     let vbds = field(&tx.state, "VM", &source, "VBDs").as_set().unwrap_or(&[]).to_vec();
     for vbd in vbds {
         let vbd = vbd.as_str().unwrap_or("").to_string();
         let mut vdi = field(&tx.state, "VBD", &vbd, "VDI");
+        if snapshot.is_some_and(|s| vdi.as_str().is_some_and(|v| s.ignore.iter().any(|i| i == v))) {
+            continue;
+        }
         if let Some((_, old)) = disks.iter().find(|(b, _)| *b == vbd) {
             // The copy the host made of this disk (a disk attached after the plan has none).
             let old_uuid = field(&tx.state, "VDI", old, "uuid");
@@ -147,19 +208,29 @@ fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &D
                 .iter()
                 .find(|(from, _)| Some(from.uuid.as_str()) == old_uuid.as_str())
                 .ok_or_else(|| ApiError::new("OPERATION_NOT_ALLOWED", ["a disk was attached during the copy"]))?;
-            let sr = target_sr(&tx.state, call, old);
-            let fields = with(
-                copied_fields(&tx.state, "VDI", old),
-                vec![
-                    ("SR", Value::Ref(sr)),
-                    ("location", Value::String(to.uuid.clone())),
-                    ("allowed_operations", Value::Set(vec![])),
-                    ("current_operations", Value::Map(vec![])),
+            let sr = match &made.sr {
+                Some(sr) => sr.clone(),
+                None => field(&tx.state, "VDI", old, "SR").as_str().unwrap_or(NULL_REF).to_string(),
+            };
+            let mut overrides = vec![
+                ("SR", Value::Ref(sr)),
+                ("location", Value::String(to.uuid.clone())),
+                ("allowed_operations", Value::Set(vec![])),
+                ("current_operations", Value::Map(vec![])),
+            ];
+            overrides.extend(match snapshot {
+                Some(_) => [
+                    ("is_a_snapshot", Value::Bool(true)),
+                    ("snapshot_of", Value::Ref(old.clone())),
+                    ("snapshot_time", now.clone()),
+                ],
+                None => [
                     ("is_a_snapshot", Value::Bool(false)),
                     ("snapshot_of", Value::Ref(NULL_REF.into())),
+                    ("snapshot_time", Value::DateTime(0)),
                 ],
-            );
-            vdi = Value::Ref(create_from(tx, "VDI", &to.uuid, fields));
+            });
+            vdi = Value::Ref(create_from(tx, "VDI", &to.uuid, with(copied_fields(&tx.state, "VDI", old), overrides)));
         }
         let uuid = tx.new_uuid();
         let fields = with(
@@ -176,29 +247,51 @@ fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &D
         create_from(tx, "VBD", &uuid, fields);
     }
     for vif in field(&tx.state, "VM", &source, "VIFs").as_set().unwrap_or(&[]).to_vec() {
-        let vif = vif.as_str().unwrap_or("").to_string();
-        let uuid = tx.new_uuid();
-        let mac = mac_from(&uuid);
-        let fields = with(
-            copied_fields(&tx.state, "VIF", &vif),
-            vec![
-                ("VM", Value::Ref(vm.clone())),
-                ("MAC", Value::String(mac)),
-                ("MAC_autogenerated", Value::Bool(true)),
-                ("currently_attached", Value::Bool(false)),
-                ("allowed_operations", Value::Set(vec![])),
-                ("current_operations", Value::Map(vec![])),
-                ("metrics", Value::Ref(NULL_REF.into())),
-            ],
-        );
-        create_from(tx, "VIF", &uuid, fields);
+        copy_vif(tx, vif.as_str().unwrap_or(""), &vm, snapshot.is_some());
     }
     super::ops::refresh(tx, &vm);
-    Ok(Value::Ref(vm))
+    Ok(vm)
+}
+
+/// A copy of a VIF for `vm`; a new MAC unless `keep_mac` (snapshots and reverts keep it).
+pub(super) fn copy_vif(tx: &mut Tx, vif: &str, vm: &str, keep_mac: bool) -> String {
+    let uuid = tx.new_uuid();
+    let mut overrides = vec![
+        ("VM", Value::Ref(vm.to_string())),
+        ("currently_attached", Value::Bool(false)),
+        ("allowed_operations", Value::Set(vec![])),
+        ("current_operations", Value::Map(vec![])),
+        ("metrics", Value::Ref(NULL_REF.into())),
+    ];
+    if !keep_mac {
+        overrides.push(("MAC", Value::String(mac_from(&uuid))));
+        overrides.push(("MAC_autogenerated", Value::Bool(true)));
+    }
+    create_from(tx, "VIF", &uuid, with(copied_fields(&tx.state, "VIF", vif), overrides))
+}
+
+/// A VM's memory image as a VDI of type `suspend` (sized from the VM's memory) in `sr`.
+pub(super) fn suspend_vdi(tx: &mut Tx, vm_uuid: &str, image: &DiskFile, sr: String, size: i64) -> String {
+    let vdi = tx.new_ref();
+    tx.push(new_object(
+        "VDI",
+        &vdi,
+        &image.uuid,
+        vec![
+            ("name_label", Value::String(format!("Suspend image for VM {vm_uuid}"))),
+            ("SR", Value::Ref(sr)),
+            ("type", Value::Enum("suspend".into())),
+            ("virtual_size", Value::Int(size)),
+            ("physical_utilisation", Value::Int(size)),
+            ("location", Value::String(image.uuid.clone())),
+            ("managed", Value::Bool(true)),
+        ],
+    ));
+    vdi
 }
 
 /// A new VIF's MAC, from the first six bytes of its uuid.
-fn mac_from(uuid: &str) -> String {
+pub(super) fn mac_from(uuid: &str) -> String {
     let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
     let mut b = [0u8; 6];
     for (i, byte) in b.iter_mut().enumerate() {

@@ -1,9 +1,14 @@
 //! The VM's explicit messages (docs/xenapi-semantics.md §g): power operations (`power.rs`),
 //! clone/copy and provisioning (`clone.rs`), and the operations tables (`ops.rs`).
 
+pub mod alerts;
+pub mod boot;
 pub mod clone;
+pub mod destroy;
 pub mod ops;
 pub mod power;
+pub mod reset;
+pub mod snapshot;
 
 use super::super::state::State;
 use super::Call;
@@ -16,6 +21,14 @@ pub fn field(state: &State, class: &str, reference: &str, name: &str) -> Value {
     let Some(c) = schema().class(class) else { return Value::Null };
     let Some(f) = c.field(name) else { return Value::Null };
     state.get(c.id, reference).map_or(Value::Null, |o| o.fields[f].clone())
+}
+
+/// An int field of a VM (0 if it is missing).
+pub fn int(state: &State, vm: &str, name: &str) -> i64 {
+    match field(state, "VM", vm, name) {
+        Value::Int(i) => i,
+        _ => 0,
+    }
 }
 
 pub fn vm_uuid(state: &State, vm: &str) -> String {
@@ -87,6 +100,28 @@ pub fn set_memory_limits(tx: &mut super::super::tx::Tx, call: &Call) -> Result<V
     ] {
         tx.set("VM", &vm, name, Value::Int(v));
     }
+    ops::refresh(tx, &vm);
+    Ok(Value::String(String::new()))
+}
+
+/// `VM.set_is_a_template(self, value)` (xapi `xapi_vm_helpers.ml` `set_is_a_template`): making a
+/// template is the `make_into_template` operation (halted VMs) and clears `ha_always_run`;
+/// making a VM of a template records its install time.
+pub fn set_is_a_template(tx: &mut super::super::tx::Tx, call: &Call) -> Result<Value, ApiError> {
+    let vm = call.str(0).to_string();
+    let value = call.args.get(1).and_then(Value::as_bool).unwrap_or(false);
+    if value {
+        check_op(&tx.state, call, "make_into_template")?;
+        tx.set("VM", &vm, "ha_always_run", Value::Bool(false));
+    } else {
+        ops::Vm::get(&tx.state, &vm)?;
+        let metrics = field(&tx.state, "VM", &vm, "metrics").as_str().unwrap_or("").to_string();
+        if tx.state.exists(schema().class("VM_metrics").expect("VM_metrics").id, &metrics) {
+            let now = Value::DateTime(tx.ctx.now_secs());
+            tx.set("VM_metrics", &metrics, "install_time", now);
+        }
+    }
+    tx.set("VM", &vm, "is_a_template", Value::Bool(value));
     ops::refresh(tx, &vm);
     Ok(Value::String(String::new()))
 }

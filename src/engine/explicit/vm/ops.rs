@@ -94,29 +94,20 @@ const TEMPLATE_OPS: &[&str] = &[
 const SNAPSHOT_OPS: &[&str] =
     &["revert", "clone", "copy", "export", "destroy", "hard_shutdown", "metadata_export", "reverting"];
 
-/// Operations the control domain refuses.
-const CONTROL_DOMAIN_REFUSES: &[&str] = &[
+/// Operations a control domain allows (xapi `check_operation_error`); dom0 refuses
+/// `changing_VCPUs` and `destroy` as well.
+const CONTROL_DOMAIN_ALLOWS: &[&str] = &[
+    "data_source_op",
+    "changing_memory_live",
+    "awaiting_memory_live",
+    "metadata_export",
+    "changing_dynamic_range",
+    "changing_memory_limits",
+    "changing_static_range",
     "start",
     "start_on",
-    "clean_shutdown",
-    "hard_shutdown",
-    "shutdown",
-    "clean_reboot",
-    "hard_reboot",
-    "suspend",
-    "resume",
-    "resume_on",
-    "pause",
-    "unpause",
+    "changing_VCPUs",
     "destroy",
-    "clone",
-    "copy",
-    "snapshot",
-    "checkpoint",
-    "provision",
-    "pool_migrate",
-    "migrate_send",
-    "export",
 ];
 
 /// Operations left out of `allowed_operations` (xapi `ignored_ops`).
@@ -156,6 +147,10 @@ const IMPLEMENTED: &[&str] = &[
     "clone",
     "copy",
     "provision",
+    "snapshot",
+    "checkpoint",
+    "revert",
+    "pool_migrate",
     "destroy",
     "make_into_template",
     "changing_dynamic_range",
@@ -163,7 +158,7 @@ const IMPLEMENTED: &[&str] = &[
     "changing_VCPUs_live",
 ];
 
-/// The fields of a VM the checks read.
+/// The fields of a VM (and of its metrics, guest metrics and disks) the checks read.
 pub struct Vm {
     pub reference: String,
     pub power_state: String,
@@ -174,31 +169,67 @@ pub struct Vm {
     pub blocked: Vec<(String, String)>,
     /// `(task, op)` of the operations in progress.
     pub current: Vec<(String, String)>,
+    /// The guest needs no feature flags (xapi's "implicit support"): not live, a PV-family
+    /// domain, or PV drivers whose version the guest agent reported.
+    pub implicit_support: bool,
+    /// `VM_guest_metrics.other`: the guest agent's feature flags.
+    pub guest_other: Vec<(String, String)>,
+    /// A disk has `sm_config:on_boot=reset`.
+    pub on_boot_reset: bool,
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+fn pairs(v: &Value) -> Vec<(String, String)> {
+    v.as_map().unwrap_or(&[]).iter().map(|(k, v)| (text(k), text(v))).collect()
+}
+
+/// A field of another object, `Null` if either is missing.
+fn other_field(state: &State, class: &str, reference: &Value, name: &str) -> Value {
+    super::field(state, class, reference.as_str().unwrap_or(""), name)
 }
 
 impl Vm {
-    pub fn read(class: &Class, reference: &str, o: &Object) -> Vm {
+    pub fn read(state: &State, class: &Class, reference: &str, o: &Object) -> Vm {
         let f = |n: &str| &o.fields[class.field(n).expect("a VM field")];
-        let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-        let pairs = |v: &Value| v.as_map().unwrap_or(&[]).iter().map(|(k, v)| (text(k), text(v))).collect();
         let other: Vec<(String, String)> = pairs(f("other_config"));
+        let power_state = text(f("power_state"));
+        let live = matches!(power_state.as_str(), "Running" | "Paused");
+        let domain_type = other_field(state, "VM_metrics", f("metrics"), "current_domain_type");
+        let drivers = pairs(&other_field(state, "VM_guest_metrics", f("guest_metrics"), "PV_drivers_version"));
+        let number = |k: &str| drivers.iter().any(|(key, v)| key == k && v.parse::<i64>().is_ok());
+        let on_boot_reset = f("VBDs").as_set().unwrap_or(&[]).iter().any(|vbd| {
+            let vdi = other_field(state, "VBD", vbd, "VDI");
+            pairs(&other_field(state, "VDI", &vdi, "sm_config")).iter().any(|(k, v)| k == "on_boot" && v == "reset")
+        });
         Vm {
             reference: reference.to_string(),
-            power_state: text(f("power_state")),
             is_a_template: f("is_a_template").as_bool().unwrap_or(false),
             is_default_template: f("is_default_template").as_bool().unwrap_or(false)
-                || other.iter().any(|(k, v)| k == "default_template" && v == "true"),
+                || other.iter().any(|(k, v)| k == "default_template" && (v == "true" || v == "1")),
             is_a_snapshot: f("is_a_snapshot").as_bool().unwrap_or(false),
             is_control_domain: f("is_control_domain").as_bool().unwrap_or(false),
             blocked: pairs(f("blocked_operations")),
             current: pairs(f("current_operations")),
+            implicit_support: !live
+                || matches!(domain_type.as_str(), Some("pv" | "pvh" | "pv_in_pvh"))
+                || (number("major") && number("minor")),
+            guest_other: pairs(&other_field(state, "VM_guest_metrics", f("guest_metrics"), "other")),
+            on_boot_reset,
+            power_state,
         }
     }
 
     pub fn get(state: &State, reference: &str) -> Result<Vm, ApiError> {
         let class = vm_class();
         let o = state.get(class.id, reference).ok_or_else(|| ApiError::handle_invalid("VM", reference))?;
-        Ok(Vm::read(class, reference, o))
+        Ok(Vm::read(state, class, reference, o))
+    }
+
+    fn has_feature(&self, key: &str) -> bool {
+        self.guest_other.iter().any(|(k, v)| k == key && v == "1")
     }
 }
 
@@ -206,41 +237,90 @@ pub fn vm_class() -> &'static Class {
     schema().class("VM").expect("VM class")
 }
 
-/// Whether `op` may start on `vm` now (xapi `check_operation_error`, in its order: blocked, power
-/// state, concurrency, template, snapshot, control domain).
+/// Whether `op` may start on `vm` now (xapi `check_operation_error`, strict, in its order: blocked,
+/// power state, concurrency, template, snapshot, provision and revert, control domain, guest
+/// features, quiesce, disks reset at boot).
 pub fn check(vm: &Vm, op: &str) -> Result<(), ApiError> {
+    let r = vm.reference.clone();
     if let Some((_, reason)) = vm.blocked.iter().find(|(k, _)| k == op) {
-        return Err(ApiError::new("OPERATION_BLOCKED", [vm.reference.clone(), reason.clone()]));
+        return Err(ApiError::new("OPERATION_BLOCKED", [r, reason.clone()]));
     }
     let allowed = allowed_power_states(op, vm);
     if !allowed.contains(&vm.power_state.as_str()) {
         let expected = allowed.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>().join(", ");
-        return Err(ApiError::new(
-            "VM_BAD_POWER_STATE",
-            [vm.reference.clone(), expected, vm.power_state.to_ascii_lowercase()],
-        ));
+        return Err(ApiError::new("VM_BAD_POWER_STATE", [r, expected, vm.power_state.to_ascii_lowercase()]));
     }
     let current: Vec<String> = vm.current.iter().map(|(_, o)| o.clone()).collect();
     if !current.is_empty() && !allowed_concurrently(op, &current) {
-        let (task, other) = &vm.current[0];
-        return Err(ApiError::new(
-            "OTHER_OPERATION_IN_PROGRESS",
-            ["VM".to_string(), vm.reference.clone(), other.clone(), task.clone()],
-        ));
+        return Err(other_operation_in_progress(vm));
     }
     let template_allows =
         TEMPLATE_OPS.contains(&op) || ((op == "destroy" || op == "migrate_send") && !vm.is_default_template);
-    if vm.is_a_template && !template_allows {
-        return Err(ApiError::new("VM_IS_TEMPLATE", [vm.reference.clone(), op.to_string()]));
+    if vm.is_a_template && !vm.is_a_snapshot && !template_allows {
+        return Err(ApiError::new("VM_IS_TEMPLATE", [r, op.to_string()]));
     }
     if vm.is_a_snapshot && !SNAPSHOT_OPS.contains(&op) {
-        return Err(ApiError::new("VM_IS_SNAPSHOT", [vm.reference.clone(), op.to_string()]));
+        return Err(ApiError::new("VM_IS_SNAPSHOT", [r, op.to_string()]));
     }
     if op == "provision" && !vm.is_a_template {
-        return Err(ApiError::new("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", [vm.reference.clone()]));
+        return Err(ApiError::new("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", Vec::<String>::new()));
     }
-    if vm.is_control_domain && CONTROL_DOMAIN_REFUSES.contains(&op) {
-        return Err(ApiError::new("OPERATION_NOT_ALLOWED", ["This operation is not allowed on the control domain"]));
+    if op == "revert" && !vm.is_a_snapshot {
+        return Err(ApiError::new("REVERT_ONLY_ALLOWED_ON_SNAPSHOT", Vec::<String>::new()));
+    }
+    if vm.is_control_domain && (op == "changing_VCPUs" || op == "destroy") {
+        // The only control domain here is dom0.
+        return Err(ApiError::new("OPERATION_NOT_ALLOWED", ["This operation is not allowed on dom0"]));
+    }
+    if vm.is_control_domain && !CONTROL_DOMAIN_ALLOWS.contains(&op) {
+        return Err(ApiError::new("OPERATION_NOT_ALLOWED", ["This operation is not allowed on a control domain"]));
+    }
+    check_feature(vm, op)?;
+    if op == "snapshot_with_quiesce" {
+        return Err(ApiError::new("VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED", [r]));
+    }
+    if matches!(op, "checkpoint" | "snapshot" | "suspend" | "snapshot_with_quiesce") && vm.on_boot_reset {
+        return Err(ApiError::new("VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION", Vec::<String>::new()));
+    }
+    Ok(())
+}
+
+/// `OTHER_OPERATION_IN_PROGRESS [class, ref, op, task]`; several in progress are listed as
+/// `{op1,op2}` and `{t1,t2}` (xapi `report_concurrent_operations_error`).
+pub fn other_operation_in_progress(vm: &Vm) -> ApiError {
+    let (ops, tasks) = match vm.current.as_slice() {
+        [(task, op)] => (op.clone(), task.clone()),
+        many => {
+            let list = |f: fn(&(String, String)) -> &String| {
+                format!("{{{}}}", many.iter().map(f).cloned().collect::<Vec<_>>().join(","))
+            };
+            (list(|c| &c.1), list(|c| &c.0))
+        }
+    };
+    ApiError::new("OTHER_OPERATION_IN_PROGRESS", ["VM".to_string(), vm.reference.clone(), ops, tasks])
+}
+
+/// The guest features an operation on a live VM needs (xapi `check_op_for_feature`).
+fn check_feature(vm: &Vm, op: &str) -> Result<(), ApiError> {
+    let live = matches!(vm.power_state.as_str(), "Running" | "Paused");
+    let r = || vm.reference.clone();
+    if live && matches!(op, "suspend" | "checkpoint" | "pool_migrate" | "migrate_send") {
+        if let Some((_, reason)) = vm.guest_other.iter().find(|(k, _)| k == "data-cant-suspend-reason") {
+            return Err(ApiError::new("VM_NON_SUSPENDABLE", [r(), reason.clone()]));
+        }
+    }
+    if vm.implicit_support {
+        return Ok(());
+    }
+    let lacks = match op {
+        "suspend" | "checkpoint" | "pool_migrate" | "migrate_send" => !vm.has_feature("feature-suspend"),
+        "clean_shutdown" => !vm.has_feature("feature-shutdown") && !vm.has_feature("feature-poweroff"),
+        "clean_reboot" => !vm.has_feature("feature-shutdown") && !vm.has_feature("feature-reboot"),
+        "changing_VCPUs_live" => !vm.has_feature("feature-vcpu-hotplug"),
+        _ => false,
+    };
+    if lacks {
+        return Err(ApiError::new("VM_LACKS_FEATURE", [r()]));
     }
     Ok(())
 }
@@ -255,7 +335,7 @@ pub fn refresh(tx: &mut Tx, reference: &str) {
     let class = vm_class();
     let Some(o) = tx.state.get(class.id, reference) else { return };
     let field = class.field("allowed_operations").expect("allowed_operations");
-    let vm = Vm::read(class, reference, o);
+    let vm = Vm::read(&tx.state, class, reference, o);
     let value = Value::Set(allowed(&vm).into_iter().map(|op| Value::Enum(op.into())).collect());
     if o.fields[field] != value {
         tx.set("VM", reference, "allowed_operations", value);

@@ -8,7 +8,7 @@ use super::super::super::state::State;
 use super::super::super::tx::Tx;
 use super::super::{Call, Long};
 use super::ops::{self, Vm};
-use super::{field, sr_dir, this_host, vm_uuid};
+use super::{field, int, sr_dir, this_host, vm_uuid};
 use crate::error::ApiError;
 use crate::schema::schema;
 use crate::value::{Value, NULL_REF};
@@ -30,34 +30,13 @@ pub const SUSPEND: Long = long("suspend", plan_suspend, finish_suspended);
 pub const RESUME: Long = long("resume", plan_resume, finish_running);
 pub const RESUME_ON: Long = long("resume_on", plan_resume, finish_running);
 
-/// xapi's lifecycle check for the row's operation, plus what a start needs: memory constraints
-/// and the host's free memory.
+/// xapi's lifecycle check for the row's operation, plus what a start or resume needs: a host
+/// the VM can boot on (`boot.rs`).
 fn check_power(state: &State, call: &Call, op: &str) -> Result<(), ApiError> {
     let vm = Vm::get(state, call.str(0))?;
     ops::check(&vm, op)?;
-    if matches!(op, "start" | "start_on") {
-        check_memory(state, call.str(0))?;
-    }
-    Ok(())
-}
-
-fn int(state: &State, vm: &str, name: &str) -> i64 {
-    match field(state, "VM", vm, name) {
-        Value::Int(i) => i,
-        _ => 0,
-    }
-}
-
-/// `MEMORY_CONSTRAINT_VIOLATION_ORDER` unless static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max, then
-/// `HOST_NOT_ENOUGH_FREE_MEMORY` if the host cannot hold the VM's dynamic_max besides what runs.
-fn check_memory(state: &State, vm: &str) -> Result<(), ApiError> {
-    let m = |n| int(state, vm, n);
-    let (smin, dmin, dmax, smax) =
-        (m("memory_static_min"), m("memory_dynamic_min"), m("memory_dynamic_max"), m("memory_static_max"));
-    super::assert_memory_order(smin, dmin, dmax, smax)?;
-    let available = free_memory(state);
-    if dmax > available {
-        return Err(ApiError::new("HOST_NOT_ENOUGH_FREE_MEMORY", [dmax.to_string(), available.to_string()]));
+    if matches!(op, "start" | "start_on" | "resume" | "resume_on") {
+        super::boot::check_placement(state, call, op)?;
     }
     Ok(())
 }
@@ -106,6 +85,8 @@ fn plan_hard_shutdown(state: &State, call: &Call, _task: &str) -> Result<Effect,
     // A suspended VM's image goes with it (its VDI record is dropped by `finish_halted`).
     let image = match field(state, "VM", vm, "power_state").as_str() {
         Some("Suspended") => suspend_image(state, vm)?,
+        // A clean operation it cancelled may have halted the VM already: nothing left to do.
+        Some("Halted") => return Ok(Effect::Nothing),
         _ => None,
     };
     Ok(Effect::VmShutdown { vm_uuid: vm_uuid(state, vm), clean: false, image })
@@ -123,8 +104,14 @@ fn plan_clean_reboot(state: &State, call: &Call, _task: &str) -> Result<Effect, 
     Ok(Effect::VmReboot { spec: spec(state, call.str(0)), clean: true })
 }
 
+/// A VM a cancelled clean operation halted meanwhile is started (xapi `Xapi_vm.hard_reboot`).
 fn plan_hard_reboot(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
-    Ok(Effect::VmReboot { spec: spec(state, call.str(0)), clean: false })
+    let vm = call.str(0);
+    match field(state, "VM", vm, "power_state").as_str() {
+        Some("Halted") => Ok(Effect::VmStart { spec: spec(state, vm), paused: false }),
+        Some("Suspended") => Err(ApiError::new("VM_BAD_POWER_STATE", [vm, "running", "suspended"])),
+        _ => Ok(Effect::VmReboot { spec: spec(state, vm), clean: false }),
+    }
 }
 
 fn plan_pause(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
@@ -152,7 +139,7 @@ fn plan_resume(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiErr
 }
 
 /// The file of a suspended VM's image (`suspend_VDI`), if it has one.
-fn suspend_image(state: &State, vm: &str) -> Result<Option<DiskFile>, ApiError> {
+pub(super) fn suspend_image(state: &State, vm: &str) -> Result<Option<DiskFile>, ApiError> {
     let vdi = field(state, "VM", vm, "suspend_VDI").as_str().unwrap_or(NULL_REF).to_string();
     let Some(uuid) = field(state, "VDI", &vdi, "uuid").as_str().map(String::from) else { return Ok(None) };
     let sr = field(state, "VDI", &vdi, "SR").as_str().unwrap_or("").to_string();
@@ -161,7 +148,7 @@ fn suspend_image(state: &State, vm: &str) -> Result<Option<DiskFile>, ApiError> 
 }
 
 /// The VM's suspend SR, else the pool's suspend-image SR.
-fn suspend_sr(state: &State, vm: &str) -> Option<String> {
+pub(super) fn suspend_sr(state: &State, vm: &str) -> Option<String> {
     let own = field(state, "VM", vm, "suspend_SR").as_str().unwrap_or(NULL_REF).to_string();
     let sr = if own != NULL_REF && !own.is_empty() { own } else { super::pool_ref(state, "suspend_image_SR") };
     (sr != NULL_REF && !sr.is_empty()).then_some(sr)
@@ -175,7 +162,7 @@ pub fn derived_uuid(task: &str, index: u32) -> String {
     crate::value::uuid_v4(h.finalize().as_bytes())
 }
 
-fn set_power(tx: &mut Tx, vm: &str, state: &str) {
+pub(super) fn set_power(tx: &mut Tx, vm: &str, state: &str) {
     tx.set("VM", vm, "power_state", Value::Enum(state.into()));
     let metrics = field(&tx.state, "VM", vm, "metrics");
     if let Some(m) = metrics.as_str().filter(|m| tx.state.exists(schema().class("VM_metrics").unwrap().id, m)) {
@@ -349,23 +336,8 @@ fn finish_suspended(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _don
     let vm = call.str(0).to_string();
     let Effect::VmSuspend { image, .. } = effect else { return Err(ApiError::internal("not a suspend")) };
     let sr = suspend_sr(&tx.state, &vm).unwrap_or_else(|| NULL_REF.into());
-    let size = Value::Int(int(&tx.state, &vm, "memory_static_max"));
-    let name = format!("Suspend image for VM {}", vm_uuid(&tx.state, &vm));
-    let vdi = tx.new_ref();
-    tx.push(super::super::super::implicit::new_object(
-        "VDI",
-        &vdi,
-        &image.uuid,
-        vec![
-            ("name_label", Value::String(name)),
-            ("SR", Value::Ref(sr)),
-            ("type", Value::Enum("suspend".into())),
-            ("virtual_size", size.clone()),
-            ("physical_utilisation", size),
-            ("location", Value::String(image.uuid.clone())),
-            ("managed", Value::Bool(true)),
-        ],
-    ));
+    let size = int(&tx.state, &vm, "memory_static_max");
+    let vdi = super::clone::suspend_vdi(tx, &vm_uuid(&tx.state, &vm), image, sr, size);
     tx.set("VM", &vm, "suspend_VDI", Value::Ref(vdi));
     set_power(tx, &vm, "Suspended");
     tx.set("VM", &vm, "domid", Value::Int(-1));

@@ -1,0 +1,354 @@
+//! The VM's life past start and stop, through the node's whole call path on the simulated host:
+//! snapshots, checkpoints and reverts, destroy, `power_state_reset`, a localhost `pool_migrate`,
+//! the lifecycle messages, the host's own messages, and the rules for concurrent operations
+//! (a second call waits its turn; a hard shutdown cancels a clean one). Expected codes and
+//! parameters are xapi's (docs/xenapi-semantics.md §g, §i; xapi_vm_lifecycle.ml,
+//! xapi_vm_snapshot.ml, xapi_vm.ml, xapi_host.ml, message_forwarding.ml).
+
+mod node_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use node_support::{call, first_start, open};
+use xenledger::clock::VirtualClock;
+use xenledger::host::SimHost;
+use xenledger::ledger::Ledger;
+use xenledger::node::operations::Backend;
+use xenledger::node::Node;
+use xenledger::store::MemoryLog;
+use xenledger::value::Value;
+use xenledger::vault::Vault;
+
+const NULL: &str = "OpaqueRef:NULL";
+
+fn s(v: &str) -> Value {
+    Value::String(v.to_string())
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+async fn session(node: &Arc<Node>) -> String {
+    text(&call(node, "session.login_with_password", vec![s("root"), s(""), s("1.0"), s("node_vm")]).await.unwrap())
+}
+
+async fn ok(node: &Arc<Node>, sess: &str, method: &str, mut args: Vec<Value>) -> Value {
+    args.insert(0, s(sess));
+    match call(node, method, args).await {
+        Ok(v) => v,
+        Err(e) => panic!("{method}: {e:?}"),
+    }
+}
+
+async fn err(node: &Arc<Node>, sess: &str, method: &str, mut args: Vec<Value>) -> Vec<String> {
+    args.insert(0, s(sess));
+    call(node, method, args).await.expect_err(method)
+}
+
+async fn get(node: &Arc<Node>, sess: &str, class: &str, field: &str, r: &str) -> Value {
+    ok(node, sess, &format!("{class}.get_{field}"), vec![s(r)]).await
+}
+
+fn refs(v: &Value) -> Vec<String> {
+    v.as_set().unwrap_or(&[]).iter().map(text).collect()
+}
+
+/// A provisioned VM from the Debian template: one 10 GiB disk, halted.
+async fn new_vm(node: &Arc<Node>, sess: &str, name: &str) -> String {
+    let templates = ok(node, sess, "VM.get_by_name_label", vec![s("Debian Bookworm 12")]).await;
+    let template = refs(&templates)[0].clone();
+    let vm = text(&ok(node, sess, "VM.clone", vec![s(&template), s(name)]).await);
+    ok(node, sess, "VM.provision", vec![s(&vm)]).await;
+    vm
+}
+
+/// The disk VDIs of a VM.
+async fn disks(node: &Arc<Node>, sess: &str, vm: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for vbd in refs(&get(node, sess, "VM", "VBDs", vm).await) {
+        let vdi = text(&get(node, sess, "VBD", "VDI", &vbd).await);
+        if vdi != NULL {
+            out.push(vdi);
+        }
+    }
+    out
+}
+
+/// The names of the messages about `vm`, sorted (their timestamps are seconds: several share one).
+async fn messages(node: &Arc<Node>, sess: &str, vm: &str) -> Vec<String> {
+    let uuid = text(&get(node, sess, "VM", "uuid", vm).await);
+    let all = ok(node, sess, "message.get_all_records", vec![]).await;
+    let mut out: Vec<String> = Vec::new();
+    for (_, record) in all.as_map().unwrap_or(&[]) {
+        let Value::Record(members) = record.materialized() else { panic!("a record") };
+        let field = |n: &str| members.iter().find(|(k, _)| k == n).unwrap().1.clone();
+        if text(&field("obj_uuid")) == uuid {
+            assert!(matches!(field("timestamp"), Value::DateTime(_)));
+            assert_eq!(field("priority"), Value::Int(5), "api_messages.ml");
+            out.push(text(&field("name")));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_then_revert_puts_the_vm_back() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    let [old_disk] = disks(&node, &sess, &vm).await.try_into().unwrap();
+    ok(&node, &sess, "VM.set_name_description", vec![s(&vm), s("before")]).await;
+
+    let snap = text(&ok(&node, &sess, "VM.snapshot", vec![s(&vm), s("snap"), Value::Set(vec![])]).await);
+    // xapi_vm_clone.ml copy_vm_record: a snapshot is a template, points at its VM, and becomes
+    // the VM's parent.
+    assert_eq!(get(&node, &sess, "VM", "is_a_snapshot", &snap).await, Value::Bool(true));
+    assert_eq!(get(&node, &sess, "VM", "is_a_template", &snap).await, Value::Bool(true));
+    assert_eq!(text(&get(&node, &sess, "VM", "snapshot_of", &snap).await), vm);
+    assert_eq!(refs(&get(&node, &sess, "VM", "snapshots", &vm).await), vec![snap.clone()]);
+    assert_eq!(text(&get(&node, &sess, "VM", "parent", &vm).await), snap);
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &snap).await), "Halted");
+    let info = get(&node, &sess, "VM", "snapshot_info", &snap).await;
+    assert!(format!("{info:?}").contains("crash_consistent"), "{info:?}");
+    let [snap_disk] = disks(&node, &sess, &snap).await.try_into().unwrap();
+    assert_ne!(snap_disk, old_disk);
+    assert_eq!(get(&node, &sess, "VDI", "is_a_snapshot", &snap_disk).await, Value::Bool(true));
+    assert_eq!(text(&get(&node, &sess, "VDI", "snapshot_of", &snap_disk).await), old_disk);
+    // A snapshot allows what xapi's check_snapshot allows: no start.
+    let e = err(&node, &sess, "VM.start", vec![s(&snap), Value::Bool(false), Value::Bool(false)]).await;
+    assert_eq!(e, ["VM_IS_SNAPSHOT", &snap, "start"]);
+    // Reverting a VM that is no snapshot: REVERT_ONLY_ALLOWED_ON_SNAPSHOT with no parameters.
+    assert_eq!(err(&node, &sess, "VM.revert", vec![s(&vm)]).await, ["REVERT_ONLY_ALLOWED_ON_SNAPSHOT"]);
+
+    ok(&node, &sess, "VM.set_name_description", vec![s(&vm), s("after")]).await;
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    ok(&node, &sess, "VM.revert", vec![s(&snap)]).await;
+    // Back as the snapshot had it: halted (the domain ended), its configuration, a fresh copy of
+    // the snapshot's disk in place of the old one, which is gone.
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Halted");
+    assert_eq!(text(&get(&node, &sess, "VM", "name_description", &vm).await), "before");
+    assert_eq!(text(&get(&node, &sess, "VM", "name_label", &vm).await), "vm");
+    assert_eq!(get(&node, &sess, "VM", "is_a_snapshot", &vm).await, Value::Bool(false));
+    let [new_disk] = disks(&node, &sess, &vm).await.try_into().unwrap();
+    assert!(new_disk != old_disk && new_disk != snap_disk);
+    let e = err(&node, &sess, "VDI.get_uuid", vec![s(&old_disk)]).await;
+    assert_eq!(e, ["HANDLE_INVALID", "VDI", &old_disk]);
+    assert_eq!(text(&get(&node, &sess, "VDI", "snapshot_of", &snap_disk).await), new_disk);
+    assert_eq!(text(&get(&node, &sess, "VM", "parent", &vm).await), snap);
+    assert!(get(&node, &sess, "VM", "allowed_operations", &vm)
+        .await
+        .as_set()
+        .unwrap()
+        .contains(&Value::Enum("start".into())));
+    assert_eq!(
+        messages(&node, &sess, &vm).await,
+        ["VM_SNAPSHOTTED", "VM_SNAPSHOT_REVERTED", "VM_STARTED"],
+        "message_forwarding.ml create_vm_message"
+    );
+    // The VM can run again from the reverted disk.
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    // A snapshot goes like any non-default template: with its devices, not its VM.
+    ok(&node, &sess, "VM.destroy", vec![s(&snap)]).await;
+    assert!(refs(&get(&node, &sess, "VM", "snapshots", &vm).await).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_keeps_the_memory_and_a_revert_to_it_leaves_the_vm_suspended() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    // A halted VM has no memory to keep: checkpoint needs paused, suspended or running.
+    let e = err(&node, &sess, "VM.checkpoint", vec![s(&vm), s("c")]).await;
+    assert_eq!(e, ["VM_BAD_POWER_STATE", &vm, "paused, suspended, running", "halted"]);
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    let domid = get(&node, &sess, "VM", "domid", &vm).await;
+    let cp = text(&ok(&node, &sess, "VM.checkpoint", vec![s(&vm), s("cp")]).await);
+    // The VM ran on; the checkpoint is suspended with its own image.
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Running");
+    assert_eq!(get(&node, &sess, "VM", "domid", &vm).await, domid);
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &cp).await), "Suspended");
+    let image = text(&get(&node, &sess, "VM", "suspend_VDI", &cp).await);
+    assert_eq!(text(&get(&node, &sess, "VDI", "type", &image).await), "suspend");
+
+    ok(&node, &sess, "VM.hard_shutdown", vec![s(&vm)]).await;
+    ok(&node, &sess, "VM.revert", vec![s(&cp)]).await;
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Suspended");
+    let own_image = text(&get(&node, &sess, "VM", "suspend_VDI", &vm).await);
+    assert!(own_image != NULL && own_image != image);
+    // The simulated host agrees: the VM resumes from the copied image.
+    ok(&node, &sess, "VM.resume", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Running");
+    assert_eq!(text(&get(&node, &sess, "VM", "suspend_VDI", &vm).await), NULL);
+    // VM.snapshot_with_quiesce was removed from the API: MESSAGE_REMOVED (gen_server.ml).
+    assert_eq!(err(&node, &sess, "VM.snapshot_with_quiesce", vec![s(&vm), s("q")]).await, ["MESSAGE_REMOVED"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_follows_xapis_rules_and_takes_the_devices_with_it() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    let templates = ok(&node, &sess, "VM.get_by_name_label", vec![s("Debian Bookworm 12")]).await;
+    let template = refs(&templates)[0].clone();
+    // A default template is refused by check_template (before VM_CANNOT_DELETE_DEFAULT_TEMPLATE).
+    assert_eq!(err(&node, &sess, "VM.destroy", vec![s(&template)]).await, ["VM_IS_TEMPLATE", &template, "destroy"]);
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    let e = err(&node, &sess, "VM.destroy", vec![s(&vm)]).await;
+    assert_eq!(e, ["VM_BAD_POWER_STATE", &vm, "halted, suspended", "running"]);
+    let dom0 = text(&get(&node, &sess, "host", "control_domain", &node.host).await);
+    assert_eq!(err(&node, &sess, "VM.destroy", vec![s(&dom0)]).await[0], "VM_BAD_POWER_STATE");
+    ok(&node, &sess, "VM.shutdown", vec![s(&vm)]).await;
+
+    let vbds = refs(&get(&node, &sess, "VM", "VBDs", &vm).await);
+    let vdis = disks(&node, &sess, &vm).await;
+    let metrics = text(&get(&node, &sess, "VM", "metrics", &vm).await);
+    ok(&node, &sess, "VM.destroy", vec![s(&vm)]).await;
+    assert_eq!(err(&node, &sess, "VM.get_uuid", vec![s(&vm)]).await, ["HANDLE_INVALID", "VM", &vm]);
+    assert_eq!(err(&node, &sess, "VBD.get_uuid", vec![s(&vbds[0])]).await[0], "HANDLE_INVALID");
+    assert_eq!(err(&node, &sess, "VM_metrics.get_uuid", vec![s(&metrics)]).await[0], "HANDLE_INVALID");
+    // The disks stay (xapi_vm_helpers.ml destroy deletes VBDs, not VDIs).
+    assert_eq!(refs(&get(&node, &sess, "VDI", "VBDs", &vdis[0]).await), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn power_state_reset_and_a_localhost_migration() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    let dom0 = text(&get(&node, &sess, "host", "control_domain", &node.host).await);
+    assert_eq!(err(&node, &sess, "VM.power_state_reset", vec![s(&dom0)]).await, ["CANNOT_RESET_CONTROL_DOMAIN", &dom0]);
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    // The host has its domain: xapi refuses (DOMAIN_EXISTS, the VM alone).
+    assert_eq!(err(&node, &sess, "VM.power_state_reset", vec![s(&vm)]).await, ["DOMAIN_EXISTS", &vm]);
+    assert!(get(&node, &sess, "VM", "current_operations", &vm).await.as_map().unwrap().is_empty());
+
+    let domid = get(&node, &sess, "VM", "domid", &vm).await;
+    ok(&node, &sess, "VM.pool_migrate", vec![s(&vm), s(&node.host), Value::Map(vec![])]).await;
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Running");
+    assert_eq!(text(&get(&node, &sess, "VM", "resident_on", &vm).await), node.host);
+    assert_ne!(get(&node, &sess, "VM", "domid", &vm).await, domid, "a new domain");
+    assert_eq!(messages(&node, &sess, &vm).await, ["VM_MIGRATED", "VM_STARTED"]);
+
+    ok(&node, &sess, "VM.hard_shutdown", vec![s(&vm)]).await;
+    ok(&node, &sess, "VM.power_state_reset", vec![s(&vm)]).await;
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Halted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hosts_messages() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    let host = node.host.clone();
+    let vm = new_vm(&node, &sess, "vm").await;
+    // CPUs and memory are the machine's (§i).
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(refs(&get(&node, &sess, "host", "host_CPUs", &host).await).len(), cpus);
+    let Value::DateTime(t) = ok(&node, &sess, "host.get_servertime", vec![s(&host)]).await else {
+        panic!("a datetime")
+    };
+    assert!(t > 1_700_000_000);
+    let e = err(&node, &sess, "host.call_plugin", vec![s(&host), s("echo"), s("main"), Value::Map(vec![])]).await;
+    assert_eq!(e, ["XENAPI_MISSING_PLUGIN", "echo"]);
+    // Reboot and shutdown need a disabled host (HOST_NOT_DISABLED, no parameters).
+    assert_eq!(err(&node, &sess, "host.reboot", vec![s(&host)]).await, ["HOST_NOT_DISABLED"]);
+
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    assert_eq!(
+        err(&node, &sess, "host.evacuate", vec![s(&host), s(NULL), Value::Int(0)]).await,
+        ["NO_HOSTS_AVAILABLE"]
+    );
+    ok(&node, &sess, "host.disable", vec![s(&host)]).await;
+    assert_eq!(get(&node, &sess, "host", "enabled", &host).await, Value::Bool(false));
+    let vm2 = new_vm(&node, &sess, "vm2").await;
+    // Placement finds no host; naming the host says why (xapi_vm_helpers.ml).
+    let e = err(&node, &sess, "VM.start", vec![s(&vm2), Value::Bool(false), Value::Bool(false)]).await;
+    assert_eq!(e, ["NO_HOSTS_AVAILABLE"]);
+    let e = err(&node, &sess, "VM.start_on", vec![s(&vm2), s(&host), Value::Bool(false), Value::Bool(false)]).await;
+    assert_eq!(e, ["HOST_DISABLED", &host]);
+    let e = err(&node, &sess, "VM.assert_can_boot_here", vec![s(&vm2), s(&host)]).await;
+    assert_eq!(e, ["HOST_DISABLED", &host]);
+    // A reboot stops what runs and brings the host back enabled.
+    ok(&node, &sess, "host.reboot", vec![s(&host)]).await;
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Halted");
+    assert_eq!(get(&node, &sess, "host", "enabled", &host).await, Value::Bool(true));
+    ok(&node, &sess, "VM.assert_can_boot_here", vec![s(&vm2), s(&host)]).await;
+    ok(&node, &sess, "host.evacuate", vec![s(&host), s(NULL), Value::Int(0)]).await;
+}
+
+/// A node whose simulated effects take their real time on a virtual clock the test moves.
+fn slow_node() -> (Arc<Node>, Arc<VirtualClock>) {
+    let clock = Arc::new(VirtualClock::at_2026());
+    let ledger = Ledger::open_on(Arc::new(MemoryLog::new()), Vault::generate(), clock.clone()).unwrap();
+    let backend = Backend { host: Arc::new(SimHost::new()), speed: 1.0 };
+    let (node, _) = tokio::task::block_in_place(|| Node::start_with(ledger, &first_start(), backend)).unwrap();
+    (node, clock)
+}
+
+/// Moves the virtual clock until `done` holds (each step lets the node's tasks run).
+async fn run_clock_until(clock: &VirtualClock, mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        clock.advance(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("never happened");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_start_waits_its_turn_and_a_hard_shutdown_cancels_a_clean_one() {
+    let (node, clock) = slow_node();
+    let sess = session(&node).await;
+    let create = {
+        let (node, sess) = (node.clone(), sess.clone());
+        tokio::spawn(async move { new_vm(&node, &sess, "vm").await })
+    };
+    run_clock_until(&clock, || create.is_finished()).await;
+    let vm = create.await.unwrap();
+
+    // Two sync starts: the second waits for the first (xapi's retry policy), then finds the VM
+    // running.
+    let start = |node: Arc<Node>, sess: String, vm: String| {
+        tokio::spawn(async move {
+            let args = vec![s(&sess), s(&vm), Value::Bool(false), Value::Bool(false)];
+            call(&node, "VM.start", args).await
+        })
+    };
+    let first = start(node.clone(), sess.clone(), vm.clone());
+    run_clock_until(&clock, || !node.long_running.lock().unwrap().is_empty()).await;
+    let second = start(node.clone(), sess.clone(), vm.clone());
+    run_clock_until(&clock, || first.is_finished() && second.is_finished()).await;
+    let outcomes = [first.await.unwrap(), second.await.unwrap()];
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert_eq!(outcomes[1], Err(vec!["VM_BAD_POWER_STATE".to_string(), vm.clone(), "halted".into(), "running".into()]));
+
+    // A clean shutdown under way is cancelled by a hard one (message_forwarding.ml hard_shutdown).
+    let clean = text(&ok(&node, &sess, "Async.VM.clean_shutdown", vec![s(&vm)]).await);
+    run_clock_until(&clock, || !node.long_running.lock().unwrap().is_empty()).await;
+    let hard = {
+        let (node, sess, vm) = (node.clone(), sess.clone(), vm.clone());
+        tokio::spawn(async move { call(&node, "VM.hard_shutdown", vec![s(&sess), s(&vm)]).await })
+    };
+    run_clock_until(&clock, || hard.is_finished()).await;
+    hard.await.unwrap().unwrap();
+    assert_eq!(text(&get(&node, &sess, "task", "status", &clean).await), "cancelled");
+    let info = get(&node, &sess, "task", "error_info", &clean).await;
+    assert_eq!(refs(&info), ["TASK_CANCELLED", &clean]);
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Halted");
+    assert!(get(&node, &sess, "VM", "current_operations", &vm).await.as_map().unwrap().is_empty());
+    let names = messages(&node, &sess, &vm).await;
+    assert_eq!(names, ["VM_SHUTDOWN", "VM_STARTED"], "a cancelled operation leaves no message");
+
+    // task.cancel stops a long operation before its effect.
+    let starting =
+        text(&ok(&node, &sess, "Async.VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await);
+    run_clock_until(&clock, || !node.long_running.lock().unwrap().is_empty()).await;
+    ok(&node, &sess, "task.cancel", vec![s(&starting)]).await;
+    run_clock_until(&clock, || node.long_running.lock().unwrap().is_empty()).await;
+    assert_eq!(text(&get(&node, &sess, "task", "status", &starting).await), "cancelled");
+    assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Halted");
+}
