@@ -40,6 +40,12 @@
 //!   carries and answers with a fixed body (11,000 and 300 bytes) ending in the new token. The
 //!   floor this machine and our transport put under `event-latency`. See `support/events.rs`.
 //!
+//! - `vm-lifecycle`: N clients (default 16), each looping `VM.clone` of the Debian template →
+//!   `set_memory_limits` → `provision` → `start` → `shutdown` → `destroy` through `Node::call` on
+//!   the simulated host with instant effects; an op is one whole cycle (11 log entries: each call
+//!   but the setter is a long operation, logged as its mark and its outcome around the effect). `calls_per_s` counts the calls. `--scenario vm-lifecycle` also
+//!   prints an `engine-writes` line from the same run. See `support/lifecycle.rs`.
+//!
 //! The other network scenarios run server and clients in this process, on one tokio runtime; see
 //! `support/net.rs`. Their lines add `ops_per_cpu_s` (the rate per CPU second of the whole process,
 //! clients included), the request and mean reply sizes, and the TLS cipher suite.
@@ -59,6 +65,8 @@
 mod events;
 #[path = "support/https.rs"]
 mod https;
+#[path = "support/lifecycle.rs"]
+mod lifecycle;
 #[path = "support/net.rs"]
 mod net;
 
@@ -83,7 +91,7 @@ use xenledger::schema::{schema, zero_value, Qual};
 use xenledger::store::{encode_entry, Store, GENESIS_HASH};
 use xenledger::value::Value;
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "redb-ceiling",
     "engine-writes",
     "engine-reads",
@@ -95,6 +103,7 @@ const SCENARIOS: [&str; 11] = [
     "xmlrpc-writes",
     "event-fanout-ceiling",
     "event-latency",
+    "vm-lifecycle",
 ];
 /// Records per `append_batch` when building the replay log.
 const BUILD_BATCH_ENTRIES: usize = 100_000;
@@ -132,7 +141,8 @@ fn main() {
     if wants("redb-ceiling") {
         redb_ceiling(&options);
     }
-    if wants("engine-writes") {
+    // `vm-lifecycle` is reported beside `engine-writes`, measured in the same run.
+    if wants("engine-writes") || options.scenario == "vm-lifecycle" {
         engine_writes(&options);
     }
     if wants("engine-reads") || wants("engine-reads-snapshot") {
@@ -166,6 +176,9 @@ fn main() {
     }
     if wants("event-latency") {
         events::event_latency(&options);
+    }
+    if wants("vm-lifecycle") {
+        lifecycle::vm_lifecycle(&options);
     }
 }
 

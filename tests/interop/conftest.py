@@ -128,3 +128,19 @@ def server():
     srv.cli("user", "add", "auditor", "--role", "read-only", "--data-dir", srv.data_dir, password=USER_PASSWORD)
     srv.cli("user", "add", "operator", "--role", "vm-operator", "--data-dir", srv.data_dir, password=USER_PASSWORD)
     yield from srv.serve_fixture(show_output=True)
+
+
+def simulated_host(speed):
+    """A server whose simulated effects take `speed` times a real host's time (module fixtures)."""
+    srv = ServerProcess()
+    srv.extra_args = ["--sim-speed", str(speed)]
+    yield from srv.serve_fixture(show_output=True)
+
+
+def root_session(srv, originator):
+    """An official-SDK session of root over HTTPS."""
+    import XenAPI
+
+    s = XenAPI.Session(srv.https_url, ignore_ssl=True)
+    s.xenapi.login_with_password("root", ROOT_PASSWORD, "2.21", originator)
+    return s

@@ -12,21 +12,17 @@ import time
 import pytest
 import XenAPI
 
-from conftest import ROOT_PASSWORD, ServerProcess
+from conftest import ROOT_PASSWORD, root_session, simulated_host
 
 
 @pytest.fixture(scope="module")
 def srv():
-    srv = ServerProcess()
     # Effects take a quarter of a real host's time: long enough to see `current_operations`.
-    srv.extra_args = ["--sim-speed", "0.25"]
-    yield from srv.serve_fixture(show_output=True)
+    yield from simulated_host(0.25)
 
 
 def login(srv, originator="walkthrough"):
-    s = XenAPI.Session(srv.https_url, ignore_ssl=True)
-    s.xenapi.login_with_password("root", ROOT_PASSWORD, "2.21", originator)
-    return s
+    return root_session(srv, originator)
 
 
 class Follower(threading.Thread):
@@ -148,3 +144,26 @@ def test_error_paths_answer_xapis_codes(srv):
     x.VM.set_memory_limits(huge, str(1 << 40), str(1 << 50), str(1 << 50), str(1 << 50))
     details = failure(x.VM.start, huge, False, False)
     assert details[0] == "HOST_NOT_ENOUGH_FREE_MEMORY", details
+
+
+def test_the_readme_example_runs_as_shown(srv):
+    """README.md shows `examples/walkthrough.py` and what it prints: run it as a user would."""
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    example = os.path.join(here, "..", "..", "examples", "walkthrough.py")
+    env = dict(os.environ, XENLEDGER_PASSWORD=ROOT_PASSWORD)
+    done = subprocess.run([sys.executable, example, srv.https_url], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("49 templates, among them ['AlmaLinux 10'"), lines
+    assert "disk 0: 10737418240 bytes" in lines
+    assert [l.split()[2] for l in lines if l.split()[0] in ("start", "suspend", "resume")] == [
+        "Running", "Suspended", "Running"]
+    agent = [l for l in lines if l.startswith("the guest agent")]
+    assert len(agent) == 1 and re.match(r"the guest agent reports address 10\.0\.\d+\.\d+$", agent[0]), lines
+    assert "reverted to 'before the change': Halted, description 'before'" in lines
+    assert lines[-2] == "shutdown -> Halted"
+    assert lines[-1] == ("messages: VM_RESUMED, VM_SHUTDOWN, VM_SNAPSHOTTED, VM_SNAPSHOT_REVERTED, "
+                         "VM_STARTED, VM_STARTED, VM_SUSPENDED")
