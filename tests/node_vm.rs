@@ -352,3 +352,76 @@ async fn a_second_start_waits_its_turn_and_a_hard_shutdown_cancels_a_clean_one()
     assert_eq!(text(&get(&node, &sess, "task", "status", &starting).await), "cancelled");
     assert_eq!(text(&get(&node, &sess, "VM", "power_state", &vm).await), "Halted");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setters_keep_xapis_constraints() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    let gib = |n: i64| Value::Int(n << 30);
+    // Memory: static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max (xapi_vm_memory_constraints.ml).
+    let e = err(&node, &sess, "VM.set_memory_dynamic_range", vec![s(&vm), gib(2), gib(1)]).await;
+    assert_eq!(e, ["MEMORY_CONSTRAINT_VIOLATION_ORDER"]);
+    ok(&node, &sess, "VM.set_memory_static_range", vec![s(&vm), Value::Int(512 << 20), gib(4)]).await;
+    ok(&node, &sess, "VM.set_memory_dynamic_range", vec![s(&vm), gib(1), gib(3)]).await;
+    assert_eq!(get(&node, &sess, "VM", "memory_target", &vm).await, gib(1));
+    ok(&node, &sess, "VM.set_memory", vec![s(&vm), gib(2)]).await;
+    for f in ["memory_static_max", "memory_dynamic_max", "memory_dynamic_min", "memory_target"] {
+        assert_eq!(get(&node, &sess, "VM", f, &vm).await, gib(2), "{f}");
+    }
+    // VCPUs (xapi_vm.ml set_VCPUs_max / set_VCPUs_at_startup).
+    let rule = "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max";
+    let e = err(&node, &sess, "VM.set_VCPUs_at_startup", vec![s(&vm), Value::Int(64)]).await;
+    assert_eq!(e, ["INVALID_VALUE", rule, "64"]);
+    // (No more VCPUs than the machine's CPUs, or the start below finds no host: CI has two.)
+    ok(&node, &sess, "VM.set_VCPUs_max", vec![s(&vm), Value::Int(2)]).await;
+    ok(&node, &sess, "VM.set_VCPUs_at_startup", vec![s(&vm), Value::Int(2)]).await;
+    assert_eq!(err(&node, &sess, "VM.set_VCPUs_max", vec![s(&vm), Value::Int(1)]).await, ["INVALID_VALUE", rule, "1"]);
+    // The boot policy decides the domain type.
+    ok(&node, &sess, "VM.set_HVM_boot_policy", vec![s(&vm), s("")]).await;
+    assert_eq!(text(&get(&node, &sess, "VM", "domain_type", &vm).await), "pv");
+    ok(&node, &sess, "VM.set_domain_type", vec![s(&vm), s("hvm")]).await;
+    assert_eq!(text(&get(&node, &sess, "VM", "HVM_boot_policy", &vm).await), "BIOS order");
+    let e = err(&node, &sess, "VM.set_start_delay", vec![s(&vm), Value::Int(-1)]).await;
+    assert_eq!(e, ["INVALID_VALUE", "start_delay must be non-negative", "-1"]);
+    let e = err(&node, &sess, "VM.set_HVM_shadow_multiplier", vec![s(&vm), Value::Float(0.5)]).await;
+    assert_eq!(e, ["INVALID_VALUE", "multiplier", "0.5"]);
+    // Running: the static range is refused, the dynamic range is not.
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    let e = err(&node, &sess, "VM.set_memory_static_max", vec![s(&vm), gib(3)]).await;
+    assert_eq!(e, ["VM_BAD_POWER_STATE", &vm, "halted", "running"]);
+    ok(&node, &sess, "VM.set_memory_dynamic_min", vec![s(&vm), gib(1)]).await;
+    let e = err(&node, &sess, "VM.set_has_vendor_device", vec![s(&vm), Value::Bool(true)]).await;
+    assert_eq!(e, ["VM_BAD_POWER_STATE", &vm, "halted", "running"]);
+    // Questions.
+    let vbds = ok(&node, &sess, "VM.get_allowed_VBD_devices", vec![s(&vm)]).await;
+    assert_eq!(refs(&vbds).len(), 254, "0-254 less the disk at 0");
+    assert!(!refs(&vbds).contains(&"0".to_string()));
+    assert_eq!(refs(&ok(&node, &sess, "VM.get_allowed_VIF_devices", vec![s(&vm)]).await).len(), 16);
+    let e = err(&node, &sess, "VM.assert_operation_valid", vec![s(&vm), s("start")]).await;
+    assert_eq!(e, ["VM_BAD_POWER_STATE", &vm, "halted", "running"]);
+    let local_sr = text(&get(&node, &sess, "VDI", "SR", &disks(&node, &sess, &vm).await[0]).await);
+    assert_eq!(
+        err(&node, &sess, "VM.assert_agile", vec![s(&vm)]).await,
+        ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", &local_sr]
+    );
+    assert_eq!(refs(&ok(&node, &sess, "VM.get_possible_hosts", vec![s(&vm)]).await), vec![node.host.clone()]);
+    let Value::Int(overhead) = ok(&node, &sess, "VM.compute_memory_overhead", vec![s(&vm)]).await else { panic!() };
+    assert!(overhead > 0 && overhead % (1 << 20) == 0);
+    let e = err(&node, &sess, "VM.send_sysrq", vec![s(&vm), s("b")]).await;
+    assert_eq!(e, ["NOT_IMPLEMENTED", "send_sysrq"], "xapi's backend refuses it too");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn short_calls_take_the_idls_defaults() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    // Xen Orchestra calls VM.snapshot without ignore_vdis (datamodel_vm.ml param_default).
+    let snap = text(&ok(&node, &sess, "VM.snapshot", vec![s(&vm), s("xo")]).await);
+    assert_eq!(text(&get(&node, &sess, "VM", "snapshot_of", &snap).await), vm);
+    ok(&node, &sess, "host.evacuate", vec![s(&node.host)]).await;
+    // The count says the required parameters (gen_server.ml).
+    let e = err(&node, &sess, "VM.snapshot", vec![s(&vm)]).await;
+    assert_eq!(e, ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.snapshot", "2", "1"]);
+}

@@ -23,6 +23,11 @@ pub const SCHEMA_JSON: &str = include_str!("../../schema/xenapi.json");
 /// `xenapi.json` because they say nothing about stored data: data dirs pin that file's hash.
 pub const MAP_KEYS_ROLES_JSON: &str = include_str!("../../schema/facts/map_keys_roles.json");
 
+/// Defaults of trailing message parameters (xapi's `param_default`), extracted from the IDL by
+/// `schema/gen/param_defaults.py`. Kept apart from `xenapi.json` for the same reason: they say
+/// nothing about stored data.
+pub const PARAM_DEFAULTS_JSON: &str = include_str!("../../schema/facts/param_defaults.json");
+
 pub type ClassId = usize;
 pub type FieldId = usize;
 
@@ -237,6 +242,7 @@ pub fn schema() -> &'static Schema {
     SCHEMA.get_or_init(|| {
         let mut schema = load(SCHEMA_JSON).expect("embedded schema/xenapi.json is valid");
         attach_map_keys(&mut schema, MAP_KEYS_ROLES_JSON).expect("embedded map_keys_roles.json is valid");
+        attach_param_defaults(&mut schema, PARAM_DEFAULTS_JSON).expect("embedded param_defaults.json is valid");
         schema
     })
 }
@@ -281,6 +287,46 @@ pub fn attach_map_keys(schema: &mut Schema, text: &str) -> Result<(), String> {
             // The IDL declares these keys on both the field and (in newer releases) the explicit
             // messages; whichever this datamodel has, the keys are the same.
             msg.map_keys = keys;
+        }
+    }
+    Ok(())
+}
+
+/// Gives trailing parameters their defaults, from `{"Class.message": [{"name", "default"}, …]}`
+/// (keys starting with `_` say where the file comes from). A message this datamodel lacks is
+/// skipped (the IDL has messages the export hides); a parameter it lacks, or one that is not
+/// among the message's last, is an error. A caller may then leave those parameters out, as
+/// xapi's generated server allows (`gen_server.ml`).
+pub fn attach_param_defaults(schema: &mut Schema, text: &str) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Default {
+        name: String,
+        default: serde_json::Value,
+    }
+    let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let entries = raw.as_object().ok_or("param defaults: not an object")?;
+    for (wire_name, list) in entries.iter().filter(|(k, _)| !k.starts_with('_')) {
+        let defaults: Vec<Default> = serde_json::from_value(list.clone()).map_err(|e| format!("{wire_name}: {e}"))?;
+        let (class_name, msg_name) = wire_name.split_once('.').ok_or_else(|| format!("param defaults: {wire_name}"))?;
+        let Some(id) = schema.class_id(class_name) else { continue };
+        let enums = schema.enums.clone();
+        let Some(msg) = schema.classes[id].messages.iter_mut().find(|m| m.name == msg_name) else { continue };
+        let first =
+            msg.params.len().checked_sub(defaults.len()).ok_or_else(|| format!("{wire_name}: too many defaults"))?;
+        for (param, d) in msg.params[first..].iter_mut().zip(&defaults) {
+            if param.name != d.name {
+                return Err(format!("{wire_name}: {} is not a trailing parameter", d.name));
+            }
+            // The facts write a map as a JSON object; the datamodel's own defaults use pairs.
+            let default = match &d.default {
+                serde_json::Value::Object(map) => {
+                    serde_json::Value::Array(map.iter().map(|(k, v)| serde_json::json!([k, v])).collect())
+                }
+                other => other.clone(),
+            };
+            let value =
+                json_to_value(&default, &param.ty, &enums).map_err(|e| format!("{wire_name}.{}: {e}", d.name))?;
+            param.default = Some(value);
         }
     }
     Ok(())

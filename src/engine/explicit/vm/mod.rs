@@ -7,7 +7,9 @@ pub mod clone;
 pub mod destroy;
 pub mod ops;
 pub mod power;
+pub mod queries;
 pub mod reset;
+pub mod setters;
 pub mod snapshot;
 
 use super::super::state::State;
