@@ -22,6 +22,9 @@
 
 mod support;
 
+#[path = "support/tamper.rs"]
+mod tamper;
+
 use std::path::{Path, PathBuf};
 
 use support::*;
@@ -194,7 +197,7 @@ fn damaged_tail_entry_fails_open_naming_its_seq() {
     for seq in CHECKPOINT_SEQ + 1..=LAST_SEQ {
         for (offset, what) in offsets(record_len(&f.pristine, seq)) {
             let dir = f.copy(&format!("tail-{seq}-{offset}"));
-            Store::open(&dir, &schema().hash).unwrap().corrupt_record_for_test(seq, offset).unwrap();
+            tamper::corrupt_record(&dir, seq, offset);
             let text = open_err(&dir);
             assert!(text.contains(&format!("at seq {seq}:")), "entry {seq}, {what} byte {offset}: open error {text:?}");
             assert_chain_breaks_at(&dir, seq);
@@ -207,7 +210,7 @@ fn missing_tail_entry_fails_open_naming_its_seq() {
     let f = fixture();
     for seq in CHECKPOINT_SEQ + 1..LAST_SEQ {
         let dir = f.copy(&format!("gap-{seq}"));
-        Store::open(&dir, &schema().hash).unwrap().delete_record_for_test(seq).unwrap();
+        tamper::delete_record(&dir, seq);
         let text = open_err(&dir);
         assert!(text.contains(&format!("at seq {seq}: entry missing")), "gap at {seq}: open error {text:?}");
         assert_chain_breaks_at(&dir, seq);
@@ -220,7 +223,7 @@ fn damaged_entry_under_the_checkpoint_never_yields_a_wrong_state() {
     for seq in 1..=CHECKPOINT_SEQ {
         for (offset, what) in offsets(record_len(&f.pristine, seq)) {
             let dir = f.copy(&format!("prefix-{seq}-{offset}"));
-            Store::open(&dir, &schema().hash).unwrap().corrupt_record_for_test(seq, offset).unwrap();
+            tamper::corrupt_record(&dir, seq, offset);
             let ctx = format!("entry {seq}, {what} byte {offset}");
             assert_chain_breaks_at(&dir, seq);
             // The checkpoint is verified against the stored hash of its own entry, so damage there
@@ -249,7 +252,7 @@ fn damaged_newest_checkpoint_fails_open_naming_it() {
         [(0, "version"), (5, "entry hash"), (40, "state hash"), (70, "state"), (blob_len - 1, "state end")]
     {
         let dir = f.copy(&format!("checkpoint-{offset}"));
-        Store::open(&dir, &schema().hash).unwrap().corrupt_checkpoint_for_test(CHECKPOINT_SEQ, offset).unwrap();
+        tamper::corrupt_checkpoint(&dir, CHECKPOINT_SEQ, offset);
         let text = open_err(&dir);
         assert!(
             text.contains(&format!("checkpoint at seq {CHECKPOINT_SEQ}")),
@@ -265,7 +268,7 @@ fn damaged_newest_checkpoint_fails_open_naming_it() {
 fn damaged_older_checkpoint_does_not_affect_open_but_is_reported() {
     let f = fixture();
     let dir = f.copy("older-checkpoint");
-    Store::open(&dir, &schema().hash).unwrap().corrupt_checkpoint_for_test(OLDER_CHECKPOINT_SEQ, 70).unwrap();
+    tamper::corrupt_checkpoint(&dir, OLDER_CHECKPOINT_SEQ, 70);
     {
         let store = Store::open(&dir, &schema().hash).unwrap();
         match store.checkpoints() {

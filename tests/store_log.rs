@@ -2,6 +2,9 @@
 //! seq (a flipped byte, a missing record, a wrong link), the schema hash is pinned, checkpoints are
 //! framed and verified, and everything survives a reopen.
 
+#[path = "support/tamper.rs"]
+mod tamper;
+
 use std::ops::RangeInclusive;
 use std::path::Path;
 
@@ -146,7 +149,9 @@ fn flipped_body_byte_names_the_seq() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     append(&store, 1..=10);
-    store.corrupt_record_for_test(4, RECORD_HEADER_SIZE_BYTES + 3).unwrap();
+    drop(store);
+    tamper::corrupt_record(dir.path(), 4, RECORD_HEADER_SIZE_BYTES + 3);
+    let store = open(dir.path());
     let mut seen = Vec::new();
     let (seq, reason) = corrupt_seq(store.verify_chain(1, GENESIS_HASH, |entry| seen.push(entry.seq)));
     assert_eq!(seq, 4, "{reason}");
@@ -161,7 +166,9 @@ fn flipped_header_bytes_name_the_seq() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         append(&store, 1..=10);
-        store.corrupt_record_for_test(seq, byte_index).unwrap();
+        drop(store);
+        tamper::corrupt_record(dir.path(), seq, byte_index);
+        let store = open(dir.path());
         let (bad_seq, reason) = corrupt_seq(verify_all(&store));
         assert_eq!(bad_seq, seq, "byte {byte_index}: {reason}");
     }
@@ -172,7 +179,9 @@ fn missing_record_names_the_seq() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     append(&store, 1..=10);
-    store.delete_record_for_test(5).unwrap();
+    drop(store);
+    tamper::delete_record(dir.path(), 5);
+    let store = open(dir.path());
     let (seq, reason) = corrupt_seq(verify_all(&store));
     assert_eq!(seq, 5);
     assert!(reason.contains("missing; the next stored is 6"), "{reason}");
@@ -252,7 +261,9 @@ fn corrupted_checkpoint_detected() {
     append(&store, 1..=10);
     store.put_checkpoint(10, b"state at 10").unwrap();
     let state_byte = 1 + 32 + 32 + 2;
-    store.corrupt_checkpoint_for_test(10, state_byte).unwrap();
+    drop(store);
+    tamper::corrupt_checkpoint(dir.path(), 10, state_byte);
+    let store = open(dir.path());
     let (seq, reason) = corrupt_seq(store.latest_checkpoint());
     assert_eq!((seq, reason.as_str()), (10, "checkpoint at seq 10: state hash mismatch"));
     let (seq, _) = corrupt_seq(store.checkpoints());
@@ -260,7 +271,9 @@ fn corrupted_checkpoint_detected() {
 
     // A checkpoint whose entry hash no longer matches the log record it names.
     store.put_checkpoint(10, b"state at 10").unwrap();
-    store.corrupt_checkpoint_for_test(10, 5).unwrap();
+    drop(store);
+    tamper::corrupt_checkpoint(dir.path(), 10, 5);
+    let store = open(dir.path());
     let (seq, reason) = corrupt_seq(store.latest_checkpoint());
     assert_eq!(seq, 10);
     assert!(reason.starts_with("checkpoint at seq 10: entry hash differs"), "{reason}");

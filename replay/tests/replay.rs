@@ -2,6 +2,9 @@
 //! clean dir and names the first bad entry on a damaged one; `log` filters; `state` shows an object as
 //! of an earlier entry; `diff` shows what changed; the CLI maps outcomes to exit codes.
 
+#[path = "../../tests/support/tamper.rs"]
+mod tamper;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -172,10 +175,7 @@ fn diff_shows_added_removed_and_changed() {
 fn verify_names_the_first_corrupt_entry() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    {
-        let store = Store::open(dir.path(), &schema().hash).unwrap();
-        store.corrupt_record_for_test(3, RECORD_HEADER_SIZE_BYTES + 2).unwrap();
-    }
+    tamper::corrupt_record(dir.path(), 3, RECORD_HEADER_SIZE_BYTES + 2);
     let outcome = verify(dir.path()).unwrap();
     assert!(!outcome.is_ok());
     assert_eq!(outcome.entries_checked, 2);
@@ -215,10 +215,7 @@ fn verify_reports_a_checkpoint_that_disagrees_with_the_fold() {
 fn verify_reports_a_corrupt_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    {
-        let store = Store::open(dir.path(), &schema().hash).unwrap();
-        store.corrupt_checkpoint_for_test(5, 100).unwrap();
-    }
+    tamper::corrupt_checkpoint(dir.path(), 5, 100);
     let outcome = verify(dir.path()).unwrap();
     assert_eq!(outcome.entries_checked, 5, "the chain itself is intact");
     assert!(outcome.problems[0].1.starts_with("checkpoint at seq 5: state hash mismatch"), "{outcome}");
@@ -282,10 +279,7 @@ fn cli_exit_codes() {
     let changed = replay(&["diff", path, "1", "2"]);
     assert!(String::from_utf8_lossy(&changed.stdout).contains("name_label: \"net-a\" -> \"net-b\""), "{changed:?}");
 
-    {
-        let store = Store::open(dir.path(), &schema().hash).unwrap();
-        store.corrupt_record_for_test(2, RECORD_HEADER_SIZE_BYTES + 1).unwrap();
-    }
+    tamper::corrupt_record(dir.path(), 2, RECORD_HEADER_SIZE_BYTES + 1);
     let bad = replay(&["verify", path]);
     assert_eq!(bad.status.code(), Some(1), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stdout).contains("FAILED: entry 2 is corrupt"), "{bad:?}");

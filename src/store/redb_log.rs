@@ -384,51 +384,6 @@ impl Store {
         txn.commit()?;
         Ok(())
     }
-
-    /// Test support: rewrites log record `seq` with the byte at `byte_index` inverted, bypassing every
-    /// check. Panics if there is no such record or byte.
-    #[doc(hidden)]
-    pub fn corrupt_record_for_test(&self, seq: u64, byte_index: usize) -> Result<(), StoreError> {
-        self.rewrite_for_test(LOG, seq, |bytes| bytes[byte_index] ^= 0xff)
-    }
-
-    /// Test support: as [`Store::corrupt_record_for_test`], for the checkpoint at `seq`.
-    #[doc(hidden)]
-    pub fn corrupt_checkpoint_for_test(&self, seq: u64, byte_index: usize) -> Result<(), StoreError> {
-        self.rewrite_for_test(CHECKPOINTS, seq, |bytes| bytes[byte_index] ^= 0xff)
-    }
-
-    /// Test support: deletes log record `seq`, leaving a gap. Panics if there is no such record.
-    #[doc(hidden)]
-    pub fn delete_record_for_test(&self, seq: u64) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            let removed = txn.open_table(LOG)?.remove(seq)?.is_some();
-            assert!(removed, "delete_record_for_test: no record {seq}");
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    fn rewrite_for_test(
-        &self,
-        table: TableDefinition<u64, &[u8]>,
-        seq: u64,
-        edit: impl FnOnce(&mut Vec<u8>),
-    ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(table)?;
-            let mut bytes = match table.get(seq)? {
-                Some(guard) => guard.value().to_vec(),
-                None => panic!("rewrite_for_test: no value at seq {seq}"),
-            };
-            edit(&mut bytes);
-            table.insert(seq, bytes.as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
 }
 
 /// Checks a stored checkpoint blob and that the entry hash it names is the hash of log record `seq`.

@@ -98,6 +98,16 @@ pub(super) fn run(tx: &mut Tx, first: FirstBoot) -> Result<Value, ApiError> {
             ("supported_bootloaders", Value::Set(vec![Value::str("pygrub"), Value::str("eliloader")])),
             ("metrics", Value::Ref(metrics)),
             ("cpu_info", cpu_info(first.machine.cpus)),
+            // What a Xen host on x86-64 reports (xapi reads them from xenopsd): PV and HVM guests.
+            (
+                "capabilities",
+                Value::Set(
+                    ["xen-3.0-x86_64", "hvm-3.0-x86_32", "hvm-3.0-x86_32p", "hvm-3.0-x86_64"]
+                        .into_iter()
+                        .map(Value::str)
+                        .collect(),
+                ),
+            ),
         ],
     );
     control_domain(tx, &host, &first);
