@@ -36,7 +36,8 @@ fn expect_err(ledger: &Ledger, method: &str, args: Vec<Value>, code: &str, param
     let before_state = ledger.snapshot();
     let before_log = ledger.store().last().expect("store readable");
     let got = call(ledger, method, args.clone());
-    assert_eq!(got, Err(ApiError::new(code, params.iter().copied())), "{method}{args:?}");
+    let want = ApiError::from_wire(code.to_string(), params.iter().map(|p| p.to_string()).collect());
+    assert_eq!(got, Err(want), "{method}{args:?}");
     assert_eq!(ledger.store().last().expect("store readable"), before_log, "{method} appended to the log");
     assert_eq!(*ledger.snapshot(), *before_state, "{method} changed the state");
 }

@@ -53,22 +53,21 @@ fn schema_covers_the_datamodel() {
     assert_eq!(login.required_args(), 2);
 }
 
+/// Error codes are typed (`error::ErrorCode`, generated from the datamodel): a misspelt one does
+/// not compile. Only a failure that arrives as text — a logged outcome, or the dispatcher's bare
+/// `Fault` (docs §a) — is built from a string, in the places listed here.
 #[test]
-fn error_codes_named_in_the_source_exist() {
-    let s = schema();
-    let mut missing = Vec::new();
+fn error_codes_in_the_source_are_typed() {
+    let allowed = ["src/error/mod.rs", "src/engine/long.rs", "src/node/mod.rs"];
+    let mut untyped = Vec::new();
     for path in walk("src") {
         let text = std::fs::read_to_string(&path).unwrap();
-        for (i, _) in text.match_indices("ApiError::new(\"") {
-            let rest = &text[i + "ApiError::new(\"".len()..];
-            let code = &rest[..rest.find('"').unwrap()];
-            // "Fault" is xapi's transport-level answer for Async on a sync-only message.
-            if code != "Fault" && !s.errors.contains_key(code) {
-                missing.push(format!("{}: {code}", path.display()));
-            }
+        let name = path.display().to_string();
+        if text.contains("ApiError::new(\"") || (text.contains("ApiError::from_wire(") && !allowed.contains(&name.as_str())) {
+            untyped.push(name);
         }
     }
-    assert!(missing.is_empty(), "unknown error codes: {missing:?}");
+    assert!(untyped.is_empty(), "error codes from strings in {untyped:?}");
 }
 
 fn walk(dir: &str) -> Vec<std::path::PathBuf> {

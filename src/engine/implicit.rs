@@ -8,7 +8,7 @@ use super::state::State;
 use super::tx::Tx;
 use super::where_expr;
 use crate::entry::Change;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::schema::{default_value, schema, Class, Kind, Message, Qual, Relation, Ty};
 use crate::value::{Value, NULL_REF};
 
@@ -58,9 +58,9 @@ pub fn read_kind(state: &State, class: &Class, kind: Kind, wire_name: &str, args
                     let name = where_expr::column_to_field(column);
                     class.field(&name).map(|f| db_string(&o.fields[f]))
                 };
-                let hit = expr
-                    .eval(&mut lookup)
-                    .map_err(|missing| ApiError::new("INTERNAL_ERROR", ["missing field", missing.0.as_str(), ""]))?;
+                let hit = expr.eval(&mut lookup).map_err(|missing| {
+                    ApiError::new(ErrorCode::InternalError, ["missing field", missing.0.as_str(), ""])
+                })?;
                 if hit {
                     matches.push((r, o));
                 }

@@ -7,7 +7,7 @@ use super::explicit::vm::ops;
 use super::internal::{finish_task, task_is_pending, NewTask};
 use super::tx::Tx;
 use super::LongCall;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::value::Value;
 
 pub(super) fn mark(tx: &mut Tx, call: &LongCall, task: Option<String>) -> Result<Value, ApiError> {
@@ -16,7 +16,7 @@ pub(super) fn mark(tx: &mut Tx, call: &LongCall, task: Option<String>) -> Result
     let task = match task {
         Some(t) => {
             if !task_is_pending(&tx.state, &t) {
-                return Err(ApiError::new("TASK_CANCELLED", [t.as_str()]));
+                return Err(ApiError::new(ErrorCode::TaskCancelled, [t.as_str()]));
             }
             t
         }
@@ -109,7 +109,7 @@ pub fn outcome_of(value: Value) -> Result<Value, ApiError> {
         Some((_, Value::Set(wire))) => {
             let mut wire = wire.into_iter().map(|v| v.as_str().unwrap_or("").to_string());
             let code = wire.next().unwrap_or_default();
-            Err(ApiError::new(&code, wire.collect::<Vec<_>>()))
+            Err(ApiError::from_wire(code, wire.collect()))
         }
         _ => Err(ApiError::internal("an operation without an outcome")),
     }

@@ -85,6 +85,11 @@ impl<'c> Tx<'c> {
         format!("OpaqueRef:{}", self.new_uuid())
     }
 
+    /// [`Tx::set`] of a field named at compile time (`schema::generated::field`).
+    pub fn put(&mut self, key: crate::schema::FieldKey, reference: &str, value: Value) {
+        self.set(&key.class().name, reference, key.name(), value);
+    }
+
     pub fn set(&mut self, class: &str, reference: &str, field: &str, value: Value) {
         self.push(Change::Set {
             class: class.to_string(),

@@ -15,7 +15,7 @@ use super::{Caller, Node};
 use crate::clock;
 use crate::engine::internal::InternalOp;
 use crate::engine::State;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ledger::Job;
 use crate::schema::{schema, Class, ClassId};
 use crate::value::{EncodingCache, Members, Value};
@@ -49,7 +49,7 @@ fn parse_token(token: &str) -> Result<u64, ApiError> {
     if token.is_empty() {
         return Ok(0);
     }
-    let bad = || ApiError::new("EVENT_FROM_TOKEN_PARSE_FAILURE", [token]);
+    let bad = || ApiError::new(ErrorCode::EventFromTokenParseFailure, [token]);
     let (a, b) = token.split_once(',').ok_or_else(bad)?;
     let seq: i64 = a.trim().parse().map_err(|_| bad())?;
     let _msg: i64 = b.trim().parse().map_err(|_| bad())?;
@@ -315,7 +315,7 @@ pub async fn from(
         let state = node.ledger.snapshot();
         node.sessions.check_key(&state, &caller.session, &caller.presented)?;
         if since != 0 && since < state.events_horizon {
-            return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
+            return Err(ApiError::new(ErrorCode::EventsLost, Vec::<String>::new()));
         }
         let batch = node.event_batches.get(&state, node.ledger.vault(), &key);
         if !batch.is_empty() || clock.now_us() >= deadline_us {
@@ -377,9 +377,9 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
         let reg = node
             .registrations
             .get(&caller.session)
-            .ok_or_else(|| ApiError::new("SESSION_NOT_REGISTERED", [caller.session.as_str()]))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::SessionNotRegistered, [caller.session.as_str()]))?;
         if reg.seen < state.events_horizon {
-            return Err(ApiError::new("EVENTS_LOST", Vec::<String>::new()));
+            return Err(ApiError::new(ErrorCode::EventsLost, Vec::<String>::new()));
         }
         let subs = parse_subscriptions(&reg.classes);
         let now = format!("{}.", node.ledger.clock().now_secs());

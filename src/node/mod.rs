@@ -23,7 +23,7 @@ use crate::engine;
 use crate::engine::explicit::{self, Mode, Runtime};
 use crate::engine::Route;
 use crate::entry::Actor;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ledger::{Job, Ledger, LedgerError};
 use crate::schema::{schema, Class, Message, Ty};
 use crate::value::Value;
@@ -209,7 +209,9 @@ impl Node {
             return Err(ApiError::method_unknown(method));
         };
         if is_async && !msg.is_async {
-            return Err(ApiError::new("Fault", [format!("No async mode for this operation (rpc: {sync_name})")]));
+            // Not a datamodel error: xapi's dispatcher answers a bare `Fault` (docs §a).
+            let text = format!("No async mode for this operation (rpc: {sync_name})");
+            return Err(ApiError::from_wire("Fault".into(), vec![text]));
         }
         if !msg.takes_session {
             let args = engine::prepare_args(sync_name, msg, params)?;
@@ -395,7 +397,7 @@ pub fn check_rbac(caller: &Caller, msg: &Message, args: &[Value]) -> Result<(), 
 pub fn permission_denied(permission: &str, roles: &[&str]) -> ApiError {
     let roles: Vec<&str> = roles.iter().copied().filter(|r| *r != "client-cert").collect();
     ApiError::new(
-        "RBAC_PERMISSION_DENIED",
+        ErrorCode::RbacPermissionDenied,
         [
             permission.to_string(),
             format!("No permission in user session. (Roles with this permission: {})", roles.join(", ")),

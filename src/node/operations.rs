@@ -13,7 +13,7 @@ use crate::engine::effect::{DiskFile, DomainSpec, Done, Effect};
 use crate::engine::internal::{InternalOp, TaskEdit};
 use crate::engine::{self, Finished, LongCall, Op};
 use crate::entry::Actor;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::host::{Host, HostError, VmSpec};
 use crate::ledger::{Job, Ledger};
 use crate::schema::schema;
@@ -131,7 +131,7 @@ async fn mark(
                 if let Some(t) = &task {
                     if !crate::engine::internal::task_is_pending(&node.ledger.snapshot(), t) {
                         waiting(false);
-                        return Err(ApiError::new("TASK_CANCELLED", [t.as_str()]));
+                        return Err(ApiError::new(ErrorCode::TaskCancelled, [t.as_str()]));
                     }
                 }
                 waiting(true);
@@ -191,7 +191,7 @@ async fn cancel_what_this_overrides(node: &Arc<Node>, call: &LongCall, task: &st
 /// `task.cancel`): it ends with `TASK_CANCELLED` unless its effect has already run.
 fn cancelled(node: &Node, task: &str) -> Result<(), ApiError> {
     if node.cancels.lock().expect("cancels lock").contains(task) {
-        Err(ApiError::new("TASK_CANCELLED", [task]))
+        Err(ApiError::new(ErrorCode::TaskCancelled, [task]))
     } else {
         Ok(())
     }
@@ -329,7 +329,7 @@ fn host_error(state: &crate::engine::State, e: HostError) -> ApiError {
             let vms = schema().class("VM").expect("VM");
             let vm = state.table(vms.id).by_uuid.get(&uuid).cloned().unwrap_or(uuid);
             ApiError::new(
-                "VM_BAD_POWER_STATE",
+                ErrorCode::VmBadPowerState,
                 [vm, expected.as_str().to_ascii_lowercase(), actual.as_str().to_ascii_lowercase()],
             )
         }

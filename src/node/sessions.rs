@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::engine::internal::{expired_sessions, InternalOp, Login, UserChange};
 use crate::engine::State;
 use crate::entry::Actor;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ledger::Job;
 use crate::schema::{schema, Message};
 use crate::value::Value;
@@ -124,7 +124,7 @@ pub async fn login(
     if !ok {
         node.ledger.clock().sleep(AUTH_FAILURE_DELAY).await;
         // xapi sends [uname, message] although the datamodel documents no parameters.
-        return Err(ApiError::new("SESSION_AUTHENTICATION_FAILED", [uname, "Authentication failure"]));
+        return Err(ApiError::new(ErrorCode::SessionAuthenticationFailed, [uname, "Authentication failure"]));
     }
     let user = if origin.unix && uname.is_empty() { auth::ROOT.to_string() } else { uname.to_string() };
     let last_active = node.sessions.last_active.lock().expect("sessions lock").clone();
@@ -199,11 +199,11 @@ pub fn get_rbac_permissions(node: &Node, args: &[Value]) -> Result<Value, ApiErr
 /// `session.change_password(old, new)`: only for local superuser sessions; xapi ignores `old`.
 pub async fn change_password(node: &Arc<Node>, caller: &Caller, args: &[Value]) -> Result<Value, ApiError> {
     if !caller.superuser {
-        return Err(ApiError::new("USER_IS_NOT_LOCAL_SUPERUSER", [caller.user.as_str()]));
+        return Err(ApiError::new(ErrorCode::UserIsNotLocalSuperuser, [caller.user.as_str()]));
     }
     let new = args.get(1).and_then(Value::as_str).unwrap_or("").to_string();
     if new.is_empty() {
-        return Err(ApiError::new("CHANGE_PASSWORD_REJECTED", ["the new password is empty"]));
+        return Err(ApiError::new(ErrorCode::ChangePasswordRejected, ["the new password is empty"]));
     }
     let user = caller.user.clone();
     let phc = tokio::task::spawn_blocking(move || auth::hash_password(&new))

@@ -13,7 +13,7 @@ use crate::auth;
 use crate::clock;
 use crate::engine::internal::{task_is_pending as is_pending, InternalOp, NewTask, TaskEdit, Turn};
 use crate::entry::Actor;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ledger::{Job, Ledger};
 use crate::schema::{schema, Class, Message, Ty};
 use crate::value::Value;
@@ -84,7 +84,7 @@ async fn take_turn(
                 .map(|(k, v)| (db_text(k), db_text(v)))
                 .collect::<Vec<_>>();
             return Err(ApiError::new(
-                "OTHER_OPERATION_IN_PROGRESS",
+                ErrorCode::OtherOperationInProgress,
                 [
                     class.name.clone(),
                     object.to_string(),
@@ -144,7 +144,7 @@ pub async fn spawn_async(
                     Box::pin(node2.dispatch(&caller, class, msg, args)).await
                 }
                 Ok(Turn::NoObject) => Box::pin(node2.dispatch(&caller, class, msg, args)).await,
-                Ok(Turn::Cancelled | Turn::Busy) => Err(ApiError::new("TASK_CANCELLED", [t.as_str()])),
+                Ok(Turn::Cancelled | Turn::Busy) => Err(ApiError::new(ErrorCode::TaskCancelled, [t.as_str()])),
                 Err(e) => Err(e),
             },
             _ => Box::pin(node2.dispatch_in(&caller, class, msg, args, Some(t.clone()))).await,

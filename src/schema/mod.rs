@@ -31,6 +31,36 @@ pub const PARAM_DEFAULTS_JSON: &str = include_str!("../../schema/facts/param_def
 pub type ClassId = usize;
 pub type FieldId = usize;
 
+#[rustfmt::skip] // generated: tests/schema_generated.rs writes it
+pub mod generated;
+
+/// A class named at compile time (`generated::class::VM`): its index in the embedded schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClassKey(pub ClassId);
+
+/// A field named at compile time (`generated::field::vm::POWER_STATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldKey {
+    pub class: ClassKey,
+    pub index: FieldId,
+}
+
+impl ClassKey {
+    pub fn get(self) -> &'static Class {
+        &schema().classes[self.0]
+    }
+}
+
+impl FieldKey {
+    pub fn class(self) -> &'static Class {
+        self.class.get()
+    }
+
+    pub fn name(self) -> &'static str {
+        &self.class().fields[self.index].name
+    }
+}
+
 /// The field qualifiers of the datamodel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Qual {
@@ -542,5 +572,24 @@ fn add_hidden_messages(schema: &mut Schema) {
                 map_keys: Vec::new(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod generated_names {
+    use super::generated::{class, field};
+    use super::schema;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn resolve_to_the_schemas() {
+        assert_eq!(class::VM.get().name, "VM");
+        assert_eq!(class::VM_METRICS.get().name, "VM_metrics");
+        assert_eq!(field::vm::POWER_STATE.name(), "power_state");
+        assert_eq!(field::vm::VCPUS_MAX.name(), "VCPUs_max");
+        assert_eq!(field::host::CPU_INFO.class().name, "host");
+        assert_eq!(ErrorCode::VmBadPowerState.as_str(), "VM_BAD_POWER_STATE");
+        assert_eq!(ErrorCode::VmBadPowerState.params(), ["vm", "expected", "actual"]);
+        assert_eq!(schema().errors.len(), 635);
     }
 }

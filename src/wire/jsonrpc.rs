@@ -598,6 +598,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::error::ErrorCode;
 
     fn decode(body: &str) -> JsonRequest {
         decode_call(body.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{body}"))
@@ -776,14 +777,14 @@ mod tests {
             reply(Version::V2, json!("a1"), Ok(Value::Enum("Halted".into()))),
             r#"{"jsonrpc":"2.0","result":"Halted","id":"a1"}"#
         );
-        let error = ApiError::new("VM_BAD_POWER_STATE", ["OpaqueRef:9e8d", "halted", "running"]);
+        let error = ApiError::new(ErrorCode::VmBadPowerState, ["OpaqueRef:9e8d", "halted", "running"]);
         assert_eq!(
             reply(Version::V2, json!("a1"), Err(error)),
             r#"{"jsonrpc":"2.0","error":{"code":1,"message":"VM_BAD_POWER_STATE","data":["OpaqueRef:9e8d","halted","running"]},"id":"a1"}"#
         );
         // docs/clients.md §4.1: `data` is present even when empty (C# throws without it).
         assert_eq!(
-            reply(Version::V2, json!(0), Err(ApiError::new("MESSAGE_REMOVED", Vec::<String>::new()))),
+            reply(Version::V2, json!(0), Err(ApiError::new(ErrorCode::MessageRemoved, Vec::<String>::new()))),
             r#"{"jsonrpc":"2.0","error":{"code":1,"message":"MESSAGE_REMOVED","data":[]},"id":0}"#
         );
     }
@@ -796,7 +797,7 @@ mod tests {
             reply(Version::V1, json!(7), Ok(Value::Enum("Halted".into()))),
             r#"{"result":"Halted","error":null,"id":7}"#
         );
-        let error = ApiError::new("VM_BAD_POWER_STATE", ["OpaqueRef:9e8d", "halted", "running"]);
+        let error = ApiError::new(ErrorCode::VmBadPowerState, ["OpaqueRef:9e8d", "halted", "running"]);
         assert_eq!(
             reply(Version::V1, json!(7), Err(error)),
             r#"{"result":null,"error":["VM_BAD_POWER_STATE","OpaqueRef:9e8d","halted","running"],"id":7}"#

@@ -615,6 +615,7 @@ fn is_blank(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
     use crate::value::parse_datetime;
 
     fn decode(xml: &str) -> Request {
@@ -939,7 +940,7 @@ mod tests {
     #[test]
     fn encodes_failure_exactly_as_xapi() {
         let error = ApiError::new(
-            "VM_BAD_POWER_STATE",
+            ErrorCode::VmBadPowerState,
             ["OpaqueRef:9e8d7c6b-5a49-4382-9170-0f1e2d3c4b5a", "halted", "running"],
         );
         assert_eq!(
@@ -953,7 +954,7 @@ mod tests {
             )
         );
         // docs/clients.md §4.1: an error with no params is still an array with the code.
-        assert!(response(Err(ApiError::new("MESSAGE_REMOVED", Vec::<String>::new()))).contains(
+        assert!(response(Err(ApiError::new(ErrorCode::MessageRemoved, Vec::<String>::new()))).contains(
             "<name>ErrorDescription</name><value><array><data><value>MESSAGE_REMOVED</value></data></array>"
         ));
     }

@@ -5,9 +5,10 @@
 use super::super::effect::{Done, Effect};
 use super::super::state::State;
 use super::super::tx::Tx;
-use super::vm::field;
+use super::vm::get;
 use super::{Call, Long};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::schema;
 use crate::value::Value;
 
@@ -29,21 +30,21 @@ fn void() -> Result<Value, ApiError> {
 /// What the host allows (xapi `xapi_host_helpers.ml` `valid_operations`): reboot and shutdown
 /// only once disabled; no VM starts or resumes on a disabled host.
 pub fn refresh(tx: &mut Tx, host: &str) {
-    let enabled = field(&tx.state, "host", host, "enabled").as_bool() != Some(false);
+    let enabled = get(&tx.state, f::host::ENABLED, host).as_bool() != Some(false);
     let ops: &[&str] = if enabled {
         &["provision", "evacuate", "vm_start", "vm_resume", "vm_migrate"]
     } else {
         &["provision", "evacuate", "shutdown", "reboot", "vm_migrate"]
     };
     let value = Value::Set(ops.iter().map(|op| Value::Enum((*op).into())).collect());
-    if field(&tx.state, "host", host, "allowed_operations") != value {
-        tx.set("host", host, "allowed_operations", value);
+    if get(&tx.state, f::host::ALLOWED_OPERATIONS, host) != value {
+        tx.put(f::host::ALLOWED_OPERATIONS, host, value);
     }
 }
 
 fn set_enabled(tx: &mut Tx, host: &str, enabled: bool) {
-    if field(&tx.state, "host", host, "enabled").as_bool() != Some(enabled) {
-        tx.set("host", host, "enabled", Value::Bool(enabled));
+    if get(&tx.state, f::host::ENABLED, host).as_bool() != Some(enabled) {
+        tx.put(f::host::ENABLED, host, Value::Bool(enabled));
     }
     refresh(tx, host);
 }
@@ -87,8 +88,8 @@ fn guests(state: &State, host: &str) -> Vec<String> {
 fn check_power(state: &State, call: &Call, _op: &str) -> Result<(), ApiError> {
     let host = call.str(0);
     exists(state, host)?;
-    if field(state, "host", host, "enabled").as_bool() != Some(false) {
-        return Err(ApiError::new("HOST_NOT_DISABLED", Vec::<String>::new()));
+    if get(state, f::host::ENABLED, host).as_bool() != Some(false) {
+        return Err(ApiError::new(ErrorCode::HostNotDisabled, Vec::<String>::new()));
     }
     Ok(())
 }
@@ -109,19 +110,19 @@ fn finish_power(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, _done: 
         super::vm::ops::refresh(tx, &vm);
     }
     let now = Value::DateTime(tx.ctx.now_secs());
-    let metrics = field(&tx.state, "host", host, "metrics").as_str().unwrap_or("").to_string();
+    let metrics = get(&tx.state, f::host::METRICS, host).as_str().unwrap_or("").to_string();
     if call.msg.name == "reboot" {
         set_enabled(tx, host, true);
-        let dom0 = field(&tx.state, "host", host, "control_domain").as_str().unwrap_or("").to_string();
-        let dom0_metrics = field(&tx.state, "VM", &dom0, "metrics").as_str().unwrap_or("").to_string();
+        let dom0 = get(&tx.state, f::host::CONTROL_DOMAIN, host).as_str().unwrap_or("").to_string();
+        let dom0_metrics = get(&tx.state, f::vm::METRICS, &dom0).as_str().unwrap_or("").to_string();
         if tx.state.exists(schema().class("VM_metrics").expect("VM_metrics").id, &dom0_metrics) {
-            tx.set("VM_metrics", &dom0_metrics, "start_time", now.clone());
+            tx.put(f::vm_metrics::START_TIME, &dom0_metrics, now.clone());
         }
     } else if tx.state.exists(schema().class("host_metrics").expect("host_metrics").id, &metrics) {
-        tx.set("host_metrics", &metrics, "live", Value::Bool(false));
+        tx.put(f::host_metrics::LIVE, &metrics, Value::Bool(false));
     }
     if tx.state.exists(schema().class("host_metrics").expect("host_metrics").id, &metrics) {
-        tx.set("host_metrics", &metrics, "last_updated", now);
+        tx.put(f::host_metrics::LAST_UPDATED, &metrics, now);
     }
     void()
 }
@@ -132,7 +133,7 @@ pub fn assert_can_evacuate(state: &State, call: &Call) -> Result<Value, ApiError
     let host = call.str(0);
     exists(state, host)?;
     if !guests(state, host).is_empty() {
-        return Err(ApiError::new("NO_HOSTS_AVAILABLE", Vec::<String>::new()));
+        return Err(ApiError::new(ErrorCode::NoHostsAvailable, Vec::<String>::new()));
     }
     void()
 }
@@ -145,5 +146,5 @@ pub fn evacuate(tx: &mut Tx, call: &Call) -> Result<Value, ApiError> {
 /// `host.call_plugin(host, plugin, fn, args)`: no plugins are installed here.
 pub fn call_plugin(state: &State, call: &Call) -> Result<Value, ApiError> {
     exists(state, call.str(0))?;
-    Err(ApiError::new("XENAPI_MISSING_PLUGIN", [call.str(1)]))
+    Err(ApiError::new(ErrorCode::XenapiMissingPlugin, [call.str(1)]))
 }

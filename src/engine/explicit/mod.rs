@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use super::effect::{Done, Effect};
 use super::state::State;
 use super::tx::Tx;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::schema::{Class, Message};
 use crate::value::Value;
 
@@ -245,7 +245,7 @@ fn destroy_one(tx: &mut Tx, call: &Call) -> Result<Value, ApiError> {
 /// A message the datamodel lists as removed: xapi's generated server answers `MESSAGE_REMOVED []`
 /// once the session is checked (`gen_server.ml`).
 fn removed(_state: &State, _call: &Call) -> Result<Value, ApiError> {
-    Err(ApiError::new("MESSAGE_REMOVED", Vec::<String>::new()))
+    Err(ApiError::new(ErrorCode::MessageRemoved, Vec::<String>::new()))
 }
 
 /// The registered row of `class.message`, if any.

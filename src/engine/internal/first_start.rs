@@ -7,6 +7,7 @@ use super::super::tx::Tx;
 use crate::auth;
 use crate::entry::Change;
 use crate::error::ApiError;
+use crate::schema::generated::field as f;
 use crate::schema::schema;
 use crate::value::{Value, NULL_REF};
 
@@ -175,7 +176,7 @@ fn control_domain(tx: &mut Tx, host: &str, first: &FirstBoot) {
         ],
     );
     super::super::explicit::vm::power::consoles(tx, &vm, host);
-    tx.set("host", host, "control_domain", Value::Ref(vm));
+    tx.put(f::host::CONTROL_DOMAIN, host, Value::Ref(vm));
     for number in 0..first.machine.cpus.max(1) {
         create_internal(
             tx,

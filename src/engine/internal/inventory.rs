@@ -11,6 +11,7 @@ use super::super::explicit::vm::{ops, the_pool, this_host};
 use super::super::implicit::{create_internal, new_object};
 use super::super::state::State;
 use super::super::tx::Tx;
+use crate::schema::generated::field as f;
 use crate::schema::schema;
 use crate::value::Value;
 
@@ -50,8 +51,8 @@ pub(super) fn run(tx: &mut Tx, inv: Inventory) {
             tx.set("pool", &pool, f, Value::Ref(sr.clone()));
         }
     }
-    tx.set("host", &host, "suspend_image_sr", Value::Ref(sr.clone()));
-    tx.set("host", &host, "crash_dump_sr", Value::Ref(sr));
+    tx.put(f::host::SUSPEND_IMAGE_SR, &host, Value::Ref(sr.clone()));
+    tx.put(f::host::CRASH_DUMP_SR, &host, Value::Ref(sr));
     networks(tx, &host, &inv);
     for t in templates() {
         template(tx, t);

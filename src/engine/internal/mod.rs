@@ -20,6 +20,7 @@ use super::implicit::destroy;
 use super::tx::Tx;
 use crate::entry::Change;
 use crate::error::ApiError;
+use crate::schema::generated::field as f;
 use crate::schema::{schema, Class};
 use crate::value::Value;
 
@@ -319,9 +320,9 @@ fn stale_hosts(state: &crate::engine::State) -> Vec<StaleHost> {
 
 fn reconcile_hosts(tx: &mut Tx) {
     for StaleHost { host, kept, dead_metrics } in stale_hosts(&tx.state) {
-        tx.set("host", &host, "current_operations", Value::Map(kept));
+        tx.put(f::host::CURRENT_OPERATIONS, &host, Value::Map(kept));
         if let Some(m) = dead_metrics {
-            tx.set("host_metrics", &m, "live", Value::Bool(true));
+            tx.put(f::host_metrics::LIVE, &m, Value::Bool(true));
         }
     }
 }
@@ -336,13 +337,13 @@ fn reconcile_vm(tx: &mut Tx, vm: &str, reported: &str) {
     let kept: Vec<_> =
         ops.iter().filter(|(t, _)| tasks::is_pending(&tx.state, t.as_str().unwrap_or(""))).cloned().collect();
     if kept.len() != ops.len() {
-        tx.set("VM", vm, "current_operations", Value::Map(kept));
+        tx.put(f::vm::CURRENT_OPERATIONS, vm, Value::Map(kept));
     }
     if logged != reported {
         if reported == "Halted" {
             super::explicit::vm::power::halt(tx, vm);
         } else {
-            tx.set("VM", vm, "power_state", Value::Enum(reported.into()));
+            tx.put(f::vm::POWER_STATE, vm, Value::Enum(reported.into()));
         }
     }
     super::explicit::vm::ops::refresh(tx, vm);

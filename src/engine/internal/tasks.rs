@@ -4,7 +4,8 @@
 use super::super::implicit::{create_internal, destroy};
 use super::super::state::State;
 use super::super::tx::Tx;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::{schema, Class};
 use crate::value::Value;
 
@@ -121,12 +122,12 @@ pub(super) fn create(tx: &mut Tx, t: NewTask) -> String {
     if !t.other_config.is_empty() {
         let entries =
             t.other_config.into_iter().map(|(k, v)| (Value::String(format!("http:{k}")), Value::String(v))).collect();
-        tx.set("task", &task, "other_config", Value::Map(entries));
+        tx.put(f::task::OTHER_CONFIG, &task, Value::Map(entries));
     }
     if let Some(parent) = t.subtask_of {
         let tasks = schema().class("task").expect("task class");
         if tx.state.exists(tasks.id, &parent) {
-            tx.set("task", &task, "subtask_of", Value::Ref(parent));
+            tx.put(f::task::SUBTASK_OF, &task, Value::Ref(parent));
         }
     }
     task
@@ -139,22 +140,22 @@ pub fn finish(tx: &mut Tx, task: &str, outcome: &Result<Value, ApiError>) {
         return;
     }
     let now = Value::DateTime(tx.ctx.now_secs());
-    tx.set("task", task, "progress", Value::Float(1.0));
-    tx.set("task", task, "finished", now);
+    tx.put(f::task::PROGRESS, task, Value::Float(1.0));
+    tx.put(f::task::FINISHED, task, now);
     match outcome {
         Ok(v) => {
             let mut fragment = String::new();
             crate::wire::xmlrpc::encode_value(v, &mut fragment);
-            tx.set("task", task, "result", Value::String(fragment));
-            tx.set("task", task, "status", Value::Enum("success".into()));
+            tx.put(f::task::RESULT, task, Value::String(fragment));
+            tx.put(f::task::STATUS, task, Value::Enum("success".into()));
         }
         Err(e) => {
             let cancelled = e.code == "TASK_CANCELLED";
-            tx.set("task", task, "error_info", Value::Set(e.to_wire().into_iter().map(Value::String).collect()));
-            tx.set("task", task, "status", Value::Enum(if cancelled { "cancelled" } else { "failure" }.into()));
+            tx.put(f::task::ERROR_INFO, task, Value::Set(e.to_wire().into_iter().map(Value::String).collect()));
+            tx.put(f::task::STATUS, task, Value::Enum(if cancelled { "cancelled" } else { "failure" }.into()));
         }
     }
-    tx.set("task", task, "allowed_operations", Value::Set(Vec::new()));
+    tx.put(f::task::ALLOWED_OPERATIONS, task, Value::Set(Vec::new()));
 }
 
 pub(super) fn register_operation(tx: &mut Tx, class: &Class, object: &str, op: &str, task: &str) -> Turn {
@@ -190,7 +191,7 @@ pub(super) fn edit(tx: &mut Tx, task: &str, edit: TaskEdit) -> Result<(), ApiErr
     match edit {
         TaskEdit::Cancel { cancellable } => {
             if cancellable && is_pending(&tx.state, task) {
-                finish(tx, task, &Err(ApiError::new("TASK_CANCELLED", [task])));
+                finish(tx, task, &Err(ApiError::new(ErrorCode::TaskCancelled, [task])));
             }
         }
         TaskEdit::Destroy => destroy(tx, class, task),

@@ -6,7 +6,9 @@
 use super::super::super::tx::Tx;
 use super::super::message::alert;
 use super::super::Call;
-use super::{field, this_host, vm_uuid};
+use super::get;
+use super::{this_host, vm_uuid};
+use crate::schema::generated::field as f;
 use crate::value::Value;
 
 fn text(v: Value) -> String {
@@ -17,11 +19,11 @@ fn text(v: Value) -> String {
 pub fn after(tx: &mut Tx, call: &Call, op: &str) {
     let (vm, extra) = match op {
         // `revert` runs on the snapshot; the message is about its VM.
-        "revert" => (text(field(&tx.state, "VM", call.str(0), "snapshot_of")), call.str(0).to_string()),
+        "revert" => (text(get(&tx.state, f::vm::SNAPSHOT_OF, call.str(0))), call.str(0).to_string()),
         _ => (call.str(0).to_string(), String::new()),
     };
     let state = &tx.state;
-    let name = text(field(state, "VM", &vm, "name_label"));
+    let name = text(get(state, f::vm::NAME_LABEL, &vm));
     let uuid = vm_uuid(state, &vm);
     let who = format!("VM '{name}' (uuid: {uuid})");
     let host = match op {
@@ -32,8 +34,8 @@ pub fn after(tx: &mut Tx, call: &Call, op: &str) {
         format!(
             "{}: {} (uuid: {})",
             "host",
-            text(field(state, "host", &host, "name_label")),
-            text(field(state, "host", &host, "uuid"))
+            text(get(state, f::host::NAME_LABEL, &host)),
+            text(get(state, f::host::UUID, &host))
         )
     };
     let (message, body) = match op {
@@ -49,15 +51,15 @@ pub fn after(tx: &mut Tx, call: &Call, op: &str) {
         "snapshot" => ("VM_SNAPSHOTTED", format!("{who} snapshotted, snapshot name: {}", call.str(1))),
         "checkpoint" => ("VM_CHECKPOINTED", format!("{who} checkpointed, snapshot name: {}", call.str(1))),
         "revert" => {
-            let snapshot = text(field(state, "VM", &extra, "name_label"));
+            let snapshot = text(get(state, f::vm::NAME_LABEL, &extra));
             let snapshot_uuid = vm_uuid(state, &extra);
             ("VM_SNAPSHOT_REVERTED", format!("{who} reverted to snapshot: {snapshot} (uuid {snapshot_uuid})"))
         }
         "pool_migrate" => {
             let h = format!(
                 "'{}' (uuid: {})",
-                text(field(state, "host", &host, "name_label")),
-                text(field(state, "host", &host, "uuid"))
+                text(get(state, f::host::NAME_LABEL, &host)),
+                text(get(state, f::host::UUID, &host))
             );
             ("VM_MIGRATED", format!("{who} migrated from host {h} to host {h}"))
         }

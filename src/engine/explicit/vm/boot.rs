@@ -6,9 +6,11 @@ use super::super::super::effect::{Done, Effect};
 use super::super::super::state::State;
 use super::super::super::tx::Tx;
 use super::super::{Call, Long};
+use super::get;
 use super::ops::{self, Vm};
-use super::{assert_memory_order, field, int, this_host, vm_uuid};
-use crate::error::ApiError;
+use super::{assert_memory_order, int, this_host, vm_uuid};
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::schema;
 use crate::value::{Value, NULL_REF};
 
@@ -37,66 +39,66 @@ pub fn assert_can_boot_here(state: &State, vm: &str, host: &str, memory: Memory)
     }
     let m = |n| int(state, vm, n);
     assert_memory_order(
-        m("memory_static_min"),
-        m("memory_dynamic_min"),
-        m("memory_dynamic_max"),
-        m("memory_static_max"),
+        m(f::vm::MEMORY_STATIC_MIN),
+        m(f::vm::MEMORY_DYNAMIC_MIN),
+        m(f::vm::MEMORY_DYNAMIC_MAX),
+        m(f::vm::MEMORY_STATIC_MAX),
     )?;
-    let metrics = text(field(state, "host", host, "metrics"));
-    if field(state, "host_metrics", &metrics, "live").as_bool() == Some(false) {
-        return Err(ApiError::new("HOST_NOT_LIVE", Vec::<String>::new()));
+    let metrics = text(get(state, f::host::METRICS, host));
+    if get(state, f::host_metrics::LIVE, &metrics).as_bool() == Some(false) {
+        return Err(ApiError::new(ErrorCode::HostNotLive, Vec::<String>::new()));
     }
-    let control = field(state, "VM", vm, "is_control_domain").as_bool() == Some(true);
-    let resident = text(field(state, "VM", vm, "resident_on")) == host;
-    if !control && !resident && field(state, "host", host, "enabled").as_bool() == Some(false) {
-        return Err(ApiError::new("HOST_DISABLED", [host]));
+    let control = get(state, f::vm::IS_CONTROL_DOMAIN, vm).as_bool() == Some(true);
+    let resident = text(get(state, f::vm::RESIDENT_ON, vm)) == host;
+    if !control && !resident && get(state, f::host::ENABLED, host).as_bool() == Some(false) {
+        return Err(ApiError::new(ErrorCode::HostDisabled, [host]));
     }
     for sr in required_srs(state, vm) {
         if !sr_reachable(state, &sr, host) {
-            return Err(ApiError::new("VM_REQUIRES_SR", [vm, sr.as_str()]));
+            return Err(ApiError::new(ErrorCode::VmRequiresSr, [vm, sr.as_str()]));
         }
     }
     if memory == Memory::Check {
-        let needed = m("memory_dynamic_max").max(m("memory_target"));
+        let needed = m(f::vm::MEMORY_DYNAMIC_MAX).max(m(f::vm::MEMORY_TARGET));
         let available = super::power::free_memory(state);
         if needed > available {
-            return Err(ApiError::new("HOST_NOT_ENOUGH_FREE_MEMORY", [needed.to_string(), available.to_string()]));
+            return Err(ApiError::new(ErrorCode::HostNotEnoughFreeMemory, [needed.to_string(), available.to_string()]));
         }
     }
-    let vcpus = m("VCPUs_max");
+    let vcpus = m(f::vm::VCPUS_MAX);
     let pcpus = host_cpus(state, host);
-    let unrestricted = field(state, "VM", vm, "platform")
+    let unrestricted = get(state, f::vm::PLATFORM, vm)
         .as_map()
         .unwrap_or(&[])
         .iter()
         .any(|(k, v)| k.as_str() == Some("vcpu-unrestricted") && matches!(v.as_str(), Some("true" | "1")));
     if vcpus > pcpus && !unrestricted {
-        return Err(ApiError::new("HOST_NOT_ENOUGH_PCPUS", [vcpus.to_string(), pcpus.to_string()]));
+        return Err(ApiError::new(ErrorCode::HostNotEnoughPcpus, [vcpus.to_string(), pcpus.to_string()]));
     }
     Ok(())
 }
 
 /// The host's CPU count (`cpu_info:cpu_count`).
 fn host_cpus(state: &State, host: &str) -> i64 {
-    let info = field(state, "host", host, "cpu_info");
+    let info = get(state, f::host::CPU_INFO, host);
     let count = info.as_map().unwrap_or(&[]).iter().find(|(k, _)| k.as_str() == Some("cpu_count")).cloned();
     count.and_then(|(_, v)| v.as_str()?.parse().ok()).unwrap_or(1)
 }
 
 /// The SRs of the VM's non-empty disks and of its suspend image.
 fn required_srs(state: &State, vm: &str) -> Vec<String> {
-    let mut vdis: Vec<String> = field(state, "VM", vm, "VBDs")
+    let mut vdis: Vec<String> = get(state, f::vm::VBDS, vm)
         .as_set()
         .unwrap_or(&[])
         .iter()
-        .filter(|vbd| field(state, "VBD", vbd.as_str().unwrap_or(""), "empty").as_bool() != Some(true))
-        .map(|vbd| text(field(state, "VBD", vbd.as_str().unwrap_or(""), "VDI")))
+        .filter(|vbd| get(state, f::vbd::EMPTY, vbd.as_str().unwrap_or("")).as_bool() != Some(true))
+        .map(|vbd| text(get(state, f::vbd::VDI, vbd.as_str().unwrap_or(""))))
         .collect();
-    vdis.push(text(field(state, "VM", vm, "suspend_VDI")));
+    vdis.push(text(get(state, f::vm::SUSPEND_VDI, vm)));
     let mut srs: Vec<String> = vdis
         .iter()
         .filter(|v| !v.is_empty() && v.as_str() != NULL_REF)
-        .map(|v| text(field(state, "VDI", v, "SR")))
+        .map(|v| text(get(state, f::vdi::SR, v)))
         .filter(|sr| !sr.is_empty() && sr != NULL_REF)
         .collect();
     srs.sort();
@@ -106,10 +108,10 @@ fn required_srs(state: &State, vm: &str) -> Vec<String> {
 
 /// An SR is reachable from a host through a plugged PBD of that host.
 fn sr_reachable(state: &State, sr: &str, host: &str) -> bool {
-    field(state, "SR", sr, "PBDs").as_set().unwrap_or(&[]).iter().any(|pbd| {
+    get(state, f::sr::PBDS, sr).as_set().unwrap_or(&[]).iter().any(|pbd| {
         let pbd = pbd.as_str().unwrap_or("");
-        text(field(state, "PBD", pbd, "host")) == host
-            && field(state, "PBD", pbd, "currently_attached").as_bool() == Some(true)
+        text(get(state, f::pbd::HOST, pbd)) == host
+            && get(state, f::pbd::CURRENTLY_ATTACHED, pbd).as_bool() == Some(true)
     })
 }
 
@@ -117,7 +119,7 @@ fn sr_reachable(state: &State, sr: &str, host: &str) -> bool {
 pub fn assert_can_boot_here_call(state: &State, call: &Call) -> Result<Value, ApiError> {
     let vm = call.str(0);
     Vm::get(state, vm)?;
-    let memory = if text(field(state, "VM", vm, "resident_on")) == call.str(1) { Memory::Skip } else { Memory::Check };
+    let memory = if text(get(state, f::vm::RESIDENT_ON, vm)) == call.str(1) { Memory::Skip } else { Memory::Check };
     assert_can_boot_here(state, vm, call.str(1), memory)?;
     Ok(Value::String(String::new()))
 }
@@ -132,7 +134,7 @@ pub fn check_placement(state: &State, call: &Call, op: &str) -> Result<(), ApiEr
             let host = this_host(state);
             match assert_can_boot_here(state, vm, &host, Memory::Skip) {
                 Err(e) if e.code != "MEMORY_CONSTRAINT_VIOLATION_ORDER" => {
-                    Err(ApiError::new("NO_HOSTS_AVAILABLE", Vec::<String>::new()))
+                    Err(ApiError::new(ErrorCode::NoHostsAvailable, Vec::<String>::new()))
                 }
                 Err(e) => Err(e),
                 Ok(()) => assert_can_boot_here(state, vm, &host, Memory::Check),
@@ -156,7 +158,7 @@ fn plan_migrate(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiEr
 fn finish_migrate(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, done: &Done) -> Result<Value, ApiError> {
     let Done::Domain { domid } = done else { return Err(ApiError::internal("the host reported no domain")) };
     let vm = call.str(0);
-    tx.set("VM", vm, "domid", Value::Int(*domid));
-    tx.set("VM", vm, "resident_on", Value::Ref(call.str(1).to_string()));
+    tx.put(f::vm::DOMID, vm, Value::Int(*domid));
+    tx.put(f::vm::RESIDENT_ON, vm, Value::Ref(call.str(1).to_string()));
     Ok(Value::String(String::new()))
 }

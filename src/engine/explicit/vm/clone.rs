@@ -6,9 +6,11 @@ use super::super::super::implicit::{create_internal, new_object};
 use super::super::super::state::State;
 use super::super::super::tx::Tx;
 use super::super::{Call, Long};
+use super::get;
 use super::power::derived_uuid;
-use super::{check_op, field, sr_dir};
-use crate::error::ApiError;
+use super::{check_op, sr_dir};
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::{schema, Relation};
 use crate::value::{Value, NULL_REF};
 
@@ -19,10 +21,10 @@ pub const PROVISION: Long = Long { op: "provision", check: check_op, plan: plan_
 /// The Disk VBDs of a VM with their VDIs: `(vbd, vdi)`.
 pub(super) fn disks(state: &State, vm: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for vbd in field(state, "VM", vm, "VBDs").as_set().unwrap_or(&[]) {
+    for vbd in get(state, f::vm::VBDS, vm).as_set().unwrap_or(&[]) {
         let vbd = vbd.as_str().unwrap_or("").to_string();
-        let vdi = field(state, "VBD", &vbd, "VDI").as_str().unwrap_or(NULL_REF).to_string();
-        let disk = field(state, "VBD", &vbd, "type").as_str() == Some("Disk");
+        let vdi = get(state, f::vbd::VDI, &vbd).as_str().unwrap_or(NULL_REF).to_string();
+        let disk = get(state, f::vbd::TYPE, &vbd).as_str() == Some("Disk");
         if disk && vdi != NULL_REF {
             out.push((vbd, vdi));
         }
@@ -34,20 +36,20 @@ pub(super) fn disks(state: &State, vm: &str) -> Vec<(String, String)> {
 fn target_sr(state: &State, call: &Call, vdi: &str) -> String {
     match call.args.get(2).and_then(Value::as_str) {
         Some(sr) if sr != NULL_REF && !sr.is_empty() && call.msg.name == "copy" => sr.to_string(),
-        _ => field(state, "VDI", vdi, "SR").as_str().unwrap_or(NULL_REF).to_string(),
+        _ => get(state, f::vdi::SR, vdi).as_str().unwrap_or(NULL_REF).to_string(),
     }
 }
 
 pub(super) fn file_of(state: &State, sr: &str, uuid: String) -> Result<DiskFile, ApiError> {
-    let dir = sr_dir(state, sr).ok_or_else(|| ApiError::new("SR_NOT_ATTACHED", [sr]))?;
+    let dir = sr_dir(state, sr).ok_or_else(|| ApiError::new(ErrorCode::SrNotAttached, [sr]))?;
     Ok(DiskFile { sr_dir: dir, uuid })
 }
 
 fn plan_copy(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
     let mut copies = Vec::new();
     for (i, (_, vdi)) in disks(state, call.str(0)).into_iter().enumerate() {
-        let from_sr = field(state, "VDI", &vdi, "SR").as_str().unwrap_or(NULL_REF).to_string();
-        let from = file_of(state, &from_sr, field(state, "VDI", &vdi, "uuid").as_str().unwrap_or("").to_string())?;
+        let from_sr = get(state, f::vdi::SR, &vdi).as_str().unwrap_or(NULL_REF).to_string();
+        let from = file_of(state, &from_sr, get(state, f::vdi::UUID, &vdi).as_str().unwrap_or("").to_string())?;
         let to = file_of(state, &target_sr(state, call, &vdi), derived_uuid(task, i as u32))?;
         copies.push((from, to));
     }
@@ -86,7 +88,7 @@ pub(super) fn create_from(tx: &mut Tx, class: &str, uuid: &str, fields: Vec<(Str
 /// The new VM's `other_config`: `default_template` and `xensource_internal` dropped, a new
 /// `mac_seed` (a snapshot keeps its VM's), and `base_template_name` when the source is a template.
 fn clone_other_config(state: &State, vm: &str, mac_seed: Option<String>) -> Value {
-    let mut entries: Vec<(Value, Value)> = field(state, "VM", vm, "other_config")
+    let mut entries: Vec<(Value, Value)> = get(state, f::vm::OTHER_CONFIG, vm)
         .as_map()
         .unwrap_or(&[])
         .iter()
@@ -97,8 +99,8 @@ fn clone_other_config(state: &State, vm: &str, mac_seed: Option<String>) -> Valu
     if let Some(seed) = mac_seed {
         entries.push((Value::str("mac_seed"), Value::String(seed)));
     }
-    if field(state, "VM", vm, "is_a_template").as_bool() == Some(true) {
-        let name = field(state, "VM", vm, "name_label");
+    if get(state, f::vm::IS_A_TEMPLATE, vm).as_bool() == Some(true) {
+        let name = get(state, f::vm::NAME_LABEL, vm);
         entries.retain(|(k, _)| k.as_str() != Some("base_template_name"));
         entries.push((Value::str("base_template_name"), name));
     }
@@ -186,31 +188,32 @@ pub(super) fn make_vm(
     let vm = create_from(tx, "VM", &uuid, with(copied_fields(&tx.state, "VM", &source), overrides));
     if let Some(s) = snapshot {
         // The snapshot takes the VM's place as the parent of what the VM becomes next.
-        tx.set("VM", &source, "parent", Value::Ref(vm.clone()));
+        tx.put(f::vm::PARENT, &source, Value::Ref(vm.clone()));
         if let Some((image, sr)) = &s.image {
-            let vdi = suspend_vdi(tx, &uuid, image, sr.clone(), super::int(&tx.state, &source, "memory_static_max"));
-            tx.set("VM", &vm, "suspend_VDI", Value::Ref(vdi));
-            tx.set("VM", &vm, "power_state", Value::Enum("Suspended".into()));
+            let vdi =
+                suspend_vdi(tx, &uuid, image, sr.clone(), super::int(&tx.state, &source, f::vm::MEMORY_STATIC_MAX));
+            tx.put(f::vm::SUSPEND_VDI, &vm, Value::Ref(vdi));
+            tx.put(f::vm::POWER_STATE, &vm, Value::Enum("Suspended".into()));
         }
     }
     let disks = disks(&tx.state, &source);
-    let vbds = field(&tx.state, "VM", &source, "VBDs").as_set().unwrap_or(&[]).to_vec();
+    let vbds = get(&tx.state, f::vm::VBDS, &source).as_set().unwrap_or(&[]).to_vec();
     for vbd in vbds {
         let vbd = vbd.as_str().unwrap_or("").to_string();
-        let mut vdi = field(&tx.state, "VBD", &vbd, "VDI");
+        let mut vdi = get(&tx.state, f::vbd::VDI, &vbd);
         if snapshot.is_some_and(|s| vdi.as_str().is_some_and(|v| s.ignore.iter().any(|i| i == v))) {
             continue;
         }
         if let Some((_, old)) = disks.iter().find(|(b, _)| *b == vbd) {
             // The copy the host made of this disk (a disk attached after the plan has none).
-            let old_uuid = field(&tx.state, "VDI", old, "uuid");
-            let (_, to) = copies
-                .iter()
-                .find(|(from, _)| Some(from.uuid.as_str()) == old_uuid.as_str())
-                .ok_or_else(|| ApiError::new("OPERATION_NOT_ALLOWED", ["a disk was attached during the copy"]))?;
+            let old_uuid = get(&tx.state, f::vdi::UUID, old);
+            let (_, to) =
+                copies.iter().find(|(from, _)| Some(from.uuid.as_str()) == old_uuid.as_str()).ok_or_else(|| {
+                    ApiError::new(ErrorCode::OperationNotAllowed, ["a disk was attached during the copy"])
+                })?;
             let sr = match &made.sr {
                 Some(sr) => sr.clone(),
-                None => field(&tx.state, "VDI", old, "SR").as_str().unwrap_or(NULL_REF).to_string(),
+                None => get(&tx.state, f::vdi::SR, old).as_str().unwrap_or(NULL_REF).to_string(),
             };
             let mut overrides = vec![
                 ("SR", Value::Ref(sr)),
@@ -246,7 +249,7 @@ pub(super) fn make_vm(
         );
         create_from(tx, "VBD", &uuid, fields);
     }
-    for vif in field(&tx.state, "VM", &source, "VIFs").as_set().unwrap_or(&[]).to_vec() {
+    for vif in get(&tx.state, f::vm::VIFS, &source).as_set().unwrap_or(&[]).to_vec() {
         copy_vif(tx, vif.as_str().unwrap_or(""), &vm, snapshot.is_some());
     }
     super::ops::refresh(tx, &vm);
@@ -350,7 +353,7 @@ fn parse_disks(xml: &str) -> Result<Vec<DiskSpec>, String> {
 }
 
 fn other_config_key(state: &State, vm: &str, key: &str) -> Option<String> {
-    field(state, "VM", vm, "other_config")
+    get(state, f::vm::OTHER_CONFIG, vm)
         .as_map()
         .unwrap_or(&[])
         .iter()
@@ -366,9 +369,9 @@ fn disk_sr(state: &State, uuid: &str) -> Result<String, ApiError> {
         if state.exists(srs.id, &sr) {
             return Ok(sr);
         }
-        return Err(ApiError::new("UUID_INVALID", ["sr", ""]));
+        return Err(ApiError::new(ErrorCode::UuidInvalid, ["sr", ""]));
     }
-    state.table(srs.id).by_uuid.get(uuid).cloned().ok_or_else(|| ApiError::new("UUID_INVALID", ["sr", uuid]))
+    state.table(srs.id).by_uuid.get(uuid).cloned().ok_or_else(|| ApiError::new(ErrorCode::UuidInvalid, ["sr", uuid]))
 }
 
 fn provision_disks(state: &State, vm: &str) -> Result<Vec<(DiskSpec, String)>, ApiError> {
@@ -400,9 +403,12 @@ fn finish_provision(tx: &mut Tx, call: &Call, task: &str, effect: &Effect, _done
     };
     if disks.len() != made {
         // `other_config:disks` changed while the files were being made.
-        return Err(ApiError::new("OPERATION_NOT_ALLOWED", ["the template's disks changed during provisioning"]));
+        return Err(ApiError::new(
+            ErrorCode::OperationNotAllowed,
+            ["the template's disks changed during provisioning"],
+        ));
     }
-    tx.set("VM", &vm, "is_a_template", Value::Bool(false));
+    tx.put(f::vm::IS_A_TEMPLATE, &vm, Value::Bool(false));
     let vm_uuid = super::vm_uuid(&tx.state, &vm);
     for (i, (disk, sr)) in disks.into_iter().enumerate() {
         let uuid = derived_uuid(task, i as u32);
@@ -437,14 +443,14 @@ fn finish_provision(tx: &mut Tx, call: &Call, task: &str, effect: &Effect, _done
             ],
         );
     }
-    let kept: Vec<(Value, Value)> = field(&tx.state, "VM", &vm, "other_config")
+    let kept: Vec<(Value, Value)> = get(&tx.state, f::vm::OTHER_CONFIG, &vm)
         .as_map()
         .unwrap_or(&[])
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), Some("disks" | "postinstall")))
         .cloned()
         .collect();
-    tx.set("VM", &vm, "other_config", Value::Map(kept));
+    tx.put(f::vm::OTHER_CONFIG, &vm, Value::Map(kept));
     Ok(Value::String(String::new()))
 }
 

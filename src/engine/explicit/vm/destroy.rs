@@ -7,8 +7,10 @@ use super::super::super::implicit::destroy as destroy_object;
 use super::super::super::state::State;
 use super::super::super::tx::Tx;
 use super::super::{Call, Long};
+use super::get;
 use super::{check_op, field};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::schema;
 use crate::value::{Value, NULL_REF};
 
@@ -30,19 +32,19 @@ fn finish_destroy(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, _done
     if !tx.state.exists(vms.id, &vm) {
         return Err(ApiError::handle_invalid("VM", &vm));
     }
-    let other = field(&tx.state, "VM", &vm, "other_config");
+    let other = get(&tx.state, f::vm::OTHER_CONFIG, &vm);
     let default = other
         .as_map()
         .unwrap_or(&[])
         .iter()
         .any(|(k, v)| k.as_str() == Some("default_template") && v.as_str() == Some("true"));
     if default {
-        return Err(ApiError::new("VM_CANNOT_DELETE_DEFAULT_TEMPLATE", Vec::<String>::new()));
+        return Err(ApiError::new(ErrorCode::VmCannotDeleteDefaultTemplate, Vec::<String>::new()));
     }
     // Its children now descend from its parent.
-    let parent = field(&tx.state, "VM", &vm, "parent");
-    for child in refs(field(&tx.state, "VM", &vm, "children")) {
-        tx.set("VM", &child, "parent", parent.clone());
+    let parent = get(&tx.state, f::vm::PARENT, &vm);
+    for child in refs(get(&tx.state, f::vm::CHILDREN, &vm)) {
+        tx.put(f::vm::PARENT, &child, parent.clone());
     }
     for (class, list, metrics) in
         [("VBD", "VBDs", Some("metrics")), ("VIF", "VIFs", Some("metrics")), ("console", "consoles", None)]

@@ -14,8 +14,9 @@ pub mod snapshot;
 
 use super::super::state::State;
 use super::Call;
-use crate::error::ApiError;
-use crate::schema::schema;
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
+use crate::schema::{schema, FieldKey};
 use crate::value::{Value, NULL_REF};
 
 /// A field of an object, or `Null` if either is missing.
@@ -25,16 +26,21 @@ pub fn field(state: &State, class: &str, reference: &str, name: &str) -> Value {
     state.get(c.id, reference).map_or(Value::Null, |o| o.fields[f].clone())
 }
 
+/// A field of an object, named at compile time; `Null` if the object is missing.
+pub fn get(state: &State, key: FieldKey, reference: &str) -> Value {
+    state.get(key.class().id, reference).map_or(Value::Null, |o| o.fields[key.index].clone())
+}
+
 /// An int field of a VM (0 if it is missing).
-pub fn int(state: &State, vm: &str, name: &str) -> i64 {
-    match field(state, "VM", vm, name) {
+pub fn int(state: &State, vm: &str, key: FieldKey) -> i64 {
+    match get(state, key, vm) {
         Value::Int(i) => i,
         _ => 0,
     }
 }
 
 pub fn vm_uuid(state: &State, vm: &str) -> String {
-    field(state, "VM", vm, "uuid").as_str().unwrap_or("").to_string()
+    get(state, f::vm::UUID, vm).as_str().unwrap_or("").to_string()
 }
 
 /// The pool (there is one once the first start is logged).
@@ -56,9 +62,9 @@ pub fn this_host(state: &State) -> String {
 
 /// The directory of a file-backed SR: its plugged PBD's `device_config:location`.
 pub fn sr_dir(state: &State, sr: &str) -> Option<String> {
-    for pbd in field(state, "SR", sr, "PBDs").as_set().unwrap_or(&[]) {
+    for pbd in get(state, f::sr::PBDS, sr).as_set().unwrap_or(&[]) {
         let pbd = pbd.as_str().unwrap_or("");
-        let config = field(state, "PBD", pbd, "device_config");
+        let config = get(state, f::pbd::DEVICE_CONFIG, pbd);
         let location = config.as_map().unwrap_or(&[]).iter().find(|(k, _)| k.as_str() == Some("location"));
         if let Some((_, v)) = location {
             return v.as_str().map(String::from);
@@ -78,7 +84,7 @@ pub fn assert_memory_order(smin: i64, dmin: i64, dmax: i64, smax: i64) -> Result
     if smin <= dmin && dmin <= dmax && dmax <= smax {
         Ok(())
     } else {
-        Err(ApiError::new("MEMORY_CONSTRAINT_VIOLATION_ORDER", Vec::<String>::new()))
+        Err(ApiError::new(ErrorCode::MemoryConstraintViolationOrder, Vec::<String>::new()))
     }
 }
 
@@ -114,16 +120,16 @@ pub fn set_is_a_template(tx: &mut super::super::tx::Tx, call: &Call) -> Result<V
     let value = call.args.get(1).and_then(Value::as_bool).unwrap_or(false);
     if value {
         check_op(&tx.state, call, "make_into_template")?;
-        tx.set("VM", &vm, "ha_always_run", Value::Bool(false));
+        tx.put(f::vm::HA_ALWAYS_RUN, &vm, Value::Bool(false));
     } else {
         ops::Vm::get(&tx.state, &vm)?;
-        let metrics = field(&tx.state, "VM", &vm, "metrics").as_str().unwrap_or("").to_string();
+        let metrics = get(&tx.state, f::vm::METRICS, &vm).as_str().unwrap_or("").to_string();
         if tx.state.exists(schema().class("VM_metrics").expect("VM_metrics").id, &metrics) {
             let now = Value::DateTime(tx.ctx.now_secs());
-            tx.set("VM_metrics", &metrics, "install_time", now);
+            tx.put(f::vm_metrics::INSTALL_TIME, &metrics, now);
         }
     }
-    tx.set("VM", &vm, "is_a_template", Value::Bool(value));
+    tx.put(f::vm::IS_A_TEMPLATE, &vm, Value::Bool(value));
     ops::refresh(tx, &vm);
     Ok(Value::String(String::new()))
 }

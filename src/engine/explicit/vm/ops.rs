@@ -5,7 +5,8 @@
 
 use super::super::super::state::{Object, State};
 use super::super::super::tx::Tx;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::{schema, Class};
 use crate::value::Value;
 
@@ -243,12 +244,12 @@ pub fn vm_class() -> &'static Class {
 pub fn check(vm: &Vm, op: &str) -> Result<(), ApiError> {
     let r = vm.reference.clone();
     if let Some((_, reason)) = vm.blocked.iter().find(|(k, _)| k == op) {
-        return Err(ApiError::new("OPERATION_BLOCKED", [r, reason.clone()]));
+        return Err(ApiError::new(ErrorCode::OperationBlocked, [r, reason.clone()]));
     }
     let allowed = allowed_power_states(op, vm);
     if !allowed.contains(&vm.power_state.as_str()) {
         let expected = allowed.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>().join(", ");
-        return Err(ApiError::new("VM_BAD_POWER_STATE", [r, expected, vm.power_state.to_ascii_lowercase()]));
+        return Err(ApiError::new(ErrorCode::VmBadPowerState, [r, expected, vm.power_state.to_ascii_lowercase()]));
     }
     let current: Vec<String> = vm.current.iter().map(|(_, o)| o.clone()).collect();
     if !current.is_empty() && !allowed_concurrently(op, &current) {
@@ -257,30 +258,33 @@ pub fn check(vm: &Vm, op: &str) -> Result<(), ApiError> {
     let template_allows =
         TEMPLATE_OPS.contains(&op) || ((op == "destroy" || op == "migrate_send") && !vm.is_default_template);
     if vm.is_a_template && !vm.is_a_snapshot && !template_allows {
-        return Err(ApiError::new("VM_IS_TEMPLATE", [r, op.to_string()]));
+        return Err(ApiError::new(ErrorCode::VmIsTemplate, [r, op.to_string()]));
     }
     if vm.is_a_snapshot && !SNAPSHOT_OPS.contains(&op) {
-        return Err(ApiError::new("VM_IS_SNAPSHOT", [r, op.to_string()]));
+        return Err(ApiError::new(ErrorCode::VmIsSnapshot, [r, op.to_string()]));
     }
     if op == "provision" && !vm.is_a_template {
-        return Err(ApiError::new("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", Vec::<String>::new()));
+        return Err(ApiError::new(ErrorCode::ProvisionOnlyAllowedOnTemplate, Vec::<String>::new()));
     }
     if op == "revert" && !vm.is_a_snapshot {
-        return Err(ApiError::new("REVERT_ONLY_ALLOWED_ON_SNAPSHOT", Vec::<String>::new()));
+        return Err(ApiError::new(ErrorCode::RevertOnlyAllowedOnSnapshot, Vec::<String>::new()));
     }
     if vm.is_control_domain && (op == "changing_VCPUs" || op == "destroy") {
         // The only control domain here is dom0.
-        return Err(ApiError::new("OPERATION_NOT_ALLOWED", ["This operation is not allowed on dom0"]));
+        return Err(ApiError::new(ErrorCode::OperationNotAllowed, ["This operation is not allowed on dom0"]));
     }
     if vm.is_control_domain && !CONTROL_DOMAIN_ALLOWS.contains(&op) {
-        return Err(ApiError::new("OPERATION_NOT_ALLOWED", ["This operation is not allowed on a control domain"]));
+        return Err(ApiError::new(
+            ErrorCode::OperationNotAllowed,
+            ["This operation is not allowed on a control domain"],
+        ));
     }
     check_feature(vm, op)?;
     if op == "snapshot_with_quiesce" {
-        return Err(ApiError::new("VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED", [r]));
+        return Err(ApiError::new(ErrorCode::VmSnapshotWithQuiesceNotSupported, [r]));
     }
     if matches!(op, "checkpoint" | "snapshot" | "suspend" | "snapshot_with_quiesce") && vm.on_boot_reset {
-        return Err(ApiError::new("VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION", Vec::<String>::new()));
+        return Err(ApiError::new(ErrorCode::VdiOnBootModeIncompatibleWithOperation, Vec::<String>::new()));
     }
     Ok(())
 }
@@ -297,7 +301,7 @@ pub fn other_operation_in_progress(vm: &Vm) -> ApiError {
             (list(|c| &c.1), list(|c| &c.0))
         }
     };
-    ApiError::new("OTHER_OPERATION_IN_PROGRESS", ["VM".to_string(), vm.reference.clone(), ops, tasks])
+    ApiError::new(ErrorCode::OtherOperationInProgress, ["VM".to_string(), vm.reference.clone(), ops, tasks])
 }
 
 /// The guest features an operation on a live VM needs (xapi `check_op_for_feature`).
@@ -306,7 +310,7 @@ fn check_feature(vm: &Vm, op: &str) -> Result<(), ApiError> {
     let r = || vm.reference.clone();
     if live && matches!(op, "suspend" | "checkpoint" | "pool_migrate" | "migrate_send") {
         if let Some((_, reason)) = vm.guest_other.iter().find(|(k, _)| k == "data-cant-suspend-reason") {
-            return Err(ApiError::new("VM_NON_SUSPENDABLE", [r(), reason.clone()]));
+            return Err(ApiError::new(ErrorCode::VmNonSuspendable, [r(), reason.clone()]));
         }
     }
     if vm.implicit_support {
@@ -320,7 +324,7 @@ fn check_feature(vm: &Vm, op: &str) -> Result<(), ApiError> {
         _ => false,
     };
     if lacks {
-        return Err(ApiError::new("VM_LACKS_FEATURE", [r()]));
+        return Err(ApiError::new(ErrorCode::VmLacksFeature, [r()]));
     }
     Ok(())
 }
@@ -338,6 +342,6 @@ pub fn refresh(tx: &mut Tx, reference: &str) {
     let vm = Vm::read(&tx.state, class, reference, o);
     let value = Value::Set(allowed(&vm).into_iter().map(|op| Value::Enum(op.into())).collect());
     if o.fields[field] != value {
-        tx.set("VM", reference, "allowed_operations", value);
+        tx.put(f::vm::ALLOWED_OPERATIONS, reference, value);
     }
 }

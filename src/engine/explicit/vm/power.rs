@@ -7,9 +7,11 @@ use super::super::super::implicit::{create_internal, destroy};
 use super::super::super::state::State;
 use super::super::super::tx::Tx;
 use super::super::{Call, Long};
+use super::get;
 use super::ops::{self, Vm};
 use super::{field, int, sr_dir, this_host, vm_uuid};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::schema;
 use crate::value::{Value, NULL_REF};
 
@@ -44,8 +46,8 @@ fn check_power(state: &State, call: &Call, op: &str) -> Result<(), ApiError> {
 /// The host's total memory less what its running and paused domains (the control domain too) hold.
 pub fn free_memory(state: &State) -> i64 {
     let host = this_host(state);
-    let metrics = field(state, "host", &host, "metrics");
-    let total = match field(state, "host_metrics", metrics.as_str().unwrap_or(""), "memory_total") {
+    let metrics = get(state, f::host::METRICS, &host);
+    let total = match get(state, f::host_metrics::MEMORY_TOTAL, metrics.as_str().unwrap_or("")) {
         Value::Int(i) => i,
         _ => 0,
     };
@@ -54,19 +56,19 @@ pub fn free_memory(state: &State) -> i64 {
         .table(class.id)
         .objects
         .keys()
-        .filter(|r| matches!(field(state, "VM", r, "power_state").as_str(), Some("Running" | "Paused")))
-        .map(|r| int(state, r, "memory_dynamic_max").max(int(state, r, "memory_target")))
+        .filter(|r| matches!(get(state, f::vm::POWER_STATE, r).as_str(), Some("Running" | "Paused")))
+        .map(|r| int(state, r, f::vm::MEMORY_DYNAMIC_MAX).max(int(state, r, f::vm::MEMORY_TARGET)))
         .sum();
     total - used
 }
 
 fn spec(state: &State, vm: &str) -> DomainSpec {
-    let hvm = field(state, "VM", vm, "HVM_boot_policy").as_str().is_some_and(|p| !p.is_empty())
-        || field(state, "VM", vm, "domain_type").as_str() == Some("hvm");
+    let hvm = get(state, f::vm::HVM_BOOT_POLICY, vm).as_str().is_some_and(|p| !p.is_empty())
+        || get(state, f::vm::DOMAIN_TYPE, vm).as_str() == Some("hvm");
     DomainSpec {
         vm_uuid: vm_uuid(state, vm),
-        memory_bytes: int(state, vm, "memory_dynamic_max").max(0) as u64,
-        vcpus: int(state, vm, "VCPUs_at_startup").max(1) as u32,
+        memory_bytes: int(state, vm, f::vm::MEMORY_DYNAMIC_MAX).max(0) as u64,
+        vcpus: int(state, vm, f::vm::VCPUS_AT_STARTUP).max(1) as u32,
         hvm,
     }
 }
@@ -83,7 +85,7 @@ fn plan_clean_shutdown(state: &State, call: &Call, _task: &str) -> Result<Effect
 fn plan_hard_shutdown(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
     let vm = call.str(0);
     // A suspended VM's image goes with it (its VDI record is dropped by `finish_halted`).
-    let image = match field(state, "VM", vm, "power_state").as_str() {
+    let image = match get(state, f::vm::POWER_STATE, vm).as_str() {
         Some("Suspended") => suspend_image(state, vm)?,
         // A clean operation it cancelled may have halted the VM already: nothing left to do.
         Some("Halted") => return Ok(Effect::Nothing),
@@ -94,7 +96,7 @@ fn plan_hard_shutdown(state: &State, call: &Call, _task: &str) -> Result<Effect,
 
 /// `VM.shutdown`: clean when the guest runs, hard otherwise (xapi falls back to hard).
 fn plan_shutdown(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
-    match field(state, "VM", call.str(0), "power_state").as_str() {
+    match get(state, f::vm::POWER_STATE, call.str(0)).as_str() {
         Some("Running") => plan_clean_shutdown(state, call, task),
         _ => plan_hard_shutdown(state, call, task),
     }
@@ -107,9 +109,9 @@ fn plan_clean_reboot(state: &State, call: &Call, _task: &str) -> Result<Effect, 
 /// A VM a cancelled clean operation halted meanwhile is started (xapi `Xapi_vm.hard_reboot`).
 fn plan_hard_reboot(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
     let vm = call.str(0);
-    match field(state, "VM", vm, "power_state").as_str() {
+    match get(state, f::vm::POWER_STATE, vm).as_str() {
         Some("Halted") => Ok(Effect::VmStart { spec: spec(state, vm), paused: false }),
-        Some("Suspended") => Err(ApiError::new("VM_BAD_POWER_STATE", [vm, "running", "suspended"])),
+        Some("Suspended") => Err(ApiError::new(ErrorCode::VmBadPowerState, [vm, "running", "suspended"])),
         _ => Ok(Effect::VmReboot { spec: spec(state, vm), clean: false }),
     }
 }
@@ -126,8 +128,8 @@ fn plan_unpause(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiEr
 /// the outcome entry records the same VDI the effect wrote).
 fn plan_suspend(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
     let vm = call.str(0);
-    let sr = suspend_sr(state, vm).ok_or_else(|| ApiError::new("VM_NO_SUSPEND_SR", [vm]))?;
-    let dir = sr_dir(state, &sr).ok_or_else(|| ApiError::new("SR_NOT_ATTACHED", [sr.as_str()]))?;
+    let sr = suspend_sr(state, vm).ok_or_else(|| ApiError::new(ErrorCode::VmNoSuspendSr, [vm]))?;
+    let dir = sr_dir(state, &sr).ok_or_else(|| ApiError::new(ErrorCode::SrNotAttached, [sr.as_str()]))?;
     Ok(Effect::VmSuspend { vm_uuid: vm_uuid(state, vm), image: DiskFile { sr_dir: dir, uuid: derived_uuid(task, 0) } })
 }
 
@@ -140,16 +142,16 @@ fn plan_resume(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiErr
 
 /// The file of a suspended VM's image (`suspend_VDI`), if it has one.
 pub(super) fn suspend_image(state: &State, vm: &str) -> Result<Option<DiskFile>, ApiError> {
-    let vdi = field(state, "VM", vm, "suspend_VDI").as_str().unwrap_or(NULL_REF).to_string();
-    let Some(uuid) = field(state, "VDI", &vdi, "uuid").as_str().map(String::from) else { return Ok(None) };
-    let sr = field(state, "VDI", &vdi, "SR").as_str().unwrap_or("").to_string();
-    let dir = sr_dir(state, &sr).ok_or_else(|| ApiError::new("SR_NOT_ATTACHED", [sr.as_str()]))?;
+    let vdi = get(state, f::vm::SUSPEND_VDI, vm).as_str().unwrap_or(NULL_REF).to_string();
+    let Some(uuid) = get(state, f::vdi::UUID, &vdi).as_str().map(String::from) else { return Ok(None) };
+    let sr = get(state, f::vdi::SR, &vdi).as_str().unwrap_or("").to_string();
+    let dir = sr_dir(state, &sr).ok_or_else(|| ApiError::new(ErrorCode::SrNotAttached, [sr.as_str()]))?;
     Ok(Some(DiskFile { sr_dir: dir, uuid }))
 }
 
 /// The VM's suspend SR, else the pool's suspend-image SR.
 pub(super) fn suspend_sr(state: &State, vm: &str) -> Option<String> {
-    let own = field(state, "VM", vm, "suspend_SR").as_str().unwrap_or(NULL_REF).to_string();
+    let own = get(state, f::vm::SUSPEND_SR, vm).as_str().unwrap_or(NULL_REF).to_string();
     let sr = if own != NULL_REF && !own.is_empty() { own } else { super::pool_ref(state, "suspend_image_SR") };
     (sr != NULL_REF && !sr.is_empty()).then_some(sr)
 }
@@ -163,8 +165,8 @@ pub fn derived_uuid(task: &str, index: u32) -> String {
 }
 
 pub(super) fn set_power(tx: &mut Tx, vm: &str, state: &str) {
-    tx.set("VM", vm, "power_state", Value::Enum(state.into()));
-    let metrics = field(&tx.state, "VM", vm, "metrics");
+    tx.put(f::vm::POWER_STATE, vm, Value::Enum(state.into()));
+    let metrics = get(&tx.state, f::vm::METRICS, vm);
     if let Some(m) = metrics.as_str().filter(|m| tx.state.exists(schema().class("VM_metrics").unwrap().id, m)) {
         let m = m.to_string();
         let now = Value::DateTime(tx.ctx.now_secs());
@@ -173,8 +175,8 @@ pub(super) fn set_power(tx: &mut Tx, vm: &str, state: &str) {
             "Paused" => vec![Value::str("paused")],
             _ => vec![],
         };
-        tx.set("VM_metrics", &m, "state", Value::Set(flags));
-        tx.set("VM_metrics", &m, "last_updated", now);
+        tx.put(f::vm_metrics::STATE, &m, Value::Set(flags));
+        tx.put(f::vm_metrics::LAST_UPDATED, &m, now);
     }
 }
 
@@ -184,7 +186,7 @@ fn attach_devices(tx: &mut Tx, vm: &str, attached: bool) {
         let devices = field(&tx.state, "VM", vm, &format!("{class}s"));
         for d in devices.as_set().unwrap_or(&[]).to_vec() {
             let d = d.as_str().unwrap_or("").to_string();
-            if class == "VBD" && field(&tx.state, "VBD", &d, "empty").as_bool() == Some(true) {
+            if class == "VBD" && get(&tx.state, f::vbd::EMPTY, &d).as_bool() == Some(true) {
                 continue;
             }
             if field(&tx.state, class, &d, "currently_attached").as_bool() != Some(attached) {
@@ -203,17 +205,17 @@ fn finish_running(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, done: 
         _ => false,
     };
     if let Effect::VmResume { .. } = effect {
-        let vdi = field(&tx.state, "VM", &vm, "suspend_VDI").as_str().unwrap_or("").to_string();
+        let vdi = get(&tx.state, f::vm::SUSPEND_VDI, &vm).as_str().unwrap_or("").to_string();
         let vdis = schema().class("VDI").expect("VDI");
         if tx.state.exists(vdis.id, &vdi) {
             destroy(tx, vdis, &vdi);
         }
-        tx.set("VM", &vm, "suspend_VDI", Value::Ref(NULL_REF.into()));
+        tx.put(f::vm::SUSPEND_VDI, &vm, Value::Ref(NULL_REF.into()));
     }
     let now = Value::DateTime(tx.ctx.now_secs());
-    tx.set("VM", &vm, "domid", Value::Int(*domid));
+    tx.put(f::vm::DOMID, &vm, Value::Int(*domid));
     let host = this_host(&tx.state);
-    tx.set("VM", &vm, "resident_on", Value::Ref(host.clone()));
+    tx.put(f::vm::RESIDENT_ON, &vm, Value::Ref(host.clone()));
     set_power(tx, &vm, if paused { "Paused" } else { "Running" });
     metrics_at_start(tx, &vm, now.clone());
     consoles(tx, &vm, &host);
@@ -223,27 +225,27 @@ fn finish_running(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, done: 
 }
 
 fn metrics_at_start(tx: &mut Tx, vm: &str, now: Value) {
-    let metrics = field(&tx.state, "VM", vm, "metrics").as_str().unwrap_or("").to_string();
+    let metrics = get(&tx.state, f::vm::METRICS, vm).as_str().unwrap_or("").to_string();
     if !tx.state.exists(schema().class("VM_metrics").expect("VM_metrics").id, &metrics) {
         return;
     }
-    let memory = Value::Int(int(&tx.state, vm, "memory_dynamic_max"));
-    let vcpus = Value::Int(int(&tx.state, vm, "VCPUs_at_startup"));
-    let hvm = field(&tx.state, "VM", vm, "HVM_boot_policy").as_str().is_some_and(|p| !p.is_empty());
-    tx.set("VM", vm, "memory_target", memory.clone());
-    tx.set("VM_metrics", &metrics, "memory_actual", memory);
-    tx.set("VM_metrics", &metrics, "VCPUs_number", vcpus);
-    tx.set("VM_metrics", &metrics, "start_time", now);
-    tx.set("VM_metrics", &metrics, "current_domain_type", Value::Enum(if hvm { "hvm" } else { "pv" }.into()));
+    let memory = Value::Int(int(&tx.state, vm, f::vm::MEMORY_DYNAMIC_MAX));
+    let vcpus = Value::Int(int(&tx.state, vm, f::vm::VCPUS_AT_STARTUP));
+    let hvm = get(&tx.state, f::vm::HVM_BOOT_POLICY, vm).as_str().is_some_and(|p| !p.is_empty());
+    tx.put(f::vm::MEMORY_TARGET, vm, memory.clone());
+    tx.put(f::vm_metrics::MEMORY_ACTUAL, &metrics, memory);
+    tx.put(f::vm_metrics::VCPUS_NUMBER, &metrics, vcpus);
+    tx.put(f::vm_metrics::START_TIME, &metrics, now);
+    tx.put(f::vm_metrics::CURRENT_DOMAIN_TYPE, &metrics, Value::Enum(if hvm { "hvm" } else { "pv" }.into()));
 }
 
 /// A running domain has an `rfb` and a `vt100` console at `https://<host address>/console?ref=…`
 /// (xapi creates them at start, and dom0's at first start: create_misc.ml).
 pub fn consoles(tx: &mut Tx, vm: &str, host: &str) {
-    if !field(&tx.state, "VM", vm, "consoles").as_set().unwrap_or(&[]).is_empty() {
+    if !get(&tx.state, f::vm::CONSOLES, vm).as_set().unwrap_or(&[]).is_empty() {
         return;
     }
-    let address = field(&tx.state, "host", host, "address").as_str().unwrap_or("localhost").to_string();
+    let address = get(&tx.state, f::host::ADDRESS, host).as_str().unwrap_or("localhost").to_string();
     for protocol in ["rfb", "vt100"] {
         let console = create_internal(
             tx,
@@ -251,19 +253,19 @@ pub fn consoles(tx: &mut Tx, vm: &str, host: &str) {
             vec![("protocol", Value::Enum(protocol.into())), ("VM", Value::Ref(vm.to_string()))],
         );
         let location = format!("https://{address}/console?ref={console}");
-        tx.set("console", &console, "location", Value::String(location));
+        tx.put(f::console::LOCATION, &console, Value::String(location));
     }
 }
 
 /// The simulated guest agent: OS and driver versions, and an address per VIF, as a guest with
 /// its PV tools reports them (Ansible and Terraform wait for that address).
 fn guest_agent(tx: &mut Tx, vm: &str, now: Value) {
-    let vifs = field(&tx.state, "VM", vm, "VIFs").as_set().unwrap_or(&[]).to_vec();
+    let vifs = get(&tx.state, f::vm::VIFS, vm).as_set().unwrap_or(&[]).to_vec();
     let mut networks = Vec::new();
     for vif in vifs {
         let vif = vif.as_str().unwrap_or("");
-        let device = field(&tx.state, "VIF", vif, "device").as_str().unwrap_or("0").to_string();
-        let domid = int(&tx.state, vm, "domid");
+        let device = get(&tx.state, f::vif::DEVICE, vif).as_str().unwrap_or("0").to_string();
+        let domid = int(&tx.state, vm, f::vm::DOMID);
         let ip = format!("10.0.{}.{}", (domid / 250) % 250, 2 + domid % 250);
         networks.push((Value::String(format!("{device}/ip")), Value::String(ip.clone())));
         networks.push((Value::String(format!("{device}/ipv4/0")), Value::String(ip)));
@@ -281,7 +283,7 @@ fn guest_agent(tx: &mut Tx, vm: &str, now: Value) {
         ("live", Value::Bool(true)),
         ("last_updated", now),
     ];
-    let old = field(&tx.state, "VM", vm, "guest_metrics").as_str().unwrap_or("").to_string();
+    let old = get(&tx.state, f::vm::GUEST_METRICS, vm).as_str().unwrap_or("").to_string();
     let class = schema().class("VM_guest_metrics").expect("VM_guest_metrics");
     if tx.state.exists(class.id, &old) {
         for (name, value) in given {
@@ -289,18 +291,18 @@ fn guest_agent(tx: &mut Tx, vm: &str, now: Value) {
         }
     } else {
         let gm = create_internal(tx, "VM_guest_metrics", given);
-        tx.set("VM", vm, "guest_metrics", Value::Ref(gm));
+        tx.put(f::vm::GUEST_METRICS, vm, Value::Ref(gm));
     }
 }
 
 /// Halted: no domain, no residency, devices detached, consoles gone, a suspend image dropped.
 fn finish_halted(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
     let vm = call.str(0).to_string();
-    let vdi = field(&tx.state, "VM", &vm, "suspend_VDI").as_str().unwrap_or(NULL_REF).to_string();
+    let vdi = get(&tx.state, f::vm::SUSPEND_VDI, &vm).as_str().unwrap_or(NULL_REF).to_string();
     let vdis = schema().class("VDI").expect("VDI");
     if tx.state.exists(vdis.id, &vdi) {
         destroy(tx, vdis, &vdi);
-        tx.set("VM", &vm, "suspend_VDI", Value::Ref(NULL_REF.into()));
+        tx.put(f::vm::SUSPEND_VDI, &vm, Value::Ref(NULL_REF.into()));
     }
     halt(tx, &vm);
     Ok(Value::String(String::new()))
@@ -309,12 +311,12 @@ fn finish_halted(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, _done:
 /// The bookkeeping of a domain that is gone (xapi `force_state_reset_keep_current_operations`).
 pub fn halt(tx: &mut Tx, vm: &str) {
     set_power(tx, vm, "Halted");
-    tx.set("VM", vm, "domid", Value::Int(-1));
-    tx.set("VM", vm, "resident_on", Value::Ref(NULL_REF.into()));
-    tx.set("VM", vm, "scheduled_to_be_resident_on", Value::Ref(NULL_REF.into()));
+    tx.put(f::vm::DOMID, vm, Value::Int(-1));
+    tx.put(f::vm::RESIDENT_ON, vm, Value::Ref(NULL_REF.into()));
+    tx.put(f::vm::SCHEDULED_TO_BE_RESIDENT_ON, vm, Value::Ref(NULL_REF.into()));
     attach_devices(tx, vm, false);
     let consoles = schema().class("console").expect("console");
-    for c in field(&tx.state, "VM", vm, "consoles").as_set().unwrap_or(&[]).to_vec() {
+    for c in get(&tx.state, f::vm::CONSOLES, vm).as_set().unwrap_or(&[]).to_vec() {
         if let Some(c) = c.as_str().filter(|c| tx.state.exists(consoles.id, c)) {
             destroy(tx, consoles, c);
         }
@@ -336,12 +338,12 @@ fn finish_suspended(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _don
     let vm = call.str(0).to_string();
     let Effect::VmSuspend { image, .. } = effect else { return Err(ApiError::internal("not a suspend")) };
     let sr = suspend_sr(&tx.state, &vm).unwrap_or_else(|| NULL_REF.into());
-    let size = int(&tx.state, &vm, "memory_static_max");
+    let size = int(&tx.state, &vm, f::vm::MEMORY_STATIC_MAX);
     let vdi = super::clone::suspend_vdi(tx, &vm_uuid(&tx.state, &vm), image, sr, size);
-    tx.set("VM", &vm, "suspend_VDI", Value::Ref(vdi));
+    tx.put(f::vm::SUSPEND_VDI, &vm, Value::Ref(vdi));
     set_power(tx, &vm, "Suspended");
-    tx.set("VM", &vm, "domid", Value::Int(-1));
-    tx.set("VM", &vm, "resident_on", Value::Ref(NULL_REF.into()));
+    tx.put(f::vm::DOMID, &vm, Value::Int(-1));
+    tx.put(f::vm::RESIDENT_ON, &vm, Value::Ref(NULL_REF.into()));
     attach_devices(tx, &vm, false);
     Ok(Value::String(String::new()))
 }

@@ -6,9 +6,11 @@
 use super::super::super::state::State;
 use super::super::Call;
 use super::boot::{assert_can_boot_here, Memory};
+use super::get;
 use super::ops::{self, Vm};
-use super::{field, int, this_host};
-use crate::error::ApiError;
+use super::{int, this_host};
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::schema;
 use crate::value::{Value, NULL_REF};
 
@@ -48,19 +50,19 @@ pub fn get_boot_record(state: &State, call: &Call) -> Reply {
 /// with `NOT_IMPLEMENTED [name]`.
 pub fn send_to_domain(state: &State, call: &Call) -> Reply {
     ops::check(&Vm::get(state, call.str(0))?, &call.msg.name)?;
-    Err(ApiError::new("NOT_IMPLEMENTED", [call.msg.name.as_str()]))
+    Err(ApiError::new(ErrorCode::NotImplemented, [call.msg.name.as_str()]))
 }
 
 fn domain_type(state: &State, vm: &str) -> String {
-    match text(field(state, "VM", vm, "domain_type")).as_str() {
-        "" | "unspecified" if text(field(state, "VM", vm, "HVM_boot_policy")).is_empty() => "pv".into(),
+    match text(get(state, f::vm::DOMAIN_TYPE, vm)).as_str() {
+        "" | "unspecified" if text(get(state, f::vm::HVM_BOOT_POLICY, vm)).is_empty() => "pv".into(),
         "" | "unspecified" => "hvm".into(),
         other => other.to_string(),
     }
 }
 
 fn multiplier(state: &State, vm: &str) -> f64 {
-    match field(state, "VM", vm, "HVM_shadow_multiplier") {
+    match get(state, f::vm::HVM_SHADOW_MULTIPLIER, vm) {
         Value::Float(f) => f,
         _ => 1.0,
     }
@@ -85,8 +87,8 @@ pub fn compute_memory_overhead(state: &State, call: &Call) -> Reply {
     Vm::get(state, vm)?;
     let mib = overhead_mib(
         &domain_type(state, vm),
-        int(state, vm, "memory_static_max"),
-        int(state, vm, "VCPUs_max"),
+        int(state, vm, f::vm::MEMORY_STATIC_MAX),
+        int(state, vm, f::vm::VCPUS_MAX),
         multiplier(state, vm),
     );
     Ok(Value::Int(mib * MIB))
@@ -102,7 +104,7 @@ pub fn maximise_memory(state: &State, call: &Call) -> Reply {
         _ => 0,
     };
     let approximate = call.args.get(2).and_then(Value::as_bool).unwrap_or(false);
-    let vcpus = if approximate { 64 } else { int(state, vm, "VCPUs_max") };
+    let vcpus = if approximate { 64 } else { int(state, vm, f::vm::VCPUS_MAX) };
     let kind = domain_type(state, vm);
     let m = if kind == "pv" { 1.0 } else { multiplier(state, vm) };
     let fits = |mib: i64| (mib + overhead_mib(&kind, mib * MIB, vcpus, m)) * MIB <= total;
@@ -132,9 +134,9 @@ fn disk_number(device: &str) -> Option<i64> {
 pub fn get_allowed_vbd_devices(state: &State, call: &Call) -> Reply {
     let vm = call.str(0);
     let v = Vm::get(state, vm)?;
-    let used: Vec<i64> = refs(field(state, "VM", vm, "VBDs"))
+    let used: Vec<i64> = refs(get(state, f::vm::VBDS, vm))
         .iter()
-        .flat_map(|vbd| [text(field(state, "VBD", vbd, "userdevice")), text(field(state, "VBD", vbd, "device"))])
+        .flat_map(|vbd| [text(get(state, f::vbd::USERDEVICE, vbd)), text(get(state, f::vbd::DEVICE, vbd))])
         .filter_map(|d| disk_number(&d))
         .collect();
     let last = if v.is_control_domain { 255 } else { 254 };
@@ -146,7 +148,7 @@ pub fn get_allowed_vif_devices(state: &State, call: &Call) -> Reply {
     let vm = call.str(0);
     Vm::get(state, vm)?;
     let used: Vec<String> =
-        refs(field(state, "VM", vm, "VIFs")).iter().map(|v| text(field(state, "VIF", v, "device"))).collect();
+        refs(get(state, f::vm::VIFS, vm)).iter().map(|v| text(get(state, f::vif::DEVICE, v))).collect();
     Ok(Value::Set((0..16).map(|n| n.to_string()).filter(|d| !used.contains(d)).map(Value::String).collect()))
 }
 
@@ -154,12 +156,12 @@ pub fn get_allowed_vif_devices(state: &State, call: &Call) -> Reply {
 pub fn get_possible_hosts(state: &State, call: &Call) -> Reply {
     let vm = call.str(0);
     Vm::get(state, vm)?;
-    let scheduled = text(field(state, "VM", vm, "scheduled_to_be_resident_on"));
+    let scheduled = text(get(state, f::vm::SCHEDULED_TO_BE_RESIDENT_ON, vm));
     if !scheduled.is_empty() && scheduled != NULL_REF {
         return Ok(Value::Set(vec![Value::Ref(scheduled)]));
     }
     let host = this_host(state);
-    let resident = text(field(state, "VM", vm, "resident_on")) == host;
+    let resident = text(get(state, f::vm::RESIDENT_ON, vm)) == host;
     let memory = if resident { Memory::Skip } else { Memory::Check };
     let possible = assert_can_boot_here(state, vm, &host, memory).is_ok();
     Ok(Value::Set(if possible { vec![Value::Ref(host)] } else { vec![] }))
@@ -170,19 +172,19 @@ pub fn get_possible_hosts(state: &State, call: &Call) -> Reply {
 pub fn assert_agile(state: &State, call: &Call) -> Reply {
     let vm = call.str(0);
     Vm::get(state, vm)?;
-    if !refs(field(state, "VM", vm, "VGPUs")).is_empty() {
-        return Err(ApiError::new("VM_HAS_VGPU", [vm]));
+    if !refs(get(state, f::vm::VGPUS, vm)).is_empty() {
+        return Err(ApiError::new(ErrorCode::VmHasVgpu, [vm]));
     }
-    if !refs(field(state, "VM", vm, "VUSBs")).is_empty() {
-        return Err(ApiError::new("VM_HAS_VUSBS", [vm]));
+    if !refs(get(state, f::vm::VUSBS, vm)).is_empty() {
+        return Err(ApiError::new(ErrorCode::VmHasVusbs, [vm]));
     }
-    for vbd in refs(field(state, "VM", vm, "VBDs")) {
-        if field(state, "VBD", &vbd, "empty").as_bool() == Some(true) {
+    for vbd in refs(get(state, f::vm::VBDS, vm)) {
+        if get(state, f::vbd::EMPTY, &vbd).as_bool() == Some(true) {
             continue;
         }
-        let sr = text(field(state, "VDI", &text(field(state, "VBD", &vbd, "VDI")), "SR"));
-        if !sr.is_empty() && sr != NULL_REF && field(state, "SR", &sr, "shared").as_bool() != Some(true) {
-            return Err(ApiError::new("HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", [sr]));
+        let sr = text(get(state, f::vdi::SR, &text(get(state, f::vbd::VDI, &vbd))));
+        if !sr.is_empty() && sr != NULL_REF && get(state, f::sr::SHARED, &sr).as_bool() != Some(true) {
+            return Err(ApiError::new(ErrorCode::HaConstraintViolationSrNotShared, [sr]));
         }
     }
     let hosts = schema().class("host").expect("host");
@@ -190,17 +192,15 @@ pub fn assert_agile(state: &State, call: &Call) -> Reply {
         .table(hosts.id)
         .objects
         .keys()
-        .filter(|h| field(state, "host", h, "enabled").as_bool() != Some(false))
+        .filter(|h| get(state, f::host::ENABLED, h).as_bool() != Some(false))
         .cloned()
         .collect();
-    for vif in refs(field(state, "VM", vm, "VIFs")) {
-        let network = text(field(state, "VIF", &vif, "network"));
-        let pif_hosts: Vec<String> = refs(field(state, "network", &network, "PIFs"))
-            .iter()
-            .map(|p| text(field(state, "PIF", p, "host")))
-            .collect();
+    for vif in refs(get(state, f::vm::VIFS, vm)) {
+        let network = text(get(state, f::vif::NETWORK, &vif));
+        let pif_hosts: Vec<String> =
+            refs(get(state, f::network::PIFS, &network)).iter().map(|p| text(get(state, f::pif::HOST, p))).collect();
         if enabled.iter().any(|h| !pif_hosts.contains(h)) {
-            return Err(ApiError::new("HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED", [network]));
+            return Err(ApiError::new(ErrorCode::HaConstraintViolationNetworkNotShared, [network]));
         }
     }
     Ok(Value::String(String::new()))

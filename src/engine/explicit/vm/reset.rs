@@ -6,9 +6,11 @@ use super::super::super::effect::{Done, Effect};
 use super::super::super::state::State;
 use super::super::super::tx::Tx;
 use super::super::{Call, Long};
+use super::get;
 use super::ops::Vm;
-use super::{field, vm_uuid};
-use crate::error::ApiError;
+use super::vm_uuid;
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::value::Value;
 
 pub const POWER_STATE_RESET: Long =
@@ -17,7 +19,7 @@ pub const POWER_STATE_RESET: Long =
 /// No lifecycle check (xapi runs it outside `with_vm_operation`): only the control domain is refused.
 fn check_reset(state: &State, call: &Call, _op: &str) -> Result<(), ApiError> {
     if Vm::get(state, call.str(0))?.is_control_domain {
-        return Err(ApiError::new("CANNOT_RESET_CONTROL_DOMAIN", [call.str(0)]));
+        return Err(ApiError::new(ErrorCode::CannotResetControlDomain, [call.str(0)]));
     }
     Ok(())
 }
@@ -25,7 +27,7 @@ fn check_reset(state: &State, call: &Call, _op: &str) -> Result<(), ApiError> {
 /// A running or paused VM: ask the host whether its domain exists.
 fn plan_reset(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
     let vm = call.str(0);
-    Ok(match field(state, "VM", vm, "power_state").as_str() {
+    Ok(match get(state, f::vm::POWER_STATE, vm).as_str() {
         Some("Running" | "Paused") => Effect::VmStat { vm_uuid: vm_uuid(state, vm) },
         _ => Effect::Nothing,
     })
@@ -36,10 +38,10 @@ fn plan_reset(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiErro
 fn finish_reset(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, done: &Done) -> Result<Value, ApiError> {
     let vm = call.str(0);
     if let Done::DomainExists(true) = done {
-        return Err(ApiError::new("DOMAIN_EXISTS", [vm]));
+        return Err(ApiError::new(ErrorCode::DomainExists, [vm]));
     }
-    tx.set("VM", vm, "current_operations", Value::Map(Vec::new()));
-    tx.set("VM", vm, "requires_reboot", Value::Bool(false));
+    tx.put(f::vm::CURRENT_OPERATIONS, vm, Value::Map(Vec::new()));
+    tx.put(f::vm::REQUIRES_REBOOT, vm, Value::Bool(false));
     super::power::halt(tx, vm);
     Ok(Value::String(String::new()))
 }

@@ -5,9 +5,11 @@
 
 use super::super::super::tx::Tx;
 use super::super::Call;
+use super::get;
 use super::ops::Vm;
-use super::{assert_memory_order, check_op, field, int};
-use crate::error::ApiError;
+use super::{assert_memory_order, check_op, int};
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::schema;
 use crate::value::{Value, NULL_REF};
 
@@ -33,11 +35,11 @@ fn arg_float(call: &Call, i: usize) -> f64 {
 }
 
 fn power(tx: &Tx, vm: &str) -> String {
-    field(&tx.state, "VM", vm, "power_state").as_str().unwrap_or("").to_string()
+    get(&tx.state, f::vm::POWER_STATE, vm).as_str().unwrap_or("").to_string()
 }
 
 fn control_domain(tx: &Tx, vm: &str) -> bool {
-    field(&tx.state, "VM", vm, "is_control_domain").as_bool() == Some(true)
+    get(&tx.state, f::vm::IS_CONTROL_DOMAIN, vm).as_bool() == Some(true)
 }
 
 /// `VM_BAD_POWER_STATE [vm, expected, actual]` unless the VM is in `expected`.
@@ -46,7 +48,10 @@ fn need_power(tx: &Tx, vm: &str, expected: &str) -> Result<(), ApiError> {
     if actual == expected {
         Ok(())
     } else {
-        Err(ApiError::new("VM_BAD_POWER_STATE", [vm, &expected.to_ascii_lowercase(), &actual.to_ascii_lowercase()]))
+        Err(ApiError::new(
+            ErrorCode::VmBadPowerState,
+            [vm, &expected.to_ascii_lowercase(), &actual.to_ascii_lowercase()],
+        ))
     }
 }
 
@@ -56,14 +61,19 @@ fn need_power(tx: &Tx, vm: &str, expected: &str) -> Result<(), ApiError> {
 fn assert_memory(tx: &Tx, vm: &str, [smin, dmin, dmax, smax]: [i64; 4]) -> Result<(), ApiError> {
     let pinned = smin <= dmin && dmin == dmax && dmax == smax;
     if control_domain(tx, vm) && !pinned {
-        return Err(ApiError::new("MEMORY_CONSTRAINT_VIOLATION_MAXPIN", ["control domain"]));
+        return Err(ApiError::new(ErrorCode::MemoryConstraintViolationMaxpin, ["control domain"]));
     }
     assert_memory_order(smin, dmin, dmax, smax)
 }
 
 fn memory(tx: &Tx, vm: &str) -> [i64; 4] {
     let m = |n| int(&tx.state, vm, n);
-    [m("memory_static_min"), m("memory_dynamic_min"), m("memory_dynamic_max"), m("memory_static_max")]
+    [
+        m(f::vm::MEMORY_STATIC_MIN),
+        m(f::vm::MEMORY_DYNAMIC_MIN),
+        m(f::vm::MEMORY_DYNAMIC_MAX),
+        m(f::vm::MEMORY_STATIC_MAX),
+    ]
 }
 
 fn set_ints(tx: &mut Tx, vm: &str, values: &[(&str, i64)]) {
@@ -86,7 +96,7 @@ fn static_range(tx: &mut Tx, call: &Call, smin: i64, smax: i64) -> Reply {
     assert_memory(tx, &vm, [smin, dmin, dmax, smax])?;
     set_ints(tx, &vm, &[("memory_static_min", smin), ("memory_static_max", smax)]);
     if control_domain(tx, &vm) && power(tx, &vm) == "Running" {
-        tx.set("VM", &vm, "requires_reboot", Value::Bool(true));
+        tx.put(f::vm::REQUIRES_REBOOT, &vm, Value::Bool(true));
     }
     refresh(tx, &vm)
 }
@@ -117,7 +127,7 @@ fn dynamic_range(tx: &mut Tx, call: &Call, dmin: i64, dmax: i64) -> Reply {
         let free = super::power::free_memory(&tx.state);
         if free + (old_dmin - dmin) < 0 {
             let needed = ((dmin - old_dmin) / 1024).to_string();
-            return Err(ApiError::new("HOST_NOT_ENOUGH_FREE_MEMORY", [needed, (free / 1024).to_string()]));
+            return Err(ApiError::new(ErrorCode::HostNotEnoughFreeMemory, [needed, (free / 1024).to_string()]));
         }
     }
     set_ints(tx, &vm, &[("memory_target", dmin), ("memory_dynamic_min", dmin), ("memory_dynamic_max", dmax)]);
@@ -164,8 +174,8 @@ pub fn set_vcpus_max(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     check_op(&tx.state, call, "changing_VCPUs")?;
     let value = arg_int(call, 1);
-    if value < 1 || value < int(&tx.state, &vm, "VCPUs_at_startup") {
-        return Err(ApiError::new("INVALID_VALUE", [VCPUS_RULE.to_string(), value.to_string()]));
+    if value < 1 || value < int(&tx.state, &vm, f::vm::VCPUS_AT_STARTUP) {
+        return Err(ApiError::new(ErrorCode::InvalidValue, [VCPUS_RULE.to_string(), value.to_string()]));
     }
     set_ints(tx, &vm, &[("VCPUs_max", value)]);
     refresh(tx, &vm)
@@ -176,11 +186,11 @@ pub fn set_vcpus_at_startup(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     Vm::get(&tx.state, &vm)?;
     if control_domain(tx, &vm) {
-        return Err(ApiError::new("OPERATION_NOT_ALLOWED", ["set_VCPUs_at_startup is not allowed on dom0"]));
+        return Err(ApiError::new(ErrorCode::OperationNotAllowed, ["set_VCPUs_at_startup is not allowed on dom0"]));
     }
     let value = arg_int(call, 1);
-    if value < 1 || value > int(&tx.state, &vm, "VCPUs_max") {
-        return Err(ApiError::new("INVALID_VALUE", [VCPUS_RULE.to_string(), value.to_string()]));
+    if value < 1 || value > int(&tx.state, &vm, f::vm::VCPUS_MAX) {
+        return Err(ApiError::new(ErrorCode::InvalidValue, [VCPUS_RULE.to_string(), value.to_string()]));
     }
     set_ints(tx, &vm, &[("VCPUs_at_startup", value)]);
     void()
@@ -191,15 +201,15 @@ pub fn set_vcpus_at_startup(tx: &mut Tx, call: &Call) -> Reply {
 pub fn set_vcpus_number_live(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     check_op(&tx.state, call, "changing_VCPUs_live")?;
-    let (n, max) = (arg_int(call, 1), int(&tx.state, &vm, "VCPUs_max"));
+    let (n, max) = (arg_int(call, 1), int(&tx.state, &vm, f::vm::VCPUS_MAX));
     if n <= 0 || n > max {
         let rule = "VCPU values must satisfy: 0 < VCPUs ≤ VCPUs_max";
-        return Err(ApiError::new("INVALID_VALUE", [rule.to_string(), max.to_string()]));
+        return Err(ApiError::new(ErrorCode::InvalidValue, [rule.to_string(), max.to_string()]));
     }
     set_ints(tx, &vm, &[("VCPUs_at_startup", n)]);
-    let metrics = field(&tx.state, "VM", &vm, "metrics").as_str().unwrap_or("").to_string();
+    let metrics = get(&tx.state, f::vm::METRICS, &vm).as_str().unwrap_or("").to_string();
     if tx.state.exists(schema().class("VM_metrics").expect("VM_metrics").id, &metrics) {
-        tx.set("VM_metrics", &metrics, "VCPUs_number", Value::Int(n));
+        tx.put(f::vm_metrics::VCPUS_NUMBER, &metrics, Value::Int(n));
     }
     void()
 }
@@ -210,8 +220,8 @@ pub fn set_hvm_boot_policy(tx: &mut Tx, call: &Call) -> Reply {
     Vm::get(&tx.state, &vm)?;
     let policy = call.str(1).to_string();
     let domain_type = if policy.is_empty() { "pv" } else { "hvm" };
-    tx.set("VM", &vm, "domain_type", Value::Enum(domain_type.into()));
-    tx.set("VM", &vm, "HVM_boot_policy", Value::String(policy));
+    tx.put(f::vm::DOMAIN_TYPE, &vm, Value::Enum(domain_type.into()));
+    tx.put(f::vm::HVM_BOOT_POLICY, &vm, Value::String(policy));
     void()
 }
 
@@ -221,11 +231,11 @@ pub fn set_domain_type(tx: &mut Tx, call: &Call) -> Reply {
     Vm::get(&tx.state, &vm)?;
     let value = call.str(1).to_string();
     if value == "unspecified" {
-        return Err(ApiError::new("INVALID_VALUE", ["domain_type", "unspecified"]));
+        return Err(ApiError::new(ErrorCode::InvalidValue, ["domain_type", "unspecified"]));
     }
     let policy = if value == "hvm" { "BIOS order" } else { "" };
-    tx.set("VM", &vm, "HVM_boot_policy", Value::str(policy));
-    tx.set("VM", &vm, "domain_type", Value::Enum(value));
+    tx.put(f::vm::HVM_BOOT_POLICY, &vm, Value::str(policy));
+    tx.put(f::vm::DOMAIN_TYPE, &vm, Value::Enum(value));
     void()
 }
 
@@ -233,7 +243,7 @@ pub fn set_domain_type(tx: &mut Tx, call: &Call) -> Reply {
 pub fn set_actions_after_crash(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     Vm::get(&tx.state, &vm)?;
-    tx.set("VM", &vm, "actions_after_crash", call.args[1].clone());
+    tx.put(f::vm::ACTIONS_AFTER_CRASH, &vm, call.args[1].clone());
     void()
 }
 
@@ -252,9 +262,9 @@ fn shadow_multiplier(tx: &mut Tx, call: &Call, op: &str) -> Reply {
     check_op(&tx.state, call, op)?;
     let value = arg_float(call, 1);
     if value < 1.0 {
-        return Err(ApiError::new("INVALID_VALUE", ["multiplier".to_string(), ocaml_float(value)]));
+        return Err(ApiError::new(ErrorCode::InvalidValue, ["multiplier".to_string(), ocaml_float(value)]));
     }
-    tx.set("VM", &vm, "HVM_shadow_multiplier", Value::Float(value));
+    tx.put(f::vm::HVM_SHADOW_MULTIPLIER, &vm, Value::Float(value));
     void()
 }
 
@@ -275,7 +285,10 @@ pub fn set_non_negative(tx: &mut Tx, call: &Call) -> Reply {
     let name = call.msg.name.trim_start_matches("set_");
     let value = arg_int(call, 1);
     if value < 0 {
-        return Err(ApiError::new("INVALID_VALUE", [format!("{name} must be non-negative"), value.to_string()]));
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
+            [format!("{name} must be non-negative"), value.to_string()],
+        ));
     }
     set_ints(tx, &vm, &[(name, value)]);
     void()
@@ -283,12 +296,12 @@ pub fn set_non_negative(tx: &mut Tx, call: &Call) -> Reply {
 
 fn ha_restart_priority(tx: &mut Tx, vm: &str, value: &str) -> Reply {
     if !matches!(value, "restart" | "best-effort" | "") {
-        return Err(ApiError::new("INVALID_VALUE", ["ha_restart_priority", value]));
+        return Err(ApiError::new(ErrorCode::InvalidValue, ["ha_restart_priority", value]));
     }
-    if field(&tx.state, "VM", vm, "ha_restart_priority").as_str() != Some(value) {
-        tx.set("VM", vm, "ha_restart_priority", Value::str(value));
+    if get(&tx.state, f::vm::HA_RESTART_PRIORITY, vm).as_str() != Some(value) {
+        tx.put(f::vm::HA_RESTART_PRIORITY, vm, Value::str(value));
         if power(tx, vm) == "Running" {
-            tx.set("VM", vm, "ha_always_run", Value::Bool(value == "restart"));
+            tx.put(f::vm::HA_ALWAYS_RUN, vm, Value::Bool(value == "restart"));
         }
     }
     refresh(tx, vm)
@@ -313,7 +326,7 @@ pub fn set_ha_always_run(tx: &mut Tx, call: &Call) -> Reply {
 pub fn nvram(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     check_op(&tx.state, call, "changing_NVRAM")?;
-    let mut entries = field(&tx.state, "VM", &vm, "NVRAM").as_map().unwrap_or(&[]).to_vec();
+    let mut entries = get(&tx.state, f::vm::NVRAM, &vm).as_map().unwrap_or(&[]).to_vec();
     let key = call.args.get(1).cloned().unwrap_or(Value::Null);
     match call.msg.name.as_str() {
         "set_NVRAM" => entries = call.args[1].as_map().unwrap_or(&[]).to_vec(),
@@ -325,7 +338,7 @@ pub fn nvram(tx: &mut Tx, call: &Call) -> Reply {
         }
         _ => entries.retain(|(k, _)| *k != key),
     }
-    tx.set("VM", &vm, "NVRAM", Value::Map(entries));
+    tx.put(f::vm::NVRAM, &vm, Value::Map(entries));
     void()
 }
 
@@ -370,8 +383,8 @@ const GENERIC_BIOS: &[(&str, &str)] = &[
 pub fn set_bios_strings(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     Vm::get(&tx.state, &vm)?;
-    if !field(&tx.state, "VM", &vm, "bios_strings").as_map().unwrap_or(&[]).is_empty() {
-        return Err(ApiError::new("VM_BIOS_STRINGS_ALREADY_SET", Vec::<String>::new()));
+    if !get(&tx.state, f::vm::BIOS_STRINGS, &vm).as_map().unwrap_or(&[]).is_empty() {
+        return Err(ApiError::new(ErrorCode::VmBiosStringsAlreadySet, Vec::<String>::new()));
     }
     let given: Vec<(String, String)> = call.args[1]
         .as_map()
@@ -392,14 +405,14 @@ pub fn set_bios_strings(tx: &mut Tx, call: &Call) -> Reply {
             None
         };
         if let Some(problem) = problem {
-            return Err(ApiError::new("INVALID_VALUE", [k.clone(), problem]));
+            return Err(ApiError::new(ErrorCode::InvalidValue, [k.clone(), problem]));
         }
     }
     let strings = GENERIC_BIOS.iter().map(|(k, v)| {
         let v = given.iter().find(|(g, _)| g == k).map_or(*v, |(_, given)| given.as_str());
         (Value::str(*k), Value::str(v))
     });
-    tx.set("VM", &vm, "bios_strings", Value::Map(strings.collect()));
+    tx.put(f::vm::BIOS_STRINGS, &vm, Value::Map(strings.collect()));
     void()
 }
 
@@ -409,8 +422,8 @@ pub fn set_has_vendor_device(tx: &mut Tx, call: &Call) -> Reply {
     Vm::get(&tx.state, &vm)?;
     need_power(tx, &vm, "Halted")?;
     let on = call.args.get(1).and_then(Value::as_bool).unwrap_or(false);
-    tx.set("VM", &vm, "has_vendor_device", Value::Bool(on));
-    if on && int(&tx.state, &vm, "hardware_platform_version") < 2 {
+    tx.put(f::vm::HAS_VENDOR_DEVICE, &vm, Value::Bool(on));
+    if on && int(&tx.state, &vm, f::vm::HARDWARE_PLATFORM_VERSION) < 2 {
         set_ints(tx, &vm, &[("hardware_platform_version", 2)]);
     }
     void()
@@ -422,14 +435,14 @@ pub fn set_appliance(tx: &mut Tx, call: &Call) -> Reply {
     let v = Vm::get(&tx.state, &vm)?;
     if v.is_control_domain || v.is_a_template || v.is_a_snapshot {
         let text = "Control domains, templates and snapshots cannot be assigned to appliances.";
-        return Err(ApiError::new("OPERATION_NOT_ALLOWED", [text]));
+        return Err(ApiError::new(ErrorCode::OperationNotAllowed, [text]));
     }
     let appliance = call.str(1).to_string();
     let class = schema().class("VM_appliance").expect("VM_appliance");
     if appliance != NULL_REF && !tx.state.exists(class.id, &appliance) {
         return Err(ApiError::handle_invalid("VM_appliance", &appliance));
     }
-    tx.set("VM", &vm, "appliance", Value::Ref(appliance));
+    tx.put(f::vm::APPLIANCE, &vm, Value::Ref(appliance));
     refresh(tx, &vm)
 }
 

@@ -8,10 +8,12 @@ use super::super::super::state::State;
 use super::super::super::tx::Tx;
 use super::super::{Call, Long};
 use super::clone::{copied_fields, copy_vif, create_from, disks, file_of, make_vm, suspend_vdi, with, Made, Snapshot};
+use super::get;
 use super::ops::{self, Vm};
 use super::power::{derived_uuid, halt, set_power, suspend_image, suspend_sr};
-use super::{check_op, field, int, vm_uuid};
-use crate::error::ApiError;
+use super::{check_op, int, vm_uuid};
+use crate::error::{ApiError, ErrorCode};
+use crate::schema::generated::field as f;
 use crate::schema::{schema, Relation, Ty};
 use crate::value::{Value, NULL_REF};
 
@@ -38,8 +40,8 @@ fn disk_copies(state: &State, vm: &str, task: &str, ignore: &[String]) -> Result
         if ignore.contains(&vdi) {
             continue;
         }
-        let sr = text(field(state, "VDI", &vdi, "SR"));
-        let from = file_of(state, &sr, text(field(state, "VDI", &vdi, "uuid")))?;
+        let sr = text(get(state, f::vdi::SR, &vdi));
+        let from = file_of(state, &sr, text(get(state, f::vdi::UUID, &vdi)))?;
         copies.push((from, file_of(state, &sr, derived_uuid(task, i as u32))?));
     }
     Ok(copies)
@@ -54,7 +56,7 @@ fn plan_snapshot(state: &State, call: &Call, task: &str) -> Result<Effect, ApiEr
 fn crash_consistent(state: &State, vm: &str) -> Vec<(&'static str, String)> {
     vec![
         ("disk-snapshot-type", "crash_consistent".to_string()),
-        ("power-state-at-snapshot", text(field(state, "VM", vm, "power_state"))),
+        ("power-state-at-snapshot", text(get(state, f::vm::POWER_STATE, vm))),
     ]
 }
 
@@ -78,9 +80,9 @@ fn finish_snapshot(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &D
 fn plan_checkpoint(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
     let vm = call.str(0);
     let mut copies = disk_copies(state, vm, task, &[])?;
-    match text(field(state, "VM", vm, "power_state")).as_str() {
+    match text(get(state, f::vm::POWER_STATE, vm)).as_str() {
         "Running" => {
-            let sr = suspend_sr(state, vm).ok_or_else(|| ApiError::new("VM_NO_SUSPEND_SR", [vm]))?;
+            let sr = suspend_sr(state, vm).ok_or_else(|| ApiError::new(ErrorCode::VmNoSuspendSr, [vm]))?;
             let image = file_of(state, &sr, derived_uuid(task, IMAGE))?;
             Ok(Effect::VmCheckpoint { vm_uuid: vm_uuid(state, vm), image, copies })
         }
@@ -98,12 +100,12 @@ fn plan_checkpoint(state: &State, call: &Call, task: &str) -> Result<Effect, Api
 fn finish_checkpoint(tx: &mut Tx, call: &Call, task: &str, effect: &Effect, _: &Done) -> Result<Value, ApiError> {
     let vm = call.str(0);
     let state = &tx.state;
-    let power = text(field(state, "VM", vm, "power_state"));
+    let power = text(get(state, f::vm::POWER_STATE, vm));
     let image = match effect {
         Effect::VmCheckpoint { image, .. } => suspend_sr(state, vm).map(|sr| (image.clone(), sr)),
         Effect::CopyDisks(copies) => {
-            let source_vdi = text(field(state, "VM", vm, "suspend_VDI"));
-            let sr = text(field(state, "VDI", &source_vdi, "SR"));
+            let source_vdi = text(get(state, f::vm::SUSPEND_VDI, vm));
+            let sr = text(get(state, f::vdi::SR, &source_vdi));
             copies.iter().find(|(_, to)| to.uuid == derived_uuid(task, IMAGE)).map(|(_, to)| (to.clone(), sr))
         }
         _ => None,
@@ -117,7 +119,7 @@ fn finish_checkpoint(tx: &mut Tx, call: &Call, task: &str, effect: &Effect, _: &
 
 /// The VM a snapshot was taken of.
 fn snapshot_of(state: &State, snapshot: &str) -> String {
-    text(field(state, "VM", snapshot, "snapshot_of"))
+    text(get(state, f::vm::SNAPSHOT_OF, snapshot))
 }
 
 /// `revert` on the snapshot, then `reverting` on its VM; a snapshot whose VM is gone cannot be
@@ -126,7 +128,7 @@ fn check_revert(state: &State, call: &Call, op: &str) -> Result<(), ApiError> {
     let snapshot = call.str(0);
     ops::check(&Vm::get(state, snapshot)?, op)?;
     let vm = snapshot_of(state, snapshot);
-    let target = Vm::get(state, &vm).map_err(|_| ApiError::new("VM_REVERT_FAILED", [snapshot, vm.as_str()]))?;
+    let target = Vm::get(state, &vm).map_err(|_| ApiError::new(ErrorCode::VmRevertFailed, [snapshot, vm.as_str()]))?;
     if !target.current.is_empty() {
         return Err(ops::other_operation_in_progress(&target));
     }
@@ -139,14 +141,14 @@ fn counterparts(state: &State, snapshot: &str, vm: &str) -> Vec<(String, String)
     disks(state, snapshot)
         .into_iter()
         .filter_map(|(_, vdi)| {
-            let of = text(field(state, "VDI", &vdi, "snapshot_of"));
+            let of = text(get(state, f::vdi::SNAPSHOT_OF, &vdi));
             ours.contains(&of).then_some((vdi, of))
         })
         .collect()
 }
 
 fn disk_file(state: &State, vdi: &str) -> Result<DiskFile, ApiError> {
-    file_of(state, &text(field(state, "VDI", vdi, "SR")), text(field(state, "VDI", vdi, "uuid")))
+    file_of(state, &text(get(state, f::vdi::SR, vdi)), text(get(state, f::vdi::UUID, vdi)))
 }
 
 fn plan_revert(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
@@ -167,7 +169,7 @@ fn plan_revert(state: &State, call: &Call, task: &str) -> Result<Effect, ApiErro
         }
         None => None,
     };
-    let halt = text(field(state, "VM", &vm, "power_state")) != "Halted";
+    let halt = text(get(state, f::vm::POWER_STATE, &vm)) != "Halted";
     Ok(Effect::VmRevert { vm_uuid: vm_uuid(state, &vm), halt, copies, image, remove })
 }
 
@@ -217,7 +219,7 @@ fn finish_revert(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &Don
     let mut sources = Vec::new();
     for (from, to) in copies {
         let Some(source) = tx.state.table(vdis.id).by_uuid.get(&from.uuid).cloned() else { continue };
-        let old = text(field(&tx.state, "VDI", &source, "snapshot_of"));
+        let old = text(get(&tx.state, f::vdi::SNAPSHOT_OF, &source));
         let pointing: Vec<String> = tx
             .state
             .table(vdis.id)
@@ -229,7 +231,7 @@ fn finish_revert(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &Don
         sources.push((source, to, pointing));
     }
     // The VM's devices go: its VBDs, the disks the snapshot replaces, its memory image, its VIFs.
-    for vbd in refs(Some(&field(&tx.state, "VM", &vm, "VBDs"))) {
+    for vbd in refs(Some(&get(&tx.state, f::vm::VBDS, &vm))) {
         destroy(tx, vbds, &vbd);
     }
     let replaced: Vec<String> = remove.iter().map(|f| f.uuid.clone()).collect();
@@ -238,8 +240,8 @@ fn finish_revert(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &Don
             destroy(tx, vdis, &vdi);
         }
     }
-    tx.set("VM", &vm, "suspend_VDI", Value::Ref(NULL_REF.into()));
-    for vif in refs(Some(&field(&tx.state, "VM", &vm, "VIFs"))) {
+    tx.put(f::vm::SUSPEND_VDI, &vm, Value::Ref(NULL_REF.into()));
+    for vif in refs(Some(&get(&tx.state, f::vm::VIFS, &vm))) {
         destroy(tx, vifs, &vif);
     }
     // The snapshot's disks, copied, become the VM's; what pointed at the old disks points at them.
@@ -256,13 +258,13 @@ fn finish_revert(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &Don
         let vdi = create_from(tx, "VDI", &to.uuid, with(copied_fields(&tx.state, "VDI", &source), overrides));
         for r in pointing {
             if tx.state.exists(vdis.id, &r) {
-                tx.set("VDI", &r, "snapshot_of", Value::Ref(vdi.clone()));
+                tx.put(f::vdi::SNAPSHOT_OF, &r, Value::Ref(vdi.clone()));
             }
         }
         new_disks.push((source, vdi));
     }
-    for vbd in refs(Some(&field(&tx.state, "VM", &snapshot, "VBDs"))) {
-        let vdi = text(field(&tx.state, "VBD", &vbd, "VDI"));
+    for vbd in refs(Some(&get(&tx.state, f::vm::VBDS, &snapshot))) {
+        let vdi = text(get(&tx.state, f::vbd::VDI, &vbd));
         let vdi = new_disks.iter().find(|(s, _)| *s == vdi).map_or(vdi, |(_, n)| n.clone());
         let uuid = tx.new_uuid();
         let overrides = vec![
@@ -275,19 +277,19 @@ fn finish_revert(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &Don
         ];
         create_from(tx, "VBD", &uuid, with(copied_fields(&tx.state, "VBD", &vbd), overrides));
     }
-    for vif in refs(Some(&field(&tx.state, "VM", &snapshot, "VIFs"))) {
+    for vif in refs(Some(&get(&tx.state, f::vm::VIFS, &snapshot))) {
         copy_vif(tx, &vif, &vm, true);
     }
     halt(tx, &vm);
     if let Some((from, to)) = image {
         let source = tx.state.table(vdis.id).by_uuid.get(&from.uuid).cloned().unwrap_or_default();
-        let sr = text(field(&tx.state, "VDI", &source, "SR"));
-        let size = int(&tx.state, &vm, "memory_static_max");
+        let sr = text(get(&tx.state, f::vdi::SR, &source));
+        let size = int(&tx.state, &vm, f::vm::MEMORY_STATIC_MAX);
         let vdi = suspend_vdi(tx, &vm_uuid(&tx.state, &vm), to, sr, size);
-        tx.set("VM", &vm, "suspend_VDI", Value::Ref(vdi));
+        tx.put(f::vm::SUSPEND_VDI, &vm, Value::Ref(vdi));
         set_power(tx, &vm, "Suspended");
     }
-    tx.set("VM", &vm, "parent", Value::Ref(snapshot));
+    tx.put(f::vm::PARENT, &vm, Value::Ref(snapshot));
     ops::refresh(tx, &vm);
     Ok(Value::String(String::new()))
 }
@@ -322,5 +324,5 @@ fn revert_fields(tx: &mut Tx, snapshot: &str, vm: &str) {
             tx.set("VM", vm, name, value);
         }
     }
-    tx.set("VM", vm, "ha_always_run", Value::Bool(false));
+    tx.put(f::vm::HA_ALWAYS_RUN, vm, Value::Bool(false));
 }

@@ -1,10 +1,17 @@
 //! `ApiError`: a XenAPI failure exactly as it goes on the wire, `[CODE, param1, param2, …]`.
 //!
-//! Codes and parameter orders come from schema/xenapi.json (`errors`); the `codes_used_exist` test
-//! checks that every code named in this file is one of them. Constructors are typed so that the
-//! parameter order cannot drift between call sites.
+//! Codes are [`ErrorCode`]s, generated from schema/xenapi.json (`errors`, with the parameters the
+//! datamodel declares) into `codes.rs` by `tests/schema_generated.rs`, so a misspelt code does not
+//! compile. The constructors here are typed so that the parameter order cannot drift between call
+//! sites. Only a failure that arrives as text (a logged outcome) is built from a string
+//! ([`ApiError::from_wire`]).
+
+#[rustfmt::skip] // generated: tests/schema_generated.rs writes it
+mod codes;
 
 use std::fmt;
+
+pub use codes::ErrorCode;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
@@ -25,34 +32,40 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ApiError {
-    pub fn new(code: &str, params: impl IntoIterator<Item = impl Into<String>>) -> ApiError {
-        ApiError { code: code.to_string(), params: params.into_iter().map(Into::into).collect() }
+    pub fn new(code: ErrorCode, params: impl IntoIterator<Item = impl Into<String>>) -> ApiError {
+        ApiError { code: code.as_str().to_string(), params: params.into_iter().map(Into::into).collect() }
+    }
+
+    /// A failure as it came over the wire or out of the log (a task's `error_info`, an
+    /// operation's logged outcome): its code is whatever was sent.
+    pub fn from_wire(code: String, params: Vec<String>) -> ApiError {
+        ApiError { code, params }
     }
 
     /// `HANDLE_INVALID [class, ref]`.
     pub fn handle_invalid(class: &str, reference: &str) -> ApiError {
-        ApiError::new("HANDLE_INVALID", [class, reference])
+        ApiError::new(ErrorCode::HandleInvalid, [class, reference])
     }
 
     /// `UUID_INVALID [class, uuid]`.
     pub fn uuid_invalid(class: &str, uuid: &str) -> ApiError {
-        ApiError::new("UUID_INVALID", [class, uuid])
+        ApiError::new(ErrorCode::UuidInvalid, [class, uuid])
     }
 
     /// `MAP_DUPLICATE_KEY [table, field, ref, key]` (xapi db_cache_impl.ml).
     pub fn map_duplicate_key(class: &str, field: &str, reference: &str, key: &str) -> ApiError {
-        ApiError::new("MAP_DUPLICATE_KEY", [class, field, reference, key])
+        ApiError::new(ErrorCode::MapDuplicateKey, [class, field, reference, key])
     }
 
     /// `FIELD_TYPE_ERROR [param]`: a parameter or struct member of the wrong type (xapi's generated
     /// unmarshallers, ocaml/idl/ocaml_backend/gen_api.ml `ty_of_xmlrpc`).
     pub fn field_type_error(field: &str) -> ApiError {
-        ApiError::new("FIELD_TYPE_ERROR", [field])
+        ApiError::new(ErrorCode::FieldTypeError, [field])
     }
 
     /// `INVALID_VALUE [field, value]`.
     pub fn invalid_value(field: &str, value: &str) -> ApiError {
-        ApiError::new("INVALID_VALUE", [field, value])
+        ApiError::new(ErrorCode::InvalidValue, [field, value])
     }
 
     /// `INTERNAL_ERROR [text]`.
@@ -62,30 +75,30 @@ impl ApiError {
 
     /// `MESSAGE_METHOD_UNKNOWN [method]`.
     pub fn method_unknown(method: &str) -> ApiError {
-        ApiError::new("MESSAGE_METHOD_UNKNOWN", [method])
+        ApiError::new(ErrorCode::MessageMethodUnknown, [method])
     }
 
     /// `MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected, received]` (xapi gen_server.ml).
     pub fn parameter_count_mismatch(method: &str, expected: usize, received: usize) -> ApiError {
         ApiError::new(
-            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            ErrorCode::MessageParameterCountMismatch,
             [method.to_string(), expected.to_string(), received.to_string()],
         )
     }
 
     /// `SESSION_INVALID [session]`.
     pub fn session_invalid(session: &str) -> ApiError {
-        ApiError::new("SESSION_INVALID", [session])
+        ApiError::new(ErrorCode::SessionInvalid, [session])
     }
 
     /// `OPERATION_NOT_ALLOWED [reason]`.
     pub fn operation_not_allowed(reason: &str) -> ApiError {
-        ApiError::new("OPERATION_NOT_ALLOWED", [reason])
+        ApiError::new(ErrorCode::OperationNotAllowed, [reason])
     }
 
     /// `NOT_IMPLEMENTED [function]`: a message this server does not carry out (never a silent success).
     pub fn not_implemented(function: &str) -> ApiError {
-        ApiError::new("NOT_IMPLEMENTED", [function])
+        ApiError::new(ErrorCode::NotImplemented, [function])
     }
 
     /// The wire list `[code, params…]`.
