@@ -63,7 +63,9 @@ fn error_codes_in_the_source_are_typed() {
     for path in walk("src") {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.display().to_string();
-        if text.contains("ApiError::new(\"") || (text.contains("ApiError::from_wire(") && !allowed.contains(&name.as_str())) {
+        if text.contains("ApiError::new(\"")
+            || (text.contains("ApiError::from_wire(") && !allowed.contains(&name.as_str()))
+        {
             untyped.push(name);
         }
     }
