@@ -48,7 +48,10 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
     // and its permissions (computed from the user's current role, as xapi does at login); or
     // where xapi's own implementation is custom: `VM.destroy` (xapi_vm.ml `destroy`: the
     // lifecycle check, default templates refused, devices and metrics destroyed, docs §g.4)
-    // and `VM.set_is_a_template` (xapi_vm_helpers.ml: `make_into_template`, install time).
+    // and `VM.set_is_a_template` (xapi_vm_helpers.ml: `make_into_template`, install time),
+    // `VDI.create` and `VDI.destroy` (xapi_vdi.ml: the storage backend makes and removes the
+    // bytes; docs §h.3), `VBD.destroy` and `VIF.destroy` (refused while attached; their metrics
+    // go too: xapi_vbd_helpers.ml, xapi_vif_helpers.ml).
     let overrides: Vec<String> = explicit::REGISTRY
         .iter()
         .filter(|r| {
@@ -62,6 +65,10 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
     assert_eq!(
         overrides,
         [
+            "VBD.destroy",
+            "VDI.create",
+            "VDI.destroy",
+            "VIF.destroy",
             "VM.destroy",
             "VM.set_is_a_template",
             "session.get_last_active",

@@ -425,3 +425,111 @@ async fn short_calls_take_the_idls_defaults() {
     let e = err(&node, &sess, "VM.snapshot", vec![s(&vm)]).await;
     assert_eq!(e, ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.snapshot", "2", "1"]);
 }
+
+/// A VBD record for `VBD.create` (every member the constructor takes).
+fn vbd_record(vm: &str, vdi: &str, userdevice: &str, kind: &str, mode: &str, empty: bool) -> Value {
+    let m = |k: &str, v: Value| (k.to_string(), v);
+    Value::Record(vec![
+        m("VM", Value::Ref(vm.into())),
+        m("VDI", Value::Ref(vdi.into())),
+        m("userdevice", s(userdevice)),
+        m("bootable", Value::Bool(false)),
+        m("mode", Value::Enum(mode.into())),
+        m("type", Value::Enum(kind.into())),
+        m("unpluggable", Value::Bool(true)),
+        m("empty", Value::Bool(empty)),
+        m("other_config", Value::Map(vec![])),
+        m("qos_algorithm_type", s("")),
+        m("qos_algorithm_params", Value::Map(vec![])),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disks_are_files_and_devices_plug_into_a_running_vm() {
+    let (dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    let pool = refs(&ok(&node, &sess, "pool.get_all", vec![]).await)[0].clone();
+    let sr = text(&get(&node, &sess, "pool", "default_SR", &pool).await);
+    let m = |k: &str, v: Value| (k.to_string(), v);
+    let record = Value::Record(vec![
+        m("name_label", s("data")),
+        m("name_description", s("")),
+        m("SR", Value::Ref(sr.clone())),
+        m("virtual_size", Value::Int(5_000_000)),
+        m("type", Value::Enum("user".into())),
+        m("sharable", Value::Bool(false)),
+        m("read_only", Value::Bool(false)),
+        m("other_config", Value::Map(vec![])),
+    ]);
+    let vdi = text(&ok(&node, &sess, "VDI.create", vec![record]).await);
+    // Rounded up to the disk format's 2 MiB (docs §h.3), a real sparse file of that size.
+    assert_eq!(get(&node, &sess, "VDI", "virtual_size", &vdi).await, Value::Int(6 << 20));
+    let uuid = text(&get(&node, &sess, "VDI", "uuid", &vdi).await);
+    let path = dir.path().join("sr-local").join(format!("{uuid}.img"));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 6 << 20);
+    ok(&node, &sess, "VDI.resize", vec![s(&vdi), Value::Int(10 << 20)]).await;
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 10 << 20);
+
+    // A VBD for it: detached until the VM runs and it is plugged.
+    let vbd = text(&ok(&node, &sess, "VBD.create", vec![vbd_record(&vm, &vdi, "1", "Disk", "RW", false)]).await);
+    assert_eq!(err(&node, &sess, "VBD.plug", vec![s(&vbd)]).await, ["VM_BAD_POWER_STATE", &vm, "running", "halted"]);
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    assert_eq!(get(&node, &sess, "VBD", "currently_attached", &vbd).await, Value::Bool(true), "a start attaches");
+    assert_eq!(err(&node, &sess, "VBD.plug", vec![s(&vbd)]).await, ["DEVICE_ALREADY_ATTACHED", &vbd]);
+    assert_eq!(err(&node, &sess, "VDI.destroy", vec![s(&vdi)]).await, ["VDI_IN_USE", &vdi, "destroy"]);
+    ok(&node, &sess, "VBD.unplug", vec![s(&vbd)]).await;
+    assert_eq!(get(&node, &sess, "VBD", "currently_attached", &vbd).await, Value::Bool(false));
+    assert_eq!(err(&node, &sess, "VBD.unplug", vec![s(&vbd)]).await, ["DEVICE_ALREADY_DETACHED", &vbd]);
+    ok(&node, &sess, "VBD.plug", vec![s(&vbd)]).await;
+    ok(&node, &sess, "VBD.unplug_force", vec![s(&vbd)]).await;
+
+    // A CD drive: empty, then a disc, then empty again.
+    let cd = text(&ok(&node, &sess, "VBD.create", vec![vbd_record(&vm, NULL, "3", "CD", "RO", true)]).await);
+    assert_eq!(err(&node, &sess, "VBD.eject", vec![s(&cd)]).await, ["VBD_IS_EMPTY", &cd]);
+    ok(&node, &sess, "VBD.insert", vec![s(&cd), s(&vdi)]).await;
+    assert_eq!(text(&get(&node, &sess, "VBD", "VDI", &cd).await), vdi);
+    assert_eq!(err(&node, &sess, "VBD.insert", vec![s(&cd), s(&vdi)]).await, ["VBD_NOT_EMPTY", &cd]);
+    ok(&node, &sess, "VBD.eject", vec![s(&cd)]).await;
+    assert_eq!(get(&node, &sess, "VBD", "empty", &cd).await, Value::Bool(true));
+    assert_eq!(err(&node, &sess, "VBD.insert", vec![s(&vbd), s(&vdi)]).await, ["VBD_NOT_REMOVABLE_MEDIA", &vbd]);
+
+    // A VIF plugs and unplugs too.
+    let network = refs(&ok(&node, &sess, "network.get_all", vec![]).await)[0].clone();
+    let vif_record = Value::Record(vec![
+        m("device", s("0")),
+        m("network", Value::Ref(network)),
+        m("VM", Value::Ref(vm.clone())),
+        m("MAC", s("")),
+        m("MTU", Value::Int(1500)),
+        m("other_config", Value::Map(vec![])),
+        m("qos_algorithm_type", s("")),
+        m("qos_algorithm_params", Value::Map(vec![])),
+    ]);
+    let vif = text(&ok(&node, &sess, "VIF.create", vec![vif_record]).await);
+    ok(&node, &sess, "VIF.plug", vec![s(&vif)]).await;
+    assert_eq!(get(&node, &sess, "VIF", "currently_attached", &vif).await, Value::Bool(true));
+    ok(&node, &sess, "VIF.unplug", vec![s(&vif)]).await;
+    assert_eq!(err(&node, &sess, "VIF.unplug", vec![s(&vif)]).await, ["DEVICE_ALREADY_DETACHED", &vif]);
+
+    // Destroying the disk takes its file and its VBDs.
+    ok(&node, &sess, "VM.hard_shutdown", vec![s(&vm)]).await;
+    ok(&node, &sess, "VDI.destroy", vec![s(&vdi)]).await;
+    assert!(!path.exists());
+    assert_eq!(err(&node, &sess, "VBD.get_uuid", vec![s(&vbd)]).await[0], "HANDLE_INVALID");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attached_devices_are_not_destroyed() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    let vbd = refs(&get(&node, &sess, "VM", "VBDs", &vm).await)[0].clone();
+    let e = err(&node, &sess, "VBD.destroy", vec![s(&vbd)]).await;
+    assert_eq!(e[0], "OPERATION_NOT_ALLOWED");
+    assert!(e[1].starts_with("VBD '") && e[1].contains("still attached to"), "{e:?}");
+    ok(&node, &sess, "VM.shutdown", vec![s(&vm)]).await;
+    ok(&node, &sess, "VBD.destroy", vec![s(&vbd)]).await;
+    assert!(refs(&get(&node, &sess, "VM", "VBDs", &vm).await).is_empty());
+}

@@ -85,6 +85,13 @@ pub enum Effect {
     },
     /// Creates sparse disk files of the given sizes.
     CreateDisks(Vec<(DiskFile, u64)>),
+    /// Removes disk files.
+    DestroyDisks(Vec<DiskFile>),
+    /// Grows a disk file to `size` bytes.
+    ResizeDisk {
+        file: DiskFile,
+        size: u64,
+    },
     /// Copies disk files (source, destination).
     CopyDisks(Vec<(DiskFile, DiskFile)>),
 }

@@ -11,7 +11,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::value::Value;
 
 pub(super) fn mark(tx: &mut Tx, call: &LongCall, task: Option<String>) -> Result<Value, ApiError> {
-    let object = call.object().to_string();
+    let (class, object) = call.target();
     (call.long.check)(&tx.state, &call.call(), call.long.op)?;
     let task = match task {
         Some(t) => {
@@ -33,15 +33,14 @@ pub(super) fn mark(tx: &mut Tx, call: &LongCall, task: Option<String>) -> Result
             super::internal::create_task(tx, new)
         }
     };
-    let class = &call.class.name;
-    let field = call.class.field("current_operations").expect("a class with operations");
-    let mut ops_now = tx.state.get(call.class.id, &object).map(|o| o.fields[field].clone()).unwrap_or(Value::Null);
+    let field = class.field("current_operations").expect("a class with operations");
+    let mut ops_now = tx.state.get(class.id, &object).map(|o| o.fields[field].clone()).unwrap_or(Value::Null);
     if let Value::Map(entries) = &mut ops_now {
         entries.push((Value::String(task.clone()), Value::Enum(call.long.op.into())));
     } else {
         ops_now = Value::Map(vec![(Value::String(task.clone()), Value::Enum(call.long.op.into()))]);
     }
-    tx.set(class, &object, "current_operations", ops_now);
+    tx.set(&class.name, &object, "current_operations", ops_now);
     refresh(tx, call);
     Ok(Value::Ref(task))
 }
@@ -67,12 +66,12 @@ pub(super) fn finish(
         }
         Err(e) => Err(e),
     };
-    let object = call.object().to_string();
-    let field = call.class.field("current_operations").expect("a class with operations");
-    if let Some(o) = tx.state.get(call.class.id, &object) {
+    let (class, object) = call.target();
+    let field = class.field("current_operations").expect("a class with operations");
+    if let Some(o) = tx.state.get(class.id, &object) {
         let kept: Vec<(Value, Value)> =
             o.fields[field].as_map().unwrap_or(&[]).iter().filter(|(k, _)| k.as_str() != Some(task)).cloned().collect();
-        tx.set(&call.class.name, &object, "current_operations", Value::Map(kept));
+        tx.set(&class.name, &object, "current_operations", Value::Map(kept));
         refresh(tx, call);
     }
     if owned {
@@ -83,11 +82,15 @@ pub(super) fn finish(
     Ok(outcome_value(result))
 }
 
+/// Recomputes the marked object's `allowed_operations` where its class has rules here.
 fn refresh(tx: &mut Tx, call: &LongCall) {
-    if call.class.name == "VM" {
-        ops::refresh(tx, call.object());
+    let (class, object) = call.target();
+    match class.name.as_str() {
+        "VM" => ops::refresh(tx, &object),
+        "VDI" => super::explicit::vdi::refresh(tx, &object),
+        // A new VM made by the operation (clone, copy) has its own list already.
+        _ => {}
     }
-    // A new VM made by the operation (clone, copy) has its own list already.
 }
 
 /// The outcome as the job answers it: `{"ok": value}` or `{"error": [code, params…]}`, so that

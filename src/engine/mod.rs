@@ -183,6 +183,15 @@ impl LongCall {
         self.args.first().and_then(Value::as_str).unwrap_or("")
     }
 
+    /// The object whose `current_operations` holds the mark: the row's `marks`, else the first
+    /// argument, of the message's class.
+    pub fn target(&self) -> (&'static Class, String) {
+        match self.long.marks {
+            Some(marks) => marks(&self.call()),
+            None => (self.class, self.object().to_string()),
+        }
+    }
+
     /// Plans the host effect from a state in which the mark is committed.
     pub fn plan(&self, state: &State, task: &str) -> Result<effect::Effect, ApiError> {
         (self.long.plan)(state, &self.call(), task)

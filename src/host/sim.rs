@@ -222,9 +222,13 @@ impl Host for SimHost {
         Ok(path)
     }
 
+    /// A file already gone is no error: the VDI it backed can still be forgotten.
     fn vdi_destroy(&self, sr_dir: &Path, vdi_uuid: &str) -> Result<(), HostError> {
         let path = vdi_path(sr_dir, vdi_uuid);
-        std::fs::remove_file(&path).map_err(io(&path))
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other.map_err(io(&path)),
+        }
     }
 
     fn vdi_resize(&self, sr_dir: &Path, vdi_uuid: &str, virtual_size: u64) -> Result<(), HostError> {

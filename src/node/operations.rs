@@ -44,6 +44,7 @@ fn base_duration(effect: &Effect) -> Duration {
         Effect::VmMigrate { .. } => 1000,
         Effect::VmStat { .. } => 0,
         Effect::HostPower { .. } => 3000,
+        Effect::DestroyDisks(_) | Effect::ResizeDisk { .. } => 300,
     };
     Duration::from_millis(ms)
 }
@@ -163,8 +164,9 @@ async fn cancel_what_this_overrides(node: &Arc<Node>, call: &LongCall, task: &st
         return;
     }
     let others = |state: &crate::engine::State| -> Vec<String> {
-        let current = call.class.field("current_operations").expect("operations");
-        let Some(o) = state.get(call.class.id, call.object()) else { return Vec::new() };
+        let (class, object) = call.target();
+        let current = class.field("current_operations").expect("operations");
+        let Some(o) = state.get(class.id, &object) else { return Vec::new() };
         o.fields[current]
             .as_map()
             .unwrap_or(&[])
@@ -277,6 +279,13 @@ fn apply(host: &dyn Host, effect: &Effect) -> Result<Done, HostError> {
             }
             Ok(Done::Nothing)
         }
+        Effect::DestroyDisks(files) => {
+            for file in files {
+                host.vdi_destroy(&dir(file), &file.uuid)?;
+            }
+            Ok(Done::Nothing)
+        }
+        Effect::ResizeDisk { file, size } => host.vdi_resize(&dir(file), &file.uuid, *size).map(|()| Done::Nothing),
         Effect::HostPower { vm_uuids } => {
             for vm in vm_uuids {
                 host.vm_shutdown(vm, false)?;

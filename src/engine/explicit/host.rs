@@ -12,8 +12,9 @@ use crate::schema::generated::field as f;
 use crate::schema::schema;
 use crate::value::Value;
 
-pub const REBOOT: Long = Long { op: "reboot", check: check_power, plan: plan_power, finish: finish_power };
-pub const SHUTDOWN: Long = Long { op: "shutdown", check: check_power, plan: plan_power, finish: finish_power };
+pub const REBOOT: Long = Long { op: "reboot", check: check_power, plan: plan_power, finish: finish_power, marks: None };
+pub const SHUTDOWN: Long =
+    Long { op: "shutdown", check: check_power, plan: plan_power, finish: finish_power, marks: None };
 
 fn exists(state: &State, host: &str) -> Result<(), ApiError> {
     if state.exists(schema().class("host").expect("host").id, host) {

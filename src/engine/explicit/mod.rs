@@ -14,8 +14,10 @@
 //! one row here.
 
 mod blob;
+mod devices;
 mod host;
 pub(super) mod message;
+pub mod vdi;
 pub mod vm;
 
 use std::collections::HashMap;
@@ -49,6 +51,9 @@ pub type WriteFn = fn(&mut Tx, &Call) -> Result<Value, ApiError>;
 pub type CheckFn = fn(&State, &Call, &str) -> Result<(), ApiError>;
 /// The host effect, planned from the state once the mark is committed: `(state, call, task)`.
 pub type PlanFn = fn(&State, &Call, &str) -> Result<Effect, ApiError>;
+/// The object an operation marks when it is not the call's first argument (`VDI.create` marks its
+/// SR): its class and ref, from the call's arguments.
+pub type MarksFn = fn(&Call) -> (&'static Class, String);
 /// Records what the host did, in the entry that ends the operation: `(tx, call, task, effect, done)`.
 pub type FinishFn = fn(&mut Tx, &Call, &str, &Effect, &Done) -> Result<Value, ApiError>;
 
@@ -70,6 +75,8 @@ pub struct Long {
     pub check: CheckFn,
     pub plan: PlanFn,
     pub finish: FinishFn,
+    /// The object marked, if not the first argument.
+    pub marks: Option<MarksFn>,
 }
 
 /// The explicit messages the node serves itself (see the module documentation).
@@ -193,6 +200,21 @@ pub const REGISTRY: &[Row] = &[
     row("VM", "get_allowed_VIF_devices", Read(vm::queries::get_allowed_vif_devices)),
     row("VM", "get_possible_hosts", Read(vm::queries::get_possible_hosts)),
     row("VM", "assert_agile", Read(vm::queries::assert_agile)),
+    // VBD, VIF
+    row("VBD", "plug", Write(devices::vbd_plug)),
+    row("VBD", "unplug", Write(devices::vbd_unplug)),
+    row("VBD", "unplug_force", Write(devices::vbd_unplug)),
+    row("VBD", "insert", Write(devices::vbd_insert)),
+    row("VBD", "eject", Write(devices::vbd_eject)),
+    row("VBD", "destroy", Write(devices::vbd_destroy)),
+    row("VIF", "plug", Write(devices::vif_plug)),
+    row("VIF", "unplug", Write(devices::vif_unplug)),
+    row("VIF", "unplug_force", Write(devices::vif_unplug)),
+    row("VIF", "destroy", Write(devices::vif_destroy)),
+    // VDI
+    row("VDI", "create", L(&vdi::CREATE)),
+    row("VDI", "destroy", L(&vdi::DESTROY)),
+    row("VDI", "resize", L(&vdi::RESIZE)),
     // event
     row("event", "from", Rt(Runtime::EventFrom)),
     row("event", "inject", Rt(Runtime::EventInject)),

@@ -15,7 +15,7 @@ use crate::schema::schema;
 use crate::value::{Value, NULL_REF};
 
 pub const POOL_MIGRATE: Long =
-    Long { op: "pool_migrate", check: check_migrate, plan: plan_migrate, finish: finish_migrate };
+    Long { op: "pool_migrate", check: check_migrate, plan: plan_migrate, finish: finish_migrate, marks: None };
 
 fn text(v: Value) -> String {
     v.as_str().unwrap_or("").to_string()

@@ -14,9 +14,10 @@ use crate::schema::generated::field as f;
 use crate::schema::{schema, Relation};
 use crate::value::{Value, NULL_REF};
 
-pub const CLONE: Long = Long { op: "clone", check: check_op, plan: plan_copy, finish: finish_copy };
-pub const COPY: Long = Long { op: "copy", check: check_op, plan: plan_copy, finish: finish_copy };
-pub const PROVISION: Long = Long { op: "provision", check: check_op, plan: plan_provision, finish: finish_provision };
+pub const CLONE: Long = Long { op: "clone", check: check_op, plan: plan_copy, finish: finish_copy, marks: None };
+pub const COPY: Long = Long { op: "copy", check: check_op, plan: plan_copy, finish: finish_copy, marks: None };
+pub const PROVISION: Long =
+    Long { op: "provision", check: check_op, plan: plan_provision, finish: finish_provision, marks: None };
 
 /// The Disk VBDs of a VM with their VDIs: `(vbd, vdi)`.
 pub(super) fn disks(state: &State, vm: &str) -> Vec<(String, String)> {

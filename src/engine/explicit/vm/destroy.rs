@@ -16,7 +16,8 @@ use crate::value::{Value, NULL_REF};
 
 /// A long operation with no host effect: marked like the others (so a concurrent operation is
 /// refused), then the records go in the outcome entry.
-pub const DESTROY: Long = Long { op: "destroy", check: check_op, plan: plan_nothing, finish: finish_destroy };
+pub const DESTROY: Long =
+    Long { op: "destroy", check: check_op, plan: plan_nothing, finish: finish_destroy, marks: None };
 
 fn plan_nothing(_state: &State, _call: &Call, _task: &str) -> Result<Effect, ApiError> {
     Ok(Effect::Nothing)

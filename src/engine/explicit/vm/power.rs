@@ -16,7 +16,7 @@ use crate::schema::schema;
 use crate::value::{Value, NULL_REF};
 
 const fn long(op: &'static str, plan: super::super::PlanFn, finish: super::super::FinishFn) -> Long {
-    Long { op, check: check_power, plan, finish }
+    Long { op, check: check_power, plan, finish, marks: None }
 }
 
 pub const START: Long = long("start", plan_start, finish_running);

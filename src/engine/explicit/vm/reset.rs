@@ -14,7 +14,7 @@ use crate::schema::generated::field as f;
 use crate::value::Value;
 
 pub const POWER_STATE_RESET: Long =
-    Long { op: "power_state_reset", check: check_reset, plan: plan_reset, finish: finish_reset };
+    Long { op: "power_state_reset", check: check_reset, plan: plan_reset, finish: finish_reset, marks: None };
 
 /// No lifecycle check (xapi runs it outside `with_vm_operation`): only the control domain is refused.
 fn check_reset(state: &State, call: &Call, _op: &str) -> Result<(), ApiError> {

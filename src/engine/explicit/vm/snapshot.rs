@@ -17,10 +17,12 @@ use crate::schema::generated::field as f;
 use crate::schema::{schema, Relation, Ty};
 use crate::value::{Value, NULL_REF};
 
-pub const SNAPSHOT: Long = Long { op: "snapshot", check: check_op, plan: plan_snapshot, finish: finish_snapshot };
+pub const SNAPSHOT: Long =
+    Long { op: "snapshot", check: check_op, plan: plan_snapshot, finish: finish_snapshot, marks: None };
 pub const CHECKPOINT: Long =
-    Long { op: "checkpoint", check: check_op, plan: plan_checkpoint, finish: finish_checkpoint };
-pub const REVERT: Long = Long { op: "revert", check: check_revert, plan: plan_revert, finish: finish_revert };
+    Long { op: "checkpoint", check: check_op, plan: plan_checkpoint, finish: finish_checkpoint, marks: None };
+pub const REVERT: Long =
+    Long { op: "revert", check: check_revert, plan: plan_revert, finish: finish_revert, marks: None };
 
 /// The index of a memory image among the files an operation makes (disks take 0, 1, …).
 const IMAGE: u32 = u32::MAX;
