@@ -112,7 +112,8 @@ fn get_record_is_exact_with_defaults_applied() {
 }
 
 /// §d.3: members are converted to the field types as the wire would send them (int64 and enums as
-/// strings), defaults fill the optional ones, DynamicRO members and unknown members are ignored.
+/// strings), defaults fill the optional ones, DynamicRO members and unknown members are ignored;
+/// `VM.create` adds what xapi's does (§g.3).
 #[test]
 fn create_coerces_members_applies_defaults_and_ignores_the_rest() {
     let (_dir, l) = fresh();
@@ -130,19 +131,27 @@ fn create_coerces_members_applies_defaults_and_ignores_the_rest() {
     assert_eq!(get("actions_after_shutdown"), Value::Enum("destroy".into()));
     assert_eq!(get("actions_after_crash"), Value::Enum("restart".into()));
     assert_eq!(get("affinity"), Value::Ref(NULL_REF.into()));
-    assert_eq!(get("other_config"), Value::string_map([("k", "v")]));
+    // xapi_vm.ml `create` adds a mac_seed (a fresh uuid) before the given keys.
+    let Value::Map(other) = get("other_config") else { panic!("a map") };
+    assert_eq!(other.len(), 2, "{other:?}");
+    assert_eq!(other[0].0, s("mac_seed"));
+    assert_eq!(other[1], (s("k"), s("v")));
     // Datamodel defaults.
     assert_eq!(get("power_state"), Value::Enum("Halted".into()));
     assert_eq!(get("actions_after_softreboot"), Value::Enum("soft_reboot".into()));
     assert_eq!(get("HVM_shadow_multiplier"), Value::Float(1.0));
     assert_eq!(get("generation_id"), s("0:0"));
-    assert_eq!(get("domain_type"), Value::Enum("unspecified".into()));
+    // Unspecified is derived from the boot policy (xapi_vm.ml `create`): here HVM.
+    let policy = get("HVM_boot_policy");
+    let derived = if policy == s("") { "pv" } else { "hvm" };
+    assert_eq!(get("domain_type"), Value::Enum(derived.into()));
     assert_eq!(get("snapshot_time"), Value::DateTime(0));
     assert_eq!(get("xenstore_data"), empty_map());
     assert_eq!(get("tags"), empty_set());
     assert_eq!(get("suspend_SR"), Value::Ref(NULL_REF.into()));
-    // DynamicRO members given in the struct are ignored: zero values.
-    assert_eq!(get("domid"), Value::Int(0));
+    // DynamicRO members given in the struct are ignored: xapi's start values (`domid` -1:
+    // xapi_vm.ml `create`).
+    assert_eq!(get("domid"), Value::Int(-1));
     assert_eq!(get("is_control_domain"), Value::Bool(false));
     // Derived sets start empty.
     assert_eq!(get("VIFs"), empty_set());

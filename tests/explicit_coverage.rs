@@ -46,7 +46,8 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
     // The registry may take over an implicit message only where the node must add runtime
     // state: a session's record and last use (its `last_active` is not logged on every call),
     // and its permissions (computed from the user's current role, as xapi does at login); or
-    // where xapi's own implementation is custom: `VM.destroy` (xapi_vm.ml `destroy`: the
+    // where xapi's own implementation is custom: `VM.create` (xapi_vm.ml `create`: a mac_seed,
+    // the domain type, a VM_metrics record, docs §g.3), `VM.destroy` (xapi_vm.ml `destroy`: the
     // lifecycle check, default templates refused, devices and metrics destroyed, docs §g.4)
     // and `VM.set_is_a_template` (xapi_vm_helpers.ml: `make_into_template`, install time),
     // `VDI.create` and `VDI.destroy` (xapi_vdi.ml: the storage backend makes and removes the
@@ -69,6 +70,7 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
             "VDI.create",
             "VDI.destroy",
             "VIF.destroy",
+            "VM.create",
             "VM.destroy",
             "VM.set_is_a_template",
             "session.get_last_active",

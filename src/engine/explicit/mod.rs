@@ -136,6 +136,7 @@ pub const REGISTRY: &[Row] = &[
     row("host", "get_servertime", Rt(Runtime::HostTime)),
     row("host", "get_server_localtime", Rt(Runtime::HostTime)),
     // VM
+    row("VM", "create", Write(vm::create::create)),
     row("VM", "start", L(&vm::power::START)),
     row("VM", "start_on", L(&vm::power::START_ON)),
     row("VM", "clean_shutdown", L(&vm::power::CLEAN_SHUTDOWN)),

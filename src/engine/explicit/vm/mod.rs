@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod boot;
 pub mod clone;
+pub mod create;
 pub mod destroy;
 pub mod ops;
 pub mod power;
