@@ -533,3 +533,16 @@ async fn attached_devices_are_not_destroyed() {
     ok(&node, &sess, "VBD.destroy", vec![s(&vbd)]).await;
     assert!(refs(&get(&node, &sess, "VM", "VBDs", &vm).await).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removed_messages_answer_message_removed_after_the_session_check() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    // Removed in the datamodel's lifecycle (gen_server.ml): the whole VMPP class, an old getter.
+    assert_eq!(err(&node, &sess, "VMPP.get_all", vec![]).await, ["MESSAGE_REMOVED"]);
+    let vm = new_vm(&node, &sess, "vm").await;
+    assert_eq!(err(&node, &sess, "VM.get_is_snapshot_from_vmpp", vec![s(&vm)]).await, ["MESSAGE_REMOVED"]);
+    // A bad session is still SESSION_INVALID.
+    let e = call(&node, "VMPP.get_all", vec![s("OpaqueRef:nope")]).await.unwrap_err();
+    assert_eq!(e[0], "SESSION_INVALID");
+}

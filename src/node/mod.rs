@@ -228,6 +228,10 @@ impl Node {
         };
         let snapshot = self.ledger.snapshot();
         let caller = self.sessions.check(&snapshot, &session)?;
+        if msg.removed {
+            // xapi's generated server: the session checked, nothing else (gen_server.ml).
+            return Err(ApiError::new(ErrorCode::MessageRemoved, Vec::<String>::new()));
+        }
         session_args_to_keys(&snapshot, msg, &mut args);
         check_rbac(&caller, msg, &args)?;
         if is_async {

@@ -28,6 +28,10 @@ pub const MAP_KEYS_ROLES_JSON: &str = include_str!("../../schema/facts/map_keys_
 /// nothing about stored data.
 pub const PARAM_DEFAULTS_JSON: &str = include_str!("../../schema/facts/param_defaults.json");
 
+/// The messages the datamodel marks removed (`schema/gen/removed.py`); kept apart from
+/// `xenapi.json` like the other facts that say nothing about stored data.
+pub const REMOVED_JSON: &str = include_str!("../../schema/facts/removed.json");
+
 pub type ClassId = usize;
 pub type FieldId = usize;
 
@@ -170,6 +174,9 @@ pub struct Message {
     /// order; a pattern ending in `*` is a prefix (xapi `~map_keys_roles`, rbac.ml). Filled by
     /// [`attach_map_keys`].
     pub map_keys: Vec<(String, String)>,
+    /// The datamodel says removed: the server answers `MESSAGE_REMOVED []` once the session is
+    /// checked (xapi `gen_server.ml`). Filled by [`attach_removed`].
+    pub removed: bool,
 }
 
 impl Message {
@@ -273,6 +280,7 @@ pub fn schema() -> &'static Schema {
         let mut schema = load(SCHEMA_JSON).expect("embedded schema/xenapi.json is valid");
         attach_map_keys(&mut schema, MAP_KEYS_ROLES_JSON).expect("embedded map_keys_roles.json is valid");
         attach_param_defaults(&mut schema, PARAM_DEFAULTS_JSON).expect("embedded param_defaults.json is valid");
+        attach_removed(&mut schema, REMOVED_JSON).expect("embedded removed.json is valid");
         schema
     })
 }
@@ -358,6 +366,19 @@ pub fn attach_param_defaults(schema: &mut Schema, text: &str) -> Result<(), Stri
                 json_to_value(&default, &param.ty, &enums).map_err(|e| format!("{wire_name}.{}: {e}", d.name))?;
             param.default = Some(value);
         }
+    }
+    Ok(())
+}
+
+/// Marks the messages of `{"messages": ["Class.message", …]}` removed; every one must exist.
+pub fn attach_removed(schema: &mut Schema, text: &str) -> Result<(), String> {
+    let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    for name in raw["messages"].as_array().ok_or("removed: no messages")? {
+        let name = name.as_str().ok_or("removed: not a name")?;
+        let (class_name, msg_name) = name.split_once('.').ok_or_else(|| format!("removed: {name}"))?;
+        let id = schema.class_id(class_name).ok_or_else(|| format!("removed: no class {class_name}"))?;
+        let msg = schema.classes[id].messages.iter_mut().find(|m| m.name == msg_name);
+        msg.ok_or_else(|| format!("removed: no message {name}"))?.removed = true;
     }
     Ok(())
 }
@@ -468,6 +489,7 @@ fn load_message(
         is_async: rm["async"].as_bool().unwrap_or(false),
         kind,
         map_keys: Vec::new(),
+        removed: false,
         name,
     })
 }
@@ -570,6 +592,7 @@ fn add_hidden_messages(schema: &mut Schema) {
                 takes_session: true,
                 kind,
                 map_keys: Vec::new(),
+                removed: false,
             });
         }
     }

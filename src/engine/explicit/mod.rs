@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use super::effect::{Done, Effect};
 use super::state::State;
 use super::tx::Tx;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::schema::{Class, Message};
 use crate::value::Value;
 
@@ -155,7 +155,6 @@ pub const REGISTRY: &[Row] = &[
     row("VM", "snapshot", L(&vm::snapshot::SNAPSHOT)),
     row("VM", "checkpoint", L(&vm::snapshot::CHECKPOINT)),
     row("VM", "revert", L(&vm::snapshot::REVERT)),
-    row("VM", "snapshot_with_quiesce", Read(removed)),
     row("VM", "destroy", L(&vm::destroy::DESTROY)),
     row("VM", "power_state_reset", L(&vm::reset::POWER_STATE_RESET)),
     row("VM", "pool_migrate", L(&vm::boot::POOL_MIGRATE)),
@@ -263,12 +262,6 @@ fn destroy_one(tx: &mut Tx, call: &Call) -> Result<Value, ApiError> {
     }
     super::implicit::destroy(tx, call.class, r);
     Ok(Value::String(String::new()))
-}
-
-/// A message the datamodel lists as removed: xapi's generated server answers `MESSAGE_REMOVED []`
-/// once the session is checked (`gen_server.ml`).
-fn removed(_state: &State, _call: &Call) -> Result<Value, ApiError> {
-    Err(ApiError::new(ErrorCode::MessageRemoved, Vec::<String>::new()))
 }
 
 /// The registered row of `class.message`, if any.
