@@ -546,3 +546,47 @@ async fn removed_messages_answer_message_removed_after_the_session_check() {
     let e = call(&node, "VMPP.get_all", vec![s("OpaqueRef:nope")]).await.unwrap_err();
     assert_eq!(e[0], "SESSION_INVALID");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disks_bytes_survive_its_copy_clone_and_snapshot() {
+    let (dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    let [vdi] = disks(&node, &sess, &vm).await.try_into().unwrap();
+    let path = |vdi_uuid: &str| dir.path().join("sr-local").join(format!("{vdi_uuid}.img"));
+    let uuid = text(&get(&node, &sess, "VDI", "uuid", &vdi).await);
+    // A guest wrote a few bytes somewhere in the middle of the disk.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new().write(true).open(path(&uuid)).unwrap();
+        file.seek(SeekFrom::Start(5 << 20)).unwrap();
+        file.write_all(b"guest data").unwrap();
+    }
+    let read = |vdi_uuid: String| {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(path(&vdi_uuid)).unwrap();
+        file.seek(SeekFrom::Start(5 << 20)).unwrap();
+        let mut buf = [0u8; 10];
+        file.read_exact(&mut buf).unwrap();
+        (buf, file.metadata().unwrap().len())
+    };
+    for (method, args) in [
+        ("VDI.copy", vec![s(&vdi)]),
+        ("VDI.clone", vec![s(&vdi), Value::Map(vec![])]),
+        ("VDI.snapshot", vec![s(&vdi), Value::Map(vec![])]),
+    ] {
+        let copy = text(&ok(&node, &sess, method, args).await);
+        let copy_uuid = text(&get(&node, &sess, "VDI", "uuid", &copy).await);
+        assert_eq!(read(copy_uuid), (*b"guest data", 10 << 30), "{method}");
+        assert_eq!(get(&node, &sess, "VDI", "virtual_size", &copy).await, Value::Int(10 << 30));
+        let snapshot = method == "VDI.snapshot";
+        assert_eq!(get(&node, &sess, "VDI", "is_a_snapshot", &copy).await, Value::Bool(snapshot), "{method}");
+        if snapshot {
+            assert_eq!(text(&get(&node, &sess, "VDI", "snapshot_of", &copy).await), vdi);
+        }
+    }
+    // A running VM's disk may be snapshotted but not copied (a writer is attached).
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    ok(&node, &sess, "VDI.snapshot", vec![s(&vdi), Value::Map(vec![])]).await;
+    assert_eq!(err(&node, &sess, "VDI.copy", vec![s(&vdi)]).await, ["VDI_IN_USE", &vdi, "copy"]);
+}

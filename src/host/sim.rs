@@ -239,30 +239,35 @@ impl Host for SimHost {
 
     fn vdi_copy(&self, from_dir: &Path, from_uuid: &str, to_dir: &Path, to_uuid: &str) -> Result<(), HostError> {
         use std::io::{Read, Seek, SeekFrom};
-        use std::os::unix::fs::MetadataExt;
         let (from, to) = (vdi_path(from_dir, from_uuid), vdi_path(to_dir, to_uuid));
         let mut src = std::fs::File::open(&from).map_err(io(&from))?;
         let len = src.metadata().map_err(io(&from))?.len();
         let mut dst = private().write(true).create_new(true).open(&to).map_err(io(&to))?;
         dst.set_len(len).map_err(io(&to))?;
-        // A disk never written has no blocks: its copy is all hole too.
-        if src.metadata().map_err(io(&from))?.blocks() == 0 {
-            return dst.sync_all().map_err(io(&to));
-        }
-        // Only chunks holding data are written: the copy of a sparse disk stays sparse.
+        // Only the data extents are read (SEEK_DATA/SEEK_HOLE), and within them only chunks holding
+        // data are written: the copy of a sparse disk stays sparse, and costs what its data costs.
         const CHUNK: usize = 1 << 20;
         let (mut chunk, zeros) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
-        let mut at = 0u64;
-        loop {
-            let n = src.read(&mut chunk).map_err(io(&from))?;
-            if n == 0 {
-                break;
+        let mut pos = 0u64;
+        while pos < len {
+            let start = match rustix::fs::seek(&src, rustix::fs::SeekFrom::Data(pos)) {
+                Ok(at) => at,
+                Err(rustix::io::Errno::NXIO) => break, // no data after `pos`
+                Err(e) => return Err(io(&from)(e.into())),
+            };
+            let end = rustix::fs::seek(&src, rustix::fs::SeekFrom::Hole(start)).map_err(|e| io(&from)(e.into()))?;
+            src.seek(SeekFrom::Start(start)).map_err(io(&from))?;
+            let mut at = start;
+            while at < end {
+                let want = CHUNK.min((end - at) as usize);
+                src.read_exact(&mut chunk[..want]).map_err(io(&from))?;
+                if chunk[..want] != zeros[..want] {
+                    dst.seek(SeekFrom::Start(at)).map_err(io(&to))?;
+                    dst.write_all(&chunk[..want]).map_err(io(&to))?;
+                }
+                at += want as u64;
             }
-            if chunk[..n] != zeros[..n] {
-                dst.seek(SeekFrom::Start(at)).map_err(io(&to))?;
-                dst.write_all(&chunk[..n]).map_err(io(&to))?;
-            }
-            at += n as u64;
+            pos = end;
         }
         dst.sync_all().map_err(io(&to))
     }

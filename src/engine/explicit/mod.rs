@@ -215,6 +215,9 @@ pub const REGISTRY: &[Row] = &[
     row("VDI", "create", L(&vdi::CREATE)),
     row("VDI", "destroy", L(&vdi::DESTROY)),
     row("VDI", "resize", L(&vdi::RESIZE)),
+    row("VDI", "clone", L(&vdi::CLONE)),
+    row("VDI", "snapshot", L(&vdi::SNAPSHOT)),
+    row("VDI", "copy", L(&vdi::COPY)),
     // event
     row("event", "from", Rt(Runtime::EventFrom)),
     row("event", "inject", Rt(Runtime::EventInject)),

@@ -20,6 +20,9 @@ pub const CREATE: Long =
 pub const DESTROY: Long =
     Long { op: "destroy", check: check_vdi, plan: plan_destroy, finish: finish_destroy, marks: None };
 pub const RESIZE: Long = Long { op: "resize", check: check_vdi, plan: plan_resize, finish: finish_resize, marks: None };
+pub const CLONE: Long = Long { op: "clone", check: check_vdi, plan: plan_copy, finish: finish_copy, marks: None };
+pub const SNAPSHOT: Long = Long { op: "snapshot", check: check_vdi, plan: plan_copy, finish: finish_copy, marks: None };
+pub const COPY: Long = Long { op: "copy", check: check_vdi, plan: plan_copy, finish: finish_copy, marks: None };
 
 /// The disk format of a file SR rounds sizes up to 2 MiB, as xapi's VHD-backed local storage does.
 const SIZE_QUANTUM: i64 = 2 << 20;
@@ -132,7 +135,16 @@ fn attached(state: &State, vdi: &str) -> bool {
         .any(|vbd| get(state, f::vbd::CURRENTLY_ATTACHED, vbd.as_str().unwrap_or("")).as_bool() == Some(true))
 }
 
-/// xapi `check_operation_error` for `destroy` and `resize`: another operation in progress, an
+/// An attached read-write VBD on the VDI.
+fn attached_rw(state: &State, vdi: &str) -> bool {
+    get(state, f::vdi::VBDS, vdi).as_set().unwrap_or(&[]).iter().any(|vbd| {
+        let vbd = vbd.as_str().unwrap_or("");
+        get(state, f::vbd::CURRENTLY_ATTACHED, vbd).as_bool() == Some(true)
+            && get(state, f::vbd::MODE, vbd).as_str() == Some("RW")
+    })
+}
+
+/// xapi `check_operation_error` for `destroy`, `resize`, `clone`, `snapshot` and `copy`: another operation in progress, an
 /// attached VBD (`VDI_IN_USE [vdi, op]`), an SR whose backend keeps no files here.
 fn check_vdi(state: &State, call: &Call, op: &str) -> Result<(), ApiError> {
     let vdi = call.str(0);
@@ -140,14 +152,22 @@ fn check_vdi(state: &State, call: &Call, op: &str) -> Result<(), ApiError> {
         return Err(ApiError::handle_invalid("VDI", vdi));
     }
     let current = get(state, f::vdi::CURRENT_OPERATIONS, vdi);
-    if let Some((task, other)) = current.as_map().and_then(|m| m.first()) {
-        return Err(ApiError::new(
-            ErrorCode::OtherOperationInProgress,
-            ["VDI", vdi, &text(other.clone()), &text(task.clone())],
-        ));
+    let busy = current.as_map().and_then(|m| m.iter().find(|(_, other)| other.as_str() != Some("copy")));
+    if let Some((task, other)) = busy {
+        let (other, task) = (text(other.clone()), text(task.clone()));
+        return Err(ApiError::new(ErrorCode::OtherOperationInProgress, ["VDI", vdi, &other, &task]));
     }
-    if attached(state, vdi) {
+    // Clones and snapshots run live; a copy minds only writers.
+    let in_use = match op {
+        "clone" | "snapshot" => false,
+        "copy" => attached_rw(state, vdi),
+        _ => attached(state, vdi),
+    };
+    if in_use {
         return Err(ApiError::new(ErrorCode::VdiInUse, [vdi, op]));
+    }
+    if op == "snapshot" && get(state, f::vdi::SHARABLE, vdi).as_bool() == Some(true) {
+        return Err(ApiError::new(ErrorCode::VdiIsSharable, [vdi]));
     }
     if op == "resize" {
         let sr = text(get(state, f::vdi::SR, vdi));
@@ -220,6 +240,68 @@ fn finish_resize(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: 
     Ok(Value::String(String::new()))
 }
 
+/// `VDI.copy`'s SR, else the VDI's own.
+fn target_sr(state: &State, call: &Call) -> String {
+    match call.args.get(1).and_then(Value::as_str) {
+        Some(sr) if call.msg.name == "copy" && sr != NULL_REF && !sr.is_empty() => sr.to_string(),
+        _ => text(get(state, f::vdi::SR, call.str(0))),
+    }
+}
+
+/// `clone(vdi, driver_params)`, `snapshot(vdi, driver_params)`: a copy beside the VDI;
+/// `copy(vdi, sr, base_vdi, into_vdi)`: a full copy to `sr`. The host copies the bytes (holes
+/// stay holes) into a file named by a uuid derived from the task.
+fn plan_copy(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
+    let vdi = call.str(0);
+    if call.msg.name == "copy" {
+        let given = |i: usize| call.args.get(i).and_then(Value::as_str).is_some_and(|r| r != NULL_REF && !r.is_empty());
+        if given(2) || given(3) {
+            return Err(ApiError::new(ErrorCode::NotImplemented, ["VDI.copy onto a base_vdi or into_vdi"]));
+        }
+    }
+    let sr = text(get(state, f::vdi::SR, vdi));
+    let from = file(state, vdi).ok_or_else(|| ApiError::new(ErrorCode::SrOperationNotSupported, [sr.as_str()]))?;
+    let dir = writable_dir(state, &target_sr(state, call))?;
+    Ok(Effect::CopyDisks(vec![(from, DiskFile { sr_dir: dir, uuid: derived_uuid(task, 0) })]))
+}
+
+/// The new VDI: the source's description, type, flags, maps and size (xapi `xapi_vdi.ml`
+/// `clone`/`snapshot`, quicktest_vdi.ml); a snapshot points at its source.
+fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
+    let Effect::CopyDisks(copies) = effect else { return Err(ApiError::internal("not a disk copy")) };
+    let (_, to) = copies.first().ok_or_else(|| ApiError::internal("no disk copied"))?;
+    let source = call.str(0).to_string();
+    let sr = target_sr(&tx.state, call);
+    let kept = [
+        f::vdi::NAME_LABEL,
+        f::vdi::NAME_DESCRIPTION,
+        f::vdi::TYPE,
+        f::vdi::SHARABLE,
+        f::vdi::READ_ONLY,
+        f::vdi::OTHER_CONFIG,
+        f::vdi::XENSTORE_DATA,
+        f::vdi::SM_CONFIG,
+        f::vdi::ON_BOOT,
+        f::vdi::ALLOW_CACHING,
+        f::vdi::TAGS,
+        f::vdi::VIRTUAL_SIZE,
+        f::vdi::PHYSICAL_UTILISATION,
+    ];
+    let mut given: Vec<(&str, Value)> = kept.iter().map(|k| (k.name(), get(&tx.state, *k, &source))).collect();
+    given.push(("SR", Value::Ref(sr)));
+    given.push(("location", Value::String(to.uuid.clone())));
+    given.push(("managed", Value::Bool(true)));
+    if call.msg.name == "snapshot" {
+        given.push(("is_a_snapshot", Value::Bool(true)));
+        given.push(("snapshot_of", Value::Ref(source.clone())));
+        given.push(("snapshot_time", Value::DateTime(tx.ctx.now_secs())));
+    }
+    let vdi = tx.new_ref();
+    tx.push(new_object("VDI", &vdi, &to.uuid, given));
+    refresh(tx, &vdi);
+    Ok(Value::Ref(vdi))
+}
+
 /// `allowed_operations` of a VDI: what would pass its check now, of what is implemented here.
 pub fn refresh(tx: &mut Tx, vdi: &str) {
     let vdis = class::VDI.get();
@@ -230,6 +312,12 @@ pub fn refresh(tx: &mut Tx, vdi: &str) {
     let in_use = attached(&tx.state, vdi);
     let resizable = sr_dir(&tx.state, &text(get(&tx.state, f::vdi::SR, vdi))).is_some();
     let mut ops = Vec::new();
+    if !busy && resizable {
+        ops.extend(["clone", "snapshot"]);
+        if !attached_rw(&tx.state, vdi) {
+            ops.push("copy");
+        }
+    }
     if !busy && !in_use {
         ops.push("destroy");
         if resizable {
