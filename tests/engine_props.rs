@@ -30,7 +30,7 @@ use support::*;
 use xenledger::engine::apply::apply_changes;
 use xenledger::engine::{snapshot, State};
 use xenledger::entry::Actor;
-use xenledger::error::ApiError;
+use xenledger::error::{ApiError, ErrorCode};
 use xenledger::ledger::Ledger;
 use xenledger::value::{Value, NULL_REF};
 use xenledger::vault::{is_sealed, Vault};
@@ -208,6 +208,8 @@ struct MObj {
     vm: String,
     net: String,
     value: String,
+    /// A VIF's device number.
+    device: u8,
 }
 
 #[derive(Default)]
@@ -355,11 +357,20 @@ fn plan(model: &Model, op: &Op) -> Option<(String, Vec<Value>, Expect)> {
                 handle_invalid(Cls::Network, &net)
             } else if !live(Cls::Vm, &vm) {
                 handle_invalid(Cls::Vm, &vm)
+            } else if vm == NULL_REF {
+                // No VM, no mac_seed to make a MAC from (xapi_vif_helpers.ml `create`).
+                Expect::Fail(ApiError::new(ErrorCode::MacInvalid, [""]))
+            } else if model
+                .live
+                .get(&Cls::Vif)
+                .is_some_and(|vifs| vifs.values().any(|o| o.vm == vm && o.device == device))
+            {
+                Expect::Fail(ApiError::new(ErrorCode::DeviceAlreadyExists, [device.to_string()]))
             } else {
                 let (vm, net) = (vm.clone(), net.clone());
                 Expect::Write(Box::new(move |m, v, st| {
                     let r = new_ref(v);
-                    m.add(Cls::Vif, &r, uuid_in(st, Cls::Vif, &r), MObj { vm, net, ..MObj::default() });
+                    m.add(Cls::Vif, &r, uuid_in(st, Cls::Vif, &r), MObj { vm, net, device, ..MObj::default() });
                 }))
             };
             ("VIF.create".into(), vec![vif_record(&vm, &net, &device.to_string())], expect)

@@ -53,7 +53,8 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
     // and `VM.set_is_a_template` (xapi_vm_helpers.ml: `make_into_template`, install time),
     // `VDI.create` and `VDI.destroy` (xapi_vdi.ml: the storage backend makes and removes the
     // bytes; docs §h.3), `VBD.destroy` and `VIF.destroy` (refused while attached; their metrics
-    // go too: xapi_vbd_helpers.ml, xapi_vif_helpers.ml).
+    // go too: xapi_vbd_helpers.ml, xapi_vif_helpers.ml), `VIF.create` (a MAC generated from the
+    // VM's mac_seed, device checks: xapi_vif_helpers.ml `create`, docs §h.2).
     let overrides: Vec<String> = explicit::REGISTRY
         .iter()
         .filter(|r| {
@@ -70,6 +71,7 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
             "VBD.destroy",
             "VDI.create",
             "VDI.destroy",
+            "VIF.create",
             "VIF.destroy",
             "VM.create",
             "VM.destroy",

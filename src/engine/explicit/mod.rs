@@ -16,6 +16,7 @@
 mod blob;
 mod devices;
 mod host;
+mod mac;
 pub(super) mod message;
 pub mod vdi;
 pub mod vm;
@@ -207,6 +208,7 @@ pub const REGISTRY: &[Row] = &[
     row("VBD", "insert", Write(devices::vbd_insert)),
     row("VBD", "eject", Write(devices::vbd_eject)),
     row("VBD", "destroy", Write(devices::vbd_destroy)),
+    row("VIF", "create", Write(devices::vif_create)),
     row("VIF", "plug", Write(devices::vif_plug)),
     row("VIF", "unplug", Write(devices::vif_unplug)),
     row("VIF", "unplug_force", Write(devices::vif_unplug)),
