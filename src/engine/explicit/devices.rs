@@ -323,3 +323,74 @@ pub fn vif_create(tx: &mut Tx, call: &Call) -> Reply {
     }
     Ok(Value::Ref(vif))
 }
+
+/// VDI types a VBD may attach (xapi `xapi_vbd.ml` `create`).
+const ATTACHABLE_TYPES: &[&str] =
+    &["system", "user", "ephemeral", "suspend", "crashdump", "metadata", "rrd", "pvs_cache"];
+
+/// `VBD.create(record)` (xapi `xapi_vbd.ml` `create`, docs §h.1), after the record's own checks:
+/// the VDI's type, CDs read-only, only CDs empty, no writer on a read-only VDI, a valid device
+/// (`autodetect` takes the first free one), not taken on the VM. `device` and
+/// `currently_attached` are kept only for a suspended VM; a `VBD_metrics` record goes with it.
+pub fn vbd_create(tx: &mut Tx, call: &Call) -> Reply {
+    let Value::Ref(vbd) = super::super::implicit::write(tx, call.class, call.msg, call.args)? else {
+        return Err(ApiError::internal("VBD.create made no VBD"));
+    };
+    let state = &tx.state;
+    let (vm, vdi) = (text(member(call, "VM")), text(member(call, "VDI")));
+    let kind = text(member(call, "type"));
+    let mode = text(member(call, "mode"));
+    let empty = member(call, "empty").as_bool() == Some(true);
+    if !empty && vdi != NULL_REF && !vdi.is_empty() {
+        let vdi_type = text(get(state, f::vdi::TYPE, &vdi));
+        if !ATTACHABLE_TYPES.contains(&vdi_type.as_str()) {
+            return Err(ApiError::new(ErrorCode::VdiIncompatibleType, [vdi.as_str(), vdi_type.as_str()]));
+        }
+    }
+    if kind == "CD" && mode != "RO" {
+        return Err(ApiError::new(ErrorCode::VbdCdsMustBeReadonly, Vec::<String>::new()));
+    }
+    if kind != "CD" && empty {
+        return Err(ApiError::new(ErrorCode::VbdNotRemovableMedia, ["in constructor"]));
+    }
+    if mode == "RW" && !empty && flag(state, f::vdi::READ_ONLY, &vdi) {
+        return Err(ApiError::new(ErrorCode::VdiReadonly, [vdi.as_str()]));
+    }
+    let others: Vec<String> = get(state, f::vm::VBDS, &vm)
+        .as_set()
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .filter(|v| *v != vbd)
+        .collect();
+    let used: Vec<i64> = others
+        .iter()
+        .flat_map(|v| [text(get(state, f::vbd::USERDEVICE, v)), text(get(state, f::vbd::DEVICE, v))])
+        .filter_map(|d| super::vm::queries::disk_number(&d))
+        .collect();
+    let given = text(member(call, "userdevice"));
+    let userdevice = if given == "autodetect" {
+        let last = if flag(state, f::vm::IS_CONTROL_DOMAIN, &vm) { 255 } else { 254 };
+        match (0..=last).find(|n| !used.contains(n)) {
+            Some(n) => n.to_string(),
+            None => return Err(ApiError::new(ErrorCode::InvalidDevice, ["autodetect"])),
+        }
+    } else {
+        match super::vm::queries::disk_number(&given) {
+            Some(n) if used.contains(&n) => {
+                return Err(ApiError::new(ErrorCode::DeviceAlreadyExists, [given.as_str()]))
+            }
+            Some(_) => given,
+            None => return Err(ApiError::new(ErrorCode::InvalidDevice, [given.as_str()])),
+        }
+    };
+    let suspended = text(get(state, f::vm::POWER_STATE, &vm)) == "Suspended";
+    tx.put(f::vbd::USERDEVICE, &vbd, Value::String(userdevice));
+    if !suspended {
+        tx.put(f::vbd::DEVICE, &vbd, Value::str(""));
+        tx.put(f::vbd::CURRENTLY_ATTACHED, &vbd, Value::Bool(false));
+    }
+    let metrics = super::super::implicit::create_internal(tx, "VBD_metrics", vec![]);
+    tx.put(f::vbd::METRICS, &vbd, Value::Ref(metrics));
+    Ok(Value::Ref(vbd))
+}

@@ -202,6 +202,7 @@ pub const REGISTRY: &[Row] = &[
     row("VM", "get_possible_hosts", Read(vm::queries::get_possible_hosts)),
     row("VM", "assert_agile", Read(vm::queries::assert_agile)),
     // VBD, VIF
+    row("VBD", "create", Write(devices::vbd_create)),
     row("VBD", "plug", Write(devices::vbd_plug)),
     row("VBD", "unplug", Write(devices::vbd_unplug)),
     row("VBD", "unplug_force", Write(devices::vbd_unplug)),

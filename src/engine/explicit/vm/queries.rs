@@ -121,7 +121,7 @@ pub fn maximise_memory(state: &State, call: &Call) -> Reply {
 }
 
 /// A device name's disk number: `"3"`, or the letter of `xvdd`, `hdd`, `sdd` (partitions aside).
-fn disk_number(device: &str) -> Option<i64> {
+pub(in crate::engine::explicit) fn disk_number(device: &str) -> Option<i64> {
     if let Ok(n) = device.parse::<i64>() {
         return Some(n);
     }
