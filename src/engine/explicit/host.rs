@@ -146,6 +146,7 @@ pub fn evacuate(tx: &mut Tx, call: &Call) -> Result<Value, ApiError> {
 
 /// `host.call_plugin(host, plugin, fn, args)`: no plugins are installed here.
 pub fn call_plugin(state: &State, call: &Call) -> Result<Value, ApiError> {
-    exists(state, call.str(0))?;
-    Err(ApiError::new(ErrorCode::XenapiMissingPlugin, [call.str(1)]))
+    let a = super::args::HostCallPlugin::from(call);
+    exists(state, &a.host)?;
+    Err(ApiError::new(ErrorCode::XenapiMissingPlugin, [a.plugin]))
 }

@@ -13,6 +13,8 @@
 //! it grows. To add a message: write its handler in the module of its class (or topic) and add
 //! one row here.
 
+#[rustfmt::skip] // generated: tests/schema_generated.rs writes it
+pub mod args;
 mod blob;
 mod devices;
 mod host;
@@ -285,6 +287,26 @@ pub fn mode(class: &Class, msg: &Message) -> Option<Mode> {
 mod tests {
     use super::*;
     use crate::schema::schema;
+
+    #[test]
+    fn argument_structs_read_the_checked_arguments_in_order() {
+        let class = schema().class("VM").unwrap();
+        let msg = class.message("set_memory_limits").unwrap();
+        let values = [Value::Ref("OpaqueRef:v".into()), Value::Int(1), Value::Int(4), Value::Int(2), Value::Int(3)];
+        let a = args::VmSetMemoryLimits::from(&Call { class, msg, args: &values });
+        assert_eq!(
+            (a.this.as_str(), a.static_min, a.static_max, a.dynamic_min, a.dynamic_max),
+            ("OpaqueRef:v", 1, 4, 2, 3)
+        );
+        let class = schema().class("host").unwrap();
+        let msg = class.message("call_plugin").unwrap();
+        let values = [Value::Ref("OpaqueRef:h".into()), Value::str("p"), Value::str("f"), Value::Map(vec![])];
+        let a = args::HostCallPlugin::from(&Call { class, msg, args: &values });
+        assert_eq!(
+            (a.host.as_str(), a.plugin.as_str(), a.r#fn.as_str(), a.args),
+            ("OpaqueRef:h", "p", "f", Value::Map(vec![]))
+        );
+    }
 
     #[test]
     fn every_row_names_a_datamodel_message_once() {

@@ -93,23 +93,18 @@ pub fn assert_memory_order(smin: i64, dmin: i64, dmax: i64, smax: i64) -> Result
 /// only; the four must keep static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max (xapi
 /// `xapi_vm_memory_constraints.ml`).
 pub fn set_memory_limits(tx: &mut super::super::tx::Tx, call: &Call) -> Result<Value, ApiError> {
-    let vm = call.str(0).to_string();
+    let a = super::args::VmSetMemoryLimits::from(call);
     check_op(&tx.state, call, "changing_memory_limits")?;
-    let int = |i: usize| match call.args.get(i) {
-        Some(Value::Int(n)) => *n,
-        _ => 0,
-    };
-    let (smin, smax, dmin, dmax) = (int(1), int(2), int(3), int(4));
-    assert_memory_order(smin, dmin, dmax, smax)?;
-    for (name, v) in [
-        ("memory_static_min", smin),
-        ("memory_static_max", smax),
-        ("memory_dynamic_min", dmin),
-        ("memory_dynamic_max", dmax),
+    assert_memory_order(a.static_min, a.dynamic_min, a.dynamic_max, a.static_max)?;
+    for (key, v) in [
+        (f::vm::MEMORY_STATIC_MIN, a.static_min),
+        (f::vm::MEMORY_STATIC_MAX, a.static_max),
+        (f::vm::MEMORY_DYNAMIC_MIN, a.dynamic_min),
+        (f::vm::MEMORY_DYNAMIC_MAX, a.dynamic_max),
     ] {
-        tx.set("VM", &vm, name, Value::Int(v));
+        tx.put(key, &a.this, Value::Int(v));
     }
-    ops::refresh(tx, &vm);
+    ops::refresh(tx, &a.this);
     Ok(Value::String(String::new()))
 }
 

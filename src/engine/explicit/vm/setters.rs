@@ -4,7 +4,7 @@
 //! HA priority, NVRAM, BIOS strings and the vendor device.
 
 use super::super::super::tx::Tx;
-use super::super::Call;
+use super::super::{args, Call};
 use super::get;
 use super::ops::Vm;
 use super::{assert_memory_order, check_op, int};
@@ -17,21 +17,6 @@ type Reply = Result<Value, ApiError>;
 
 fn void() -> Reply {
     Ok(Value::String(String::new()))
-}
-
-fn arg_int(call: &Call, i: usize) -> i64 {
-    match call.args.get(i) {
-        Some(Value::Int(n)) => *n,
-        _ => 0,
-    }
-}
-
-fn arg_float(call: &Call, i: usize) -> f64 {
-    match call.args.get(i) {
-        Some(Value::Float(f)) => *f,
-        Some(Value::Int(n)) => *n as f64,
-        _ => 0.0,
-    }
 }
 
 fn power(tx: &Tx, vm: &str) -> String {
@@ -102,17 +87,17 @@ fn static_range(tx: &mut Tx, call: &Call, smin: i64, smax: i64) -> Reply {
 }
 
 pub fn set_memory_static_range(tx: &mut Tx, call: &Call) -> Reply {
-    static_range(tx, call, arg_int(call, 1), arg_int(call, 2))
+    static_range(tx, call, args::int(call, 1), args::int(call, 2))
 }
 
 pub fn set_memory_static_max(tx: &mut Tx, call: &Call) -> Reply {
     let [smin, ..] = memory(tx, call.str(0));
-    static_range(tx, call, smin, arg_int(call, 1))
+    static_range(tx, call, smin, args::int(call, 1))
 }
 
 pub fn set_memory_static_min(tx: &mut Tx, call: &Call) -> Reply {
     let [.., smax] = memory(tx, call.str(0));
-    static_range(tx, call, arg_int(call, 1), smax)
+    static_range(tx, call, args::int(call, 1), smax)
 }
 
 /// `set_memory_dynamic_range(self, min, max)`: operation `changing_dynamic_range` (halted or
@@ -135,17 +120,17 @@ fn dynamic_range(tx: &mut Tx, call: &Call, dmin: i64, dmax: i64) -> Reply {
 }
 
 pub fn set_memory_dynamic_range(tx: &mut Tx, call: &Call) -> Reply {
-    dynamic_range(tx, call, arg_int(call, 1), arg_int(call, 2))
+    dynamic_range(tx, call, args::int(call, 1), args::int(call, 2))
 }
 
 pub fn set_memory_dynamic_max(tx: &mut Tx, call: &Call) -> Reply {
     let [_, dmin, ..] = memory(tx, call.str(0));
-    dynamic_range(tx, call, dmin, arg_int(call, 1))
+    dynamic_range(tx, call, dmin, args::int(call, 1))
 }
 
 pub fn set_memory_dynamic_min(tx: &mut Tx, call: &Call) -> Reply {
     let [_, _, dmax, _] = memory(tx, call.str(0));
-    dynamic_range(tx, call, arg_int(call, 1), dmax)
+    dynamic_range(tx, call, args::int(call, 1), dmax)
 }
 
 /// `set_memory(self, value)`: operation `changing_memory_limits`; static_max, both dynamic
@@ -153,7 +138,7 @@ pub fn set_memory_dynamic_min(tx: &mut Tx, call: &Call) -> Reply {
 pub fn set_memory(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     check_op(&tx.state, call, "changing_memory_limits")?;
-    let value = arg_int(call, 1);
+    let value = args::int(call, 1);
     let [smin, ..] = memory(tx, &vm);
     assert_memory(tx, &vm, [smin, value, value, value])?;
     let names = ["memory_static_max", "memory_dynamic_max", "memory_dynamic_min", "memory_target"];
@@ -173,7 +158,7 @@ const VCPUS_RULE: &str = "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCP
 pub fn set_vcpus_max(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     check_op(&tx.state, call, "changing_VCPUs")?;
-    let value = arg_int(call, 1);
+    let value = args::int(call, 1);
     if value < 1 || value < int(&tx.state, &vm, f::vm::VCPUS_AT_STARTUP) {
         return Err(ApiError::new(ErrorCode::InvalidValue, [VCPUS_RULE.to_string(), value.to_string()]));
     }
@@ -188,7 +173,7 @@ pub fn set_vcpus_at_startup(tx: &mut Tx, call: &Call) -> Reply {
     if control_domain(tx, &vm) {
         return Err(ApiError::new(ErrorCode::OperationNotAllowed, ["set_VCPUs_at_startup is not allowed on dom0"]));
     }
-    let value = arg_int(call, 1);
+    let value = args::int(call, 1);
     if value < 1 || value > int(&tx.state, &vm, f::vm::VCPUS_MAX) {
         return Err(ApiError::new(ErrorCode::InvalidValue, [VCPUS_RULE.to_string(), value.to_string()]));
     }
@@ -201,7 +186,7 @@ pub fn set_vcpus_at_startup(tx: &mut Tx, call: &Call) -> Reply {
 pub fn set_vcpus_number_live(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     check_op(&tx.state, call, "changing_VCPUs_live")?;
-    let (n, max) = (arg_int(call, 1), int(&tx.state, &vm, f::vm::VCPUS_MAX));
+    let (n, max) = (args::int(call, 1), int(&tx.state, &vm, f::vm::VCPUS_MAX));
     if n <= 0 || n > max {
         let rule = "VCPU values must satisfy: 0 < VCPUs ≤ VCPUs_max";
         return Err(ApiError::new(ErrorCode::InvalidValue, [rule.to_string(), max.to_string()]));
@@ -260,7 +245,7 @@ fn ocaml_float(f: f64) -> String {
 fn shadow_multiplier(tx: &mut Tx, call: &Call, op: &str) -> Reply {
     let vm = call.str(0).to_string();
     check_op(&tx.state, call, op)?;
-    let value = arg_float(call, 1);
+    let value = args::float(call, 1);
     if value < 1.0 {
         return Err(ApiError::new(ErrorCode::InvalidValue, ["multiplier".to_string(), ocaml_float(value)]));
     }
@@ -283,7 +268,7 @@ pub fn set_non_negative(tx: &mut Tx, call: &Call) -> Reply {
     let vm = call.str(0).to_string();
     Vm::get(&tx.state, &vm)?;
     let name = call.msg.name.trim_start_matches("set_");
-    let value = arg_int(call, 1);
+    let value = args::int(call, 1);
     if value < 0 {
         return Err(ApiError::new(
             ErrorCode::InvalidValue,
