@@ -663,3 +663,31 @@ async fn vbd_create_checks_and_autodetects_like_xapi() {
     assert_eq!(e, ["VDI_READONLY", &ro]);
     ok(&node, &sess, "VBD.create", vec![vbd_record(&vm, &ro, "2", "Disk", "RO", false)]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sr_scan_finds_dropped_files_and_forgets_vanished_ones() {
+    let (dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    let [disk] = disks(&node, &sess, &vm).await.try_into().unwrap();
+    let sr = text(&get(&node, &sess, "VDI", "SR", &disk).await);
+    let sr_dir = dir.path().join("sr-local");
+    // A disk image put into the directory by hand.
+    let dropped = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+    std::fs::write(sr_dir.join(format!("{dropped}.img")), vec![7u8; 4096]).unwrap();
+    // And the VM's disk file gone (the VM is halted: nothing holds it).
+    let disk_uuid = text(&get(&node, &sess, "VDI", "uuid", &disk).await);
+    std::fs::remove_file(sr_dir.join(format!("{disk_uuid}.img"))).unwrap();
+    std::fs::write(sr_dir.join("notes.txt"), b"not a disk").unwrap();
+
+    ok(&node, &sess, "SR.scan", vec![s(&sr)]).await;
+    let found = text(&ok(&node, &sess, "VDI.get_by_uuid", vec![s(dropped)]).await);
+    assert_eq!(text(&get(&node, &sess, "VDI", "SR", &found).await), sr);
+    assert_eq!(get(&node, &sess, "VDI", "virtual_size", &found).await, Value::Int(4096));
+    assert_eq!(err(&node, &sess, "VDI.get_uuid", vec![s(&disk)]).await, ["HANDLE_INVALID", "VDI", &disk]);
+    assert!(get(&node, &sess, "VM", "VBDs", &vm).await.as_set().unwrap().is_empty(), "its VBD went too");
+    let Value::Int(used) = get(&node, &sess, "SR", "physical_utilisation", &sr).await else { panic!() };
+    assert!(used >= 4096);
+    // The found disk is an ordinary one: it can be copied.
+    ok(&node, &sess, "VDI.copy", vec![s(&found)]).await;
+}

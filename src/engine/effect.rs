@@ -85,6 +85,10 @@ pub enum Effect {
     },
     /// Creates sparse disk files of the given sizes.
     CreateDisks(Vec<(DiskFile, u64)>),
+    /// Lists the disk files of an SR's directory.
+    ScanDisks {
+        sr_dir: String,
+    },
     /// Removes disk files.
     DestroyDisks(Vec<DiskFile>),
     /// Grows a disk file to `size` bytes.
@@ -106,4 +110,6 @@ pub enum Done {
     },
     /// Whether the VM has a domain on the host (running, paused or suspended).
     DomainExists(bool),
+    /// The disk files found: `(uuid, size, allocated bytes)`.
+    Disks(Vec<(String, u64, u64)>),
 }

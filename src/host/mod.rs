@@ -116,6 +116,9 @@ pub trait Host: Send + Sync + 'static {
     /// Grows (or shrinks) the VDI's backing file.
     fn vdi_resize(&self, sr_dir: &Path, vdi_uuid: &str, virtual_size: u64) -> Result<(), HostError>;
 
+    /// The VDI files in an SR's directory: `(uuid, size, allocated bytes)` of each `<uuid>.img`.
+    fn vdi_list(&self, sr_dir: &Path) -> Result<Vec<(String, u64, u64)>, HostError>;
+
     /// Copies a VDI's bytes into a new VDI (holes stay holes).
     fn vdi_copy(&self, from_dir: &Path, from_uuid: &str, to_dir: &Path, to_uuid: &str) -> Result<(), HostError>;
 }

@@ -49,6 +49,10 @@ impl Host for NullHost {
         unsupported("migrate a VM")
     }
 
+    fn vdi_list(&self, _sr_dir: &Path) -> Result<Vec<(String, u64, u64)>, HostError> {
+        unsupported("list disks")
+    }
+
     fn vm_set_suspended(&self, _vm_uuid: &str, _image: &Path) -> Result<(), HostError> {
         unsupported("revert a VM to a checkpoint")
     }

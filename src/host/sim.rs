@@ -237,6 +237,23 @@ impl Host for SimHost {
         file.set_len(virtual_size).map_err(io(&path))
     }
 
+    fn vdi_list(&self, sr_dir: &Path) -> Result<Vec<(String, u64, u64)>, HostError> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(sr_dir).map_err(io(sr_dir))? {
+            let entry = entry.map_err(io(sr_dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(uuid) = name.strip_suffix(".img") else { continue };
+            let is_uuid = uuid.len() == 36 && uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+            let meta = entry.metadata().map_err(io(&entry.path()))?;
+            if is_uuid && meta.is_file() {
+                out.push((uuid.to_ascii_lowercase(), meta.len(), meta.blocks() * 512));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     fn vdi_copy(&self, from_dir: &Path, from_uuid: &str, to_dir: &Path, to_uuid: &str) -> Result<(), HostError> {
         use std::io::{Read, Seek, SeekFrom};
         let (from, to) = (vdi_path(from_dir, from_uuid), vdi_path(to_dir, to_uuid));

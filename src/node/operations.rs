@@ -45,6 +45,7 @@ fn base_duration(effect: &Effect) -> Duration {
         Effect::VmStat { .. } => 0,
         Effect::HostPower { .. } => 3000,
         Effect::DestroyDisks(_) | Effect::ResizeDisk { .. } => 300,
+        Effect::ScanDisks { .. } => 500,
     };
     Duration::from_millis(ms)
 }
@@ -279,6 +280,7 @@ fn apply(host: &dyn Host, effect: &Effect) -> Result<Done, HostError> {
             }
             Ok(Done::Nothing)
         }
+        Effect::ScanDisks { sr_dir } => Ok(Done::Disks(host.vdi_list(std::path::Path::new(sr_dir))?)),
         Effect::DestroyDisks(files) => {
             for file in files {
                 host.vdi_destroy(&dir(file), &file.uuid)?;

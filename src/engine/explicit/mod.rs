@@ -19,6 +19,7 @@ mod blob;
 mod devices;
 mod host;
 mod mac;
+mod sr;
 pub(super) mod message;
 pub mod vdi;
 pub mod vm;
@@ -216,6 +217,8 @@ pub const REGISTRY: &[Row] = &[
     row("VIF", "unplug", Write(devices::vif_unplug)),
     row("VIF", "unplug_force", Write(devices::vif_unplug)),
     row("VIF", "destroy", Write(devices::vif_destroy)),
+    // SR
+    row("SR", "scan", L(&sr::SCAN)),
     // VDI
     row("VDI", "create", L(&vdi::CREATE)),
     row("VDI", "destroy", L(&vdi::DESTROY)),

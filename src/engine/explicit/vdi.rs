@@ -48,7 +48,7 @@ fn marks_sr(call: &Call) -> (&'static Class, String) {
 }
 
 /// The SR's directory when a plugged PBD gives one; which SM types take new VDIs.
-fn writable_dir(state: &State, sr: &str) -> Result<String, ApiError> {
+pub(super) fn writable_dir(state: &State, sr: &str) -> Result<String, ApiError> {
     if !state.exists(class::SR.get().id, sr) {
         return Err(ApiError::handle_invalid("SR", sr));
     }
@@ -189,11 +189,16 @@ fn plan_destroy(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiEr
     })
 }
 
-/// The record goes with every VBD on it; a VM whose suspend image it was has none any more.
 fn finish_destroy(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, _done: &Done) -> Result<Value, ApiError> {
-    let vdi = call.str(0).to_string();
+    forget(tx, call.str(0));
+    Ok(Value::String(String::new()))
+}
+
+/// A VDI's record goes with every VBD on it; a VM whose suspend image it was has none any more
+/// (`VDI.destroy`, and `SR.scan` of a file that is gone).
+pub(super) fn forget(tx: &mut Tx, vdi: &str) {
     let vbds = class::VBD.get();
-    for vbd in get(&tx.state, f::vdi::VBDS, &vdi).as_set().unwrap_or(&[]).to_vec() {
+    for vbd in get(&tx.state, f::vdi::VBDS, vdi).as_set().unwrap_or(&[]).to_vec() {
         if let Some(vbd) = vbd.as_str().filter(|v| tx.state.exists(vbds.id, v)) {
             destroy(tx, vbds, vbd);
         }
@@ -204,14 +209,13 @@ fn finish_destroy(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, _done
         .table(vms.id)
         .objects
         .iter()
-        .filter(|(_, o)| o.fields[f::vm::SUSPEND_VDI.index].as_str() == Some(vdi.as_str()))
+        .filter(|(_, o)| o.fields[f::vm::SUSPEND_VDI.index].as_str() == Some(vdi))
         .map(|(r, _)| r.clone())
         .collect();
     for vm in suspended {
         tx.put(f::vm::SUSPEND_VDI, &vm, Value::Ref(NULL_REF.into()));
     }
-    destroy(tx, class::VDI.get(), &vdi);
-    Ok(Value::String(String::new()))
+    destroy(tx, class::VDI.get(), vdi);
 }
 
 /// `VDI.resize(vdi, size)`: the file grows to the size rounded up as the disk format does; a
