@@ -55,7 +55,8 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
     // bytes; docs §h.3), `VBD.destroy` and `VIF.destroy` (refused while attached; their metrics
     // go too: xapi_vbd_helpers.ml, xapi_vif_helpers.ml), `VIF.create` (a MAC generated from the
     // VM's mac_seed, device checks: xapi_vif_helpers.ml `create`, docs §h.2), `VBD.create`
-    // (device autodetection and clashes, CD and read-only rules: xapi_vbd.ml `create`, §h.1).
+    // (device autodetection and clashes, CD and read-only rules: xapi_vbd.ml `create`, §h.1),
+    // `PBD.destroy` (refused while attached: xapi_pbd.ml, §h.4).
     let overrides: Vec<String> = explicit::REGISTRY
         .iter()
         .filter(|r| {
@@ -69,6 +70,7 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
     assert_eq!(
         overrides,
         [
+            "PBD.destroy",
             "VBD.create",
             "VBD.destroy",
             "VDI.create",

@@ -691,3 +691,30 @@ async fn sr_scan_finds_dropped_files_and_forgets_vanished_ones() {
     // The found disk is an ordinary one: it can be copied.
     ok(&node, &sess, "VDI.copy", vec![s(&found)]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unplugged_sr_takes_no_disks_and_boots_no_vm() {
+    let (_dir, node) = open();
+    let sess = session(&node).await;
+    let vm = new_vm(&node, &sess, "vm").await;
+    let [disk] = disks(&node, &sess, &vm).await.try_into().unwrap();
+    let sr = text(&get(&node, &sess, "VDI", "SR", &disk).await);
+    let pbd = refs(&get(&node, &sess, "SR", "PBDs", &sr).await)[0].clone();
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+    // xapi_pbd.ml: not while a running VM here uses a VDI of the SR; idempotent otherwise.
+    assert_eq!(err(&node, &sess, "PBD.unplug", vec![s(&pbd)]).await, ["VDI_IN_USE", &disk, "unplug"]);
+    assert_eq!(
+        err(&node, &sess, "PBD.destroy", vec![s(&pbd)]).await,
+        ["OPERATION_NOT_ALLOWED", "PBD is currently attached"]
+    );
+    ok(&node, &sess, "VM.shutdown", vec![s(&vm)]).await;
+    ok(&node, &sess, "PBD.unplug", vec![s(&pbd)]).await;
+    ok(&node, &sess, "PBD.unplug", vec![s(&pbd)]).await;
+    assert_eq!(get(&node, &sess, "PBD", "currently_attached", &pbd).await, Value::Bool(false));
+    let e = err(&node, &sess, "VM.start_on", vec![s(&vm), s(&node.host), Value::Bool(false), Value::Bool(false)]).await;
+    assert_eq!(e, ["VM_REQUIRES_SR", &vm, &sr]);
+    assert_eq!(err(&node, &sess, "SR.scan", vec![s(&sr)]).await, ["SR_HAS_NO_PBDS", &sr]);
+    ok(&node, &sess, "PBD.plug", vec![s(&pbd)]).await;
+    ok(&node, &sess, "PBD.plug", vec![s(&pbd)]).await;
+    ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
+}

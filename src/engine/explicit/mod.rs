@@ -19,6 +19,7 @@ mod blob;
 mod devices;
 mod host;
 mod mac;
+mod pbd;
 mod sr;
 pub(super) mod message;
 pub mod vdi;
@@ -217,8 +218,11 @@ pub const REGISTRY: &[Row] = &[
     row("VIF", "unplug", Write(devices::vif_unplug)),
     row("VIF", "unplug_force", Write(devices::vif_unplug)),
     row("VIF", "destroy", Write(devices::vif_destroy)),
-    // SR
+    // SR, PBD
     row("SR", "scan", L(&sr::SCAN)),
+    row("PBD", "plug", Write(pbd::plug)),
+    row("PBD", "unplug", Write(pbd::unplug)),
+    row("PBD", "destroy", Write(pbd::destroy)),
     // VDI
     row("VDI", "create", L(&vdi::CREATE)),
     row("VDI", "destroy", L(&vdi::DESTROY)),
