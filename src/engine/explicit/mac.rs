@@ -4,6 +4,17 @@
 //! unicast. MD5 is xapi's choice here (OCaml's `Digest`), kept for identical addresses; it
 //! protects nothing.
 
+use super::super::state::State;
+use super::vm::get;
+use crate::schema::generated::field as f;
+
+/// A VM's `other_config:mac_seed`, if it has one.
+pub fn seed(state: &State, vm: &str) -> Option<String> {
+    let other = get(state, f::vm::OTHER_CONFIG, vm);
+    let found = other.as_map().unwrap_or(&[]).iter().find(|(k, _)| k.as_str() == Some("mac_seed")).cloned();
+    found.and_then(|(_, v)| v.as_str().map(String::from))
+}
+
 /// The MAC xapi gives VIF `device` of a VM whose `other_config:mac_seed` is `seed`.
 pub fn generated(device: u32, seed: &str) -> String {
     let mut h = md5(seed.as_bytes());

@@ -48,6 +48,16 @@ impl Call<'_> {
     pub fn str(&self, i: usize) -> &str {
         self.args.get(i).and_then(Value::as_str).unwrap_or("")
     }
+
+    /// A member of the constructor record a `create` takes as its argument (`Null` if absent).
+    pub fn member(&self, name: &str) -> Value {
+        match self.args.first().map(Value::materialized) {
+            Some(Value::Record(members)) => {
+                members.into_iter().find(|(k, _)| k == name).map_or(Value::Null, |(_, v)| v)
+            }
+            _ => Value::Null,
+        }
+    }
 }
 
 pub type ReadFn = fn(&State, &Call) -> Result<Value, ApiError>;

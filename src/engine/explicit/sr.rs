@@ -39,11 +39,7 @@ fn finish_scan(tx: &mut Tx, call: &Call, _task: &str, _effect: &Effect, done: &D
         if files.iter().any(|(u, _, _)| u == uuid) {
             continue;
         }
-        let attached =
-            get(&tx.state, f::vdi::VBDS, vdi).as_set().unwrap_or(&[]).iter().any(|vbd| {
-                get(&tx.state, f::vbd::CURRENTLY_ATTACHED, vbd.as_str().unwrap_or("")).as_bool() == Some(true)
-            });
-        if attached {
+        if super::vdi::attached(&tx.state, vdi) {
             continue;
         }
         super::vdi::forget(tx, vdi);

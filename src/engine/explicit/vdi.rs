@@ -35,16 +35,8 @@ fn text(v: Value) -> String {
     v.as_str().unwrap_or("").to_string()
 }
 
-/// A member of the `VDI.create` record (`Null` if absent).
-fn member(call: &Call, name: &str) -> Value {
-    match call.args.first().map(Value::materialized) {
-        Some(Value::Record(members)) => members.into_iter().find(|(k, _)| k == name).map_or(Value::Null, |(_, v)| v),
-        _ => Value::Null,
-    }
-}
-
 fn marks_sr(call: &Call) -> (&'static Class, String) {
-    (class::SR.get(), text(member(call, "SR")))
+    (class::SR.get(), text(call.member("SR")))
 }
 
 /// The SR's directory when a plugged PBD gives one; which SM types take new VDIs.
@@ -70,12 +62,12 @@ pub(super) fn writable_dir(state: &State, sr: &str) -> Result<String, ApiError> 
 /// `VDI.create(record)`: `cbt_metadata` is refused; the SR needs a plugged PBD and a backend
 /// that makes files (`ext`, `file`).
 fn check_create(state: &State, call: &Call, _op: &str) -> Result<(), ApiError> {
-    if text(member(call, "type")) == "cbt_metadata" {
+    if text(call.member("type")) == "cbt_metadata" {
         return Err(ApiError::new(ErrorCode::VdiIncompatibleType, ["", "CBT metadata"]));
     }
-    let sr = text(member(call, "SR"));
+    let sr = text(call.member("SR"));
     writable_dir(state, &sr)?;
-    let size = match member(call, "virtual_size") {
+    let size = match call.member("virtual_size") {
         Value::Int(n) => n,
         _ => 0,
     };
@@ -86,8 +78,8 @@ fn check_create(state: &State, call: &Call, _op: &str) -> Result<(), ApiError> {
 }
 
 fn plan_create(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
-    let dir = writable_dir(state, &text(member(call, "SR")))?;
-    let size = match member(call, "virtual_size") {
+    let dir = writable_dir(state, &text(call.member("SR")))?;
+    let size = match call.member("virtual_size") {
         Value::Int(n) => round_up(n),
         _ => 0,
     };
@@ -99,7 +91,7 @@ fn finish_create(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: 
     let (file, size) = files.first().ok_or_else(|| ApiError::internal("no disk made"))?;
     let vdi = tx.new_ref();
     let mut given = vec![
-        ("SR", member(call, "SR")),
+        ("SR", call.member("SR")),
         ("virtual_size", Value::Int(*size as i64)),
         ("physical_utilisation", Value::Int(0)),
         ("location", Value::String(file.uuid.clone())),
@@ -116,7 +108,7 @@ fn finish_create(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: 
         "sm_config",
         "tags",
     ] {
-        let v = member(call, name);
+        let v = call.member(name);
         if v != Value::Null {
             given.push((name, v));
         }
@@ -127,7 +119,7 @@ fn finish_create(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: 
 }
 
 /// The VBDs on a VDI that are attached.
-fn attached(state: &State, vdi: &str) -> bool {
+pub(super) fn attached(state: &State, vdi: &str) -> bool {
     get(state, f::vdi::VBDS, vdi)
         .as_set()
         .unwrap_or(&[])

@@ -294,7 +294,8 @@ pub fn hosts_need_reconcile(state: &crate::engine::State) -> bool {
 /// A host to reconcile: its ref, the operations still running, its metrics if it is not live.
 struct StaleHost {
     host: String,
-    kept: Vec<(Value, Value)>,
+    /// The operations still running, when some that ended are listed.
+    kept: Option<Vec<(Value, Value)>>,
     dead_metrics: Option<String>,
 }
 
@@ -312,7 +313,12 @@ fn stale_hosts(state: &crate::engine::State) -> Vec<StaleHost> {
         let m = o.fields[metrics].as_str().unwrap_or("");
         let dead = state.get(metrics_class.id, m).is_some_and(|mo| mo.fields[live].as_bool() == Some(false));
         if kept.len() != ops.len() || dead {
-            out.push(StaleHost { host: r.clone(), kept, dead_metrics: dead.then(|| m.to_string()) });
+            let stale = kept.len() != ops.len();
+            out.push(StaleHost {
+                host: r.clone(),
+                kept: stale.then_some(kept),
+                dead_metrics: dead.then(|| m.to_string()),
+            });
         }
     }
     out
@@ -320,7 +326,9 @@ fn stale_hosts(state: &crate::engine::State) -> Vec<StaleHost> {
 
 fn reconcile_hosts(tx: &mut Tx) {
     for StaleHost { host, kept, dead_metrics } in stale_hosts(&tx.state) {
-        tx.put(f::host::CURRENT_OPERATIONS, &host, Value::Map(kept));
+        if let Some(kept) = kept {
+            tx.put(f::host::CURRENT_OPERATIONS, &host, Value::Map(kept));
+        }
         if let Some(m) = dead_metrics {
             tx.put(f::host_metrics::LIVE, &m, Value::Bool(true));
         }

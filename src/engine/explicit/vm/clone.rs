@@ -269,12 +269,7 @@ pub(super) fn copy_vif(tx: &mut Tx, vif: &str, vm: &str, keep_mac: bool) -> Stri
     ];
     if !keep_mac {
         // As xapi regenerates it: from the new VM's mac_seed and the device (§h.2).
-        let seed = get(&tx.state, f::vm::OTHER_CONFIG, vm)
-            .as_map()
-            .unwrap_or(&[])
-            .iter()
-            .find(|(k, _)| k.as_str() == Some("mac_seed"))
-            .and_then(|(_, v)| v.as_str().map(String::from));
+        let seed = super::super::mac::seed(&tx.state, vm);
         let device = get(&tx.state, f::vif::DEVICE, vif).as_str().and_then(|d| d.parse::<u32>().ok());
         let mac = match (seed, device) {
             (Some(seed), Some(device)) => super::super::mac::generated(device, &seed),

@@ -179,6 +179,13 @@ pub struct Vm {
     pub on_boot_reset: bool,
 }
 
+/// A `PV_drivers_version` with numeric `major` and `minor` (xapi `xapi_pv_driver_version.ml`
+/// `has_pv_drivers`): the guest's drivers are known.
+pub fn has_pv_drivers(version: &Value) -> bool {
+    let number = |k: &str| pairs(version).iter().any(|(key, v)| key == k && v.parse::<i64>().is_ok());
+    number("major") && number("minor")
+}
+
 fn text(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
 }
@@ -199,8 +206,7 @@ impl Vm {
         let power_state = text(f("power_state"));
         let live = matches!(power_state.as_str(), "Running" | "Paused");
         let domain_type = other_field(state, "VM_metrics", f("metrics"), "current_domain_type");
-        let drivers = pairs(&other_field(state, "VM_guest_metrics", f("guest_metrics"), "PV_drivers_version"));
-        let number = |k: &str| drivers.iter().any(|(key, v)| key == k && v.parse::<i64>().is_ok());
+        let drivers = other_field(state, "VM_guest_metrics", f("guest_metrics"), "PV_drivers_version");
         let on_boot_reset = f("VBDs").as_set().unwrap_or(&[]).iter().any(|vbd| {
             let vdi = other_field(state, "VBD", vbd, "VDI");
             pairs(&other_field(state, "VDI", &vdi, "sm_config")).iter().any(|(k, v)| k == "on_boot" && v == "reset")
@@ -216,7 +222,7 @@ impl Vm {
             current: pairs(f("current_operations")),
             implicit_support: !live
                 || matches!(domain_type.as_str(), Some("pv" | "pvh" | "pv_in_pvh"))
-                || (number("major") && number("minor")),
+                || has_pv_drivers(&drivers),
             guest_other: pairs(&other_field(state, "VM_guest_metrics", f("guest_metrics"), "other")),
             on_boot_reset,
             power_state,
