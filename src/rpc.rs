@@ -5,21 +5,42 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::node::transfer::{self, DiskRequest, TransferOutcome};
 use crate::node::{Node, Origin, Reply, TaskHints};
-use crate::server::{self, Protocol, RpcHandler, RpcRequest, RpcResponse};
+use crate::server::{
+    self, Protocol, ResponseBody, RpcHandler, RpcRequest, RpcResponse, TransferMethod, TransferRequest,
+    TransferResponse,
+};
 use crate::wire::{jsonrpc, xmlrpc};
 
 pub struct NodeHandler {
     pub node: Arc<Node>,
 }
 
+fn origin_of(origin: &server::Origin) -> Origin {
+    match origin {
+        server::Origin::Unix => Origin { unix: true, peer: "unix".into() },
+        server::Origin::Tcp { peer, .. } => Origin { unix: false, peer: peer.to_string() },
+    }
+}
+
 impl RpcHandler for NodeHandler {
+    fn transfer(&self, req: TransferRequest) -> Pin<Box<dyn Future<Output = TransferResponse> + Send + '_>> {
+        Box::pin(async move {
+            match (req.method, req.path.trim_end_matches('/')) {
+                (TransferMethod::Put, "/import_raw_vdi") => self.import_raw(req).await,
+                (TransferMethod::Get | TransferMethod::Head, "/export_raw_vdi") => {
+                    let disk = disk_request(&req);
+                    http_reply(transfer::export_raw(&self.node, disk).await, "get_export_raw_vdi")
+                }
+                _ => TransferResponse::page(404, "not found", "The page does not exist."),
+            }
+        })
+    }
+
     fn handle(&self, req: RpcRequest) -> Pin<Box<dyn Future<Output = RpcResponse> + Send + '_>> {
         Box::pin(async move {
-            let origin = match &req.origin {
-                server::Origin::Unix => Origin { unix: true, peer: "unix".into() },
-                server::Origin::Tcp { peer, .. } => Origin { unix: false, peer: peer.to_string() },
-            };
+            let origin = origin_of(&req.origin);
             let hints = TaskHints::from_headers(&req.headers);
             match req.protocol {
                 Protocol::XmlRpc => self.xmlrpc(&req.body, &origin, &hints).await,
@@ -30,6 +51,25 @@ impl RpcHandler for NodeHandler {
 }
 
 impl NodeHandler {
+    /// The body is pumped into a channel as it arrives, so the node reads it at its own pace.
+    async fn import_raw(&self, req: TransferRequest) -> TransferResponse {
+        let disk = disk_request(&req);
+        let declared = req.body.declared_len();
+        let (sender, pieces) = tokio::sync::mpsc::channel(8);
+        let mut body = req.body;
+        let pump = tokio::spawn(async move {
+            while let Some(piece) = body.chunk().await {
+                let failed = piece.is_err();
+                if sender.send(piece).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let outcome = transfer::import_raw(&self.node, disk, pieces, declared).await;
+        pump.abort();
+        http_reply(outcome, "put_import_raw_vdi")
+    }
+
     async fn xmlrpc(&self, body: &[u8], origin: &Origin, hints: &TaskHints) -> RpcResponse {
         let request = match xmlrpc::decode_call(body) {
             Ok(r) => r,
@@ -66,5 +106,120 @@ fn malformed(reason: &str) -> RpcResponse {
         status: 500,
         content_type: "text/html",
         body: format!("<html><body><h1>HTTP 500 internal server error</h1>{escaped}</body></html>").into_bytes(),
+    }
+}
+
+/// Parameters (cookies first, then the query, as xapi's `lookup_param_of_req`) and credentials.
+fn disk_request(req: &TransferRequest) -> DiskRequest {
+    let mut params: Vec<(String, String)> = Vec::new();
+    for cookie in req.headers.iter().filter(|(k, _)| k == "cookie") {
+        for pair in cookie.1.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=') {
+                params.push((k.to_string(), percent_decode(v)));
+            }
+        }
+    }
+    for pair in req.query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params.push((percent_decode(k), percent_decode(v)));
+    }
+    let basic = req.header("authorization").and_then(|h| h.strip_prefix("Basic ")).and_then(|b| {
+        let decoded = base64_decode(b.trim())?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (user, password) = text.split_once(':')?;
+        Some((user.to_string(), password.to_string()))
+    });
+    DiskRequest { origin: origin_of(&req.origin), params, basic }
+}
+
+/// `%XX` escapes and `+` (a space) in a query component.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| Some(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?))
+            .flatten();
+        match (escaped, bytes[i]) {
+            (Some(b), _) => {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, b) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// A transfer's outcome in HTTP, with xapi's statuses and pages (`http_svr.ml`).
+fn http_reply(outcome: TransferOutcome, realm: &str) -> TransferResponse {
+    match outcome {
+        TransferOutcome::Unauthorised => {
+            let mut page = TransferResponse::page(401, "unauthorised", "Please check your credentials and retry.");
+            page.headers.push(("www-authenticate", format!("Basic realm=\"{realm}\"")));
+            page
+        }
+        TransferOutcome::Forbidden(error) => {
+            let message = format!("Access to the requested resource is forbidden. {}", error.to_wire().join(" "));
+            TransferResponse::page(403, "forbidden", &message)
+        }
+        TransferOutcome::Failed { status, task, error } => {
+            let title = match status {
+                400 => "bad request",
+                404 => "not found",
+                _ => "internal server error",
+            };
+            let mut page = TransferResponse::page(status, title, &error.to_wire().join(" "));
+            page.headers.extend(task.map(|t| ("task-id", t)));
+            page
+        }
+        TransferOutcome::Imported { task } => TransferResponse {
+            status: 200,
+            headers: vec![("task-id", task), ("content-type", "application/octet-stream".into())],
+            body: ResponseBody::Bytes(Vec::new()),
+        },
+        TransferOutcome::Exporting { task, len, filename, pieces } => TransferResponse {
+            status: 200,
+            headers: vec![
+                ("task-id", task),
+                ("content-type", "application/octet-stream".into()),
+                ("content-disposition", format!("attachment; filename=\"{filename}\"")),
+            ],
+            body: ResponseBody::Stream { len: Some(len), pieces },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_basic_credentials_decode() {
+        assert_eq!(percent_decode("OpaqueRef%3Aab+c%2"), "OpaqueRef:ab c%2");
+        assert_eq!(base64_decode("cm9vdDpzM2NyZXQ=").unwrap(), b"root:s3cret");
+        assert_eq!(base64_decode("*"), None);
     }
 }

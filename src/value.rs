@@ -266,6 +266,13 @@ pub fn uuid_v4(digest: &[u8; 32]) -> String {
     format_uuid(&b)
 }
 
+/// Whether `text` has a UUID's shape (`8-4-4-4-12` hex digits, either case).
+pub fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// A locally administered unicast MAC address from six bytes.
 pub fn format_mac(mut b: [u8; 6]) -> String {
     b[0] = (b[0] & 0xfc) | 0x02;

@@ -95,7 +95,8 @@ fn get_record_is_exact_with_defaults_applied() {
         ("PIFs".into(), empty_set()),
         ("MTU".into(), Value::Int(1500)),
         ("other_config".into(), Value::string_map([("a", "1")])),
-        ("bridge".into(), s("")),
+        // No bridge given: xapi names one (xapi_network.ml `choose_bridge_name`).
+        ("bridge".into(), s("xapi0")),
         ("managed".into(), Value::Bool(true)),
         ("blobs".into(), empty_map()),
         ("tags".into(), empty_set()),
@@ -434,8 +435,9 @@ fn relations_are_maintained_both_ways() {
     assert_eq!(ok(&l, "network.get_VIFs", vec![s(&net)]), Value::Set(vec![Value::Ref(vif1.clone())]));
     check_invariants(&l.snapshot());
 
+    // A network goes with its unplugged VIFs (xapi_network.ml `destroy`).
     ok(&l, "network.destroy", vec![s(&net)]);
-    assert_eq!(ok(&l, "VIF.get_network", vec![s(&vif1)]), Value::Ref(NULL_REF.into()));
+    expect_err(&l, "VIF.get_network", vec![s(&vif1)], "HANDLE_INVALID", &["VIF", &vif1]);
     check_invariants(&l.snapshot());
 
     // A constructor checks the refs it is given (§a.5 HANDLE_INVALID [class, ref]).

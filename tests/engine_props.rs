@@ -460,11 +460,9 @@ fn plan(model: &Model, op: &Op) -> Option<(String, Vec<Value>, Expect)> {
                 let r = r.clone();
                 Expect::Write(Box::new(move |m, _, _| {
                     m.live.get_mut(&cls).unwrap().remove(&r);
-                    // VIFs pointing at a destroyed network keep a null ref.
-                    for vif in m.live.entry(Cls::Vif).or_default().values_mut() {
-                        if cls == Cls::Network && vif.net == r {
-                            vif.net = NULL_REF.into();
-                        }
+                    // A network goes with its (never plugged) VIFs (xapi_network.ml `destroy`).
+                    if cls == Cls::Network {
+                        m.live.entry(Cls::Vif).or_default().retain(|_, vif| vif.net != r);
                     }
                 }))
             };

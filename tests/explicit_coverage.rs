@@ -56,7 +56,10 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
     // go too: xapi_vbd_helpers.ml, xapi_vif_helpers.ml), `VIF.create` (a MAC generated from the
     // VM's mac_seed, device checks: xapi_vif_helpers.ml `create`, docs §h.2), `VBD.create`
     // (device autodetection and clashes, CD and read-only rules: xapi_vbd.ml `create`, §h.1),
-    // `PBD.destroy` (refused while attached: xapi_pbd.ml, §h.4).
+    // `PBD.destroy` (refused while attached: xapi_pbd.ml, §h.4), `PBD.create` (`PBD_EXISTS`, the
+    // SRmaster key: xapi_pbd.ml `create`), `network.create` (a bridge named when none is given,
+    // reserved prefixes: xapi_network.ml `create`) and `network.destroy` (refused while VIFs or
+    // PIFs use it: xapi_network.ml `destroy`).
     let overrides: Vec<String> = explicit::REGISTRY
         .iter()
         .filter(|r| {
@@ -70,6 +73,7 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
     assert_eq!(
         overrides,
         [
+            "PBD.create",
             "PBD.destroy",
             "VBD.create",
             "VBD.destroy",
@@ -80,6 +84,8 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
             "VM.create",
             "VM.destroy",
             "VM.set_is_a_template",
+            "network.create",
+            "network.destroy",
             "session.get_last_active",
             "session.get_rbac_permissions",
             "session.get_record"

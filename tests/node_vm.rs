@@ -701,8 +701,9 @@ async fn an_unplugged_sr_takes_no_disks_and_boots_no_vm() {
     let sr = text(&get(&node, &sess, "VDI", "SR", &disk).await);
     let pbd = refs(&get(&node, &sess, "SR", "PBDs", &sr).await)[0].clone();
     ok(&node, &sess, "VM.start", vec![s(&vm), Value::Bool(false), Value::Bool(false)]).await;
-    // xapi_pbd.ml: not while a running VM here uses a VDI of the SR; idempotent otherwise.
-    assert_eq!(err(&node, &sess, "PBD.unplug", vec![s(&pbd)]).await, ["VDI_IN_USE", &disk, "unplug"]);
+    // xapi_pbd.ml: not while a running VM here uses a VDI of the SR (VDI_IN_USE naming each
+    // such VDI, not the datamodel's [vdi, operation]); idempotent otherwise.
+    assert_eq!(err(&node, &sess, "PBD.unplug", vec![s(&pbd)]).await, ["VDI_IN_USE", &disk]);
     assert_eq!(
         err(&node, &sess, "PBD.destroy", vec![s(&pbd)]).await,
         ["OPERATION_NOT_ALLOWED", "PBD is currently attached"]

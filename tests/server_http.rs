@@ -242,7 +242,11 @@ async fn get_root_is_a_text_page_and_other_methods_are_refused() {
     let reply = exchange_tcp(server.http, &request("GET", "/elsewhere", "", b"")).await;
     assert_eq!(reply.status, 404);
 
+    // A PUT is a transfer; this handler serves none.
     let reply = exchange_tcp(server.http, &request("PUT", "/", "", b"data")).await;
+    assert_eq!(reply.status, 404);
+
+    let reply = exchange_tcp(server.http, &request("DELETE", "/", "", b"")).await;
     assert_eq!(reply.status, 405);
     assert!(reply.header("allow").unwrap().contains("POST"));
     server.stop().await.unwrap();

@@ -85,8 +85,19 @@ pub enum Effect {
     },
     /// Creates sparse disk files of the given sizes.
     CreateDisks(Vec<(DiskFile, u64)>),
-    /// Lists the disk files of an SR's directory.
+    /// Measures an SR's directory and lists its disk files (`.iso` images for an ISO library).
     ScanDisks {
+        sr_dir: String,
+        iso: bool,
+    },
+    /// Prepares a new SR's directory (made if `make`), then measures and lists it as `ScanDisks`.
+    SrCreate {
+        sr_dir: String,
+        make: bool,
+        iso: bool,
+    },
+    /// Removes an SR's directory the server made, if empty.
+    SrRemove {
         sr_dir: String,
     },
     /// Removes disk files.
@@ -110,6 +121,16 @@ pub enum Done {
     },
     /// Whether the VM has a domain on the host (running, paused or suspended).
     DomainExists(bool),
-    /// The disk files found: `(uuid, size, allocated bytes)`.
-    Disks(Vec<(String, u64, u64)>),
+    /// An SR's directory: its file system's size and free bytes, the disk files found
+    /// (`(uuid, size, allocated bytes)`) and ISO images (`(file name, size)`).
+    Sr(SrListing),
+}
+
+/// What the host found in an SR's directory.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct SrListing {
+    pub size: u64,
+    pub free: u64,
+    pub disks: Vec<(String, u64, u64)>,
+    pub isos: Vec<(String, u64)>,
 }

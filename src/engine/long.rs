@@ -33,6 +33,10 @@ pub(super) fn mark(tx: &mut Tx, call: &LongCall, task: Option<String>) -> Result
             super::internal::create_task(tx, new)
         }
     };
+    if object.is_empty() {
+        // An operation that makes its object (`SR.create`) marks nothing.
+        return Ok(Value::Ref(task));
+    }
     let field = class.field("current_operations").expect("a class with operations");
     let mut ops_now = tx.state.get(class.id, &object).map(|o| o.fields[field].clone()).unwrap_or(Value::Null);
     if let Value::Map(entries) = &mut ops_now {
@@ -88,6 +92,7 @@ fn refresh(tx: &mut Tx, call: &LongCall) {
     match class.name.as_str() {
         "VM" => ops::refresh(tx, &object),
         "VDI" => super::explicit::vdi::refresh(tx, &object),
+        "SR" => super::explicit::sr::refresh(tx, &object),
         // A new VM made by the operation (clone, copy) has its own list already.
         _ => {}
     }

@@ -18,6 +18,7 @@ pub mod state;
 pub mod tx;
 pub mod where_expr;
 
+pub use explicit::vm::power::derived_uuid;
 pub use long::outcome_of;
 pub use state::{Object, State};
 pub use tx::{Ctx, Tx};
@@ -30,6 +31,16 @@ use explicit::{Call, Mode};
 
 /// Checks the argument count and coerces wire values to the message's parameter types
 /// (xapi gen_server.ml order: count first, then types). `args` excludes the session.
+/// The directories of the SRs whose PBD names one (file-backed SRs), each once.
+pub fn sr_dirs(state: &State) -> Vec<String> {
+    let srs = crate::schema::generated::class::SR.get();
+    let mut dirs: Vec<String> =
+        state.table(srs.id).objects.keys().filter_map(|sr| explicit::vm::sr_dir(state, sr)).collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 pub fn prepare_args(method: &str, msg: &Message, raw: Vec<Value>) -> Result<Vec<Value>, ApiError> {
     let params = msg.args();
     let required = msg.required_args();

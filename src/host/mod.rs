@@ -116,12 +116,50 @@ pub trait Host: Send + Sync + 'static {
     /// Grows (or shrinks) the VDI's backing file.
     fn vdi_resize(&self, sr_dir: &Path, vdi_uuid: &str, virtual_size: u64) -> Result<(), HostError>;
 
-    /// The VDI files in an SR's directory: `(uuid, size, allocated bytes)` of each `<uuid>.img`.
+    /// The VDI files in an SR's directory: `(location, size, allocated bytes)` of each
+    /// `<location>.img` (a VDI's location is its uuid, unless it was introduced or scanned in
+    /// under another name).
     fn vdi_list(&self, sr_dir: &Path) -> Result<Vec<(String, u64, u64)>, HostError>;
 
-    /// Copies a VDI's bytes into a new VDI (holes stay holes).
-    fn vdi_copy(&self, from_dir: &Path, from_uuid: &str, to_dir: &Path, to_uuid: &str) -> Result<(), HostError>;
+    /// Copies a VDI's bytes into another VDI's file (holes stay holes), calling `progress` with
+    /// the fraction done now and then. The destination is a new file, or an existing one whose
+    /// content is replaced (`VDI.copy` into a VDI; it keeps its length if that is larger). It
+    /// changes whole or not at all: the copy is written under a temporary name
+    /// ([`PARTIAL_SUFFIX`]) and renamed over it when complete.
+    fn vdi_copy(
+        &self,
+        from_dir: &Path,
+        from_uuid: &str,
+        to_dir: &Path,
+        to_uuid: &str,
+        progress: &dyn Fn(f64),
+    ) -> Result<(), HostError>;
+
+    /// Opens a VDI's bytes for a transfer over HTTP (`/import_raw_vdi`, `/export_raw_vdi`):
+    /// for writing (in place, its length kept) or for reading.
+    fn vdi_open(&self, sr_dir: &Path, vdi_uuid: &str, write: bool) -> Result<std::fs::File, HostError>;
+
+    /// Prepares an SR's directory (`SR.create`): made if `make` and missing; it must then exist.
+    fn sr_make(&self, sr_dir: &Path, make: bool) -> Result<(), HostError>;
+
+    /// Removes an SR's directory if it is empty (`SR.destroy` of an SR whose directory the
+    /// server made); a directory that still holds files is left.
+    fn sr_remove(&self, sr_dir: &Path) -> Result<(), HostError>;
+
+    /// The size and the free bytes of the file system that holds an SR's directory.
+    fn sr_stat(&self, sr_dir: &Path) -> Result<(u64, u64), HostError>;
+
+    /// The `.iso` files of an ISO library: `(file name, size)`.
+    fn iso_list(&self, sr_dir: &Path) -> Result<Vec<(String, u64)>, HostError>;
+
+    /// Removes what an interrupted effect left in an SR's directory: files of copies that never
+    /// completed, and the files `orphans` (uuids no VDI record names, made by operations whose
+    /// outcome was never logged). Answers how many files went.
+    fn sr_tidy(&self, sr_dir: &Path, orphans: &[String]) -> Result<usize, HostError>;
 }
+
+/// The suffix of a disk file still being written by a copy.
+pub const PARTIAL_SUFFIX: &str = ".img.partial";
 
 /// The backing file of a VDI in a file-backed SR's directory.
 pub fn vdi_path(sr_dir: &Path, vdi_uuid: &str) -> PathBuf {

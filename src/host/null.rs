@@ -73,7 +73,38 @@ impl Host for NullHost {
         unsupported("resize a disk")
     }
 
-    fn vdi_copy(&self, _from_dir: &Path, _from: &str, _to_dir: &Path, _to: &str) -> Result<(), HostError> {
+    fn vdi_copy(
+        &self,
+        _from_dir: &Path,
+        _from: &str,
+        _to_dir: &Path,
+        _to: &str,
+        _progress: &dyn Fn(f64),
+    ) -> Result<(), HostError> {
         unsupported("copy a disk")
+    }
+
+    fn vdi_open(&self, _sr_dir: &Path, _vdi_uuid: &str, _write: bool) -> Result<std::fs::File, HostError> {
+        unsupported("transfer a disk's bytes")
+    }
+
+    fn sr_tidy(&self, _sr_dir: &Path, _orphans: &[String]) -> Result<usize, HostError> {
+        Ok(0)
+    }
+
+    fn sr_make(&self, _sr_dir: &Path, _make: bool) -> Result<(), HostError> {
+        unsupported("make a storage repository")
+    }
+
+    fn sr_remove(&self, _sr_dir: &Path) -> Result<(), HostError> {
+        unsupported("remove a storage repository")
+    }
+
+    fn sr_stat(&self, _sr_dir: &Path) -> Result<(u64, u64), HostError> {
+        unsupported("measure a storage repository")
+    }
+
+    fn iso_list(&self, _sr_dir: &Path) -> Result<Vec<(String, u64)>, HostError> {
+        unsupported("list ISO images")
     }
 }

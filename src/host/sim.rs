@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{vdi_path, Domain, Host, HostError, PowerState, VmSpec};
+use super::{vdi_path, Domain, Host, HostError, PowerState, VmSpec, PARTIAL_SUFFIX};
 
 #[derive(Debug, Default)]
 pub struct SimHost {
@@ -243,51 +243,138 @@ impl Host for SimHost {
         for entry in std::fs::read_dir(sr_dir).map_err(io(sr_dir))? {
             let entry = entry.map_err(io(sr_dir))?;
             let name = entry.file_name().to_string_lossy().to_string();
-            let Some(uuid) = name.strip_suffix(".img") else { continue };
-            let is_uuid = uuid.len() == 36 && uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+            let Some(stem) = name.strip_suffix(".img") else { continue };
             let meta = entry.metadata().map_err(io(&entry.path()))?;
-            if is_uuid && meta.is_file() {
-                out.push((uuid.to_ascii_lowercase(), meta.len(), meta.blocks() * 512));
+            if !stem.is_empty() && meta.is_file() {
+                out.push((stem.to_string(), meta.len(), meta.blocks() * 512));
             }
         }
         out.sort();
         Ok(out)
     }
 
-    fn vdi_copy(&self, from_dir: &Path, from_uuid: &str, to_dir: &Path, to_uuid: &str) -> Result<(), HostError> {
-        use std::io::{Read, Seek, SeekFrom};
+    fn vdi_copy(
+        &self,
+        from_dir: &Path,
+        from_uuid: &str,
+        to_dir: &Path,
+        to_uuid: &str,
+        progress: &dyn Fn(f64),
+    ) -> Result<(), HostError> {
         let (from, to) = (vdi_path(from_dir, from_uuid), vdi_path(to_dir, to_uuid));
-        let mut src = std::fs::File::open(&from).map_err(io(&from))?;
-        let len = src.metadata().map_err(io(&from))?.len();
-        let mut dst = private().write(true).create_new(true).open(&to).map_err(io(&to))?;
-        dst.set_len(len).map_err(io(&to))?;
-        // Only the data extents are read (SEEK_DATA/SEEK_HOLE), and within them only chunks holding
-        // data are written: the copy of a sparse disk stays sparse, and costs what its data costs.
-        const CHUNK: usize = 1 << 20;
-        let (mut chunk, zeros) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
-        let mut pos = 0u64;
-        while pos < len {
-            let start = match rustix::fs::seek(&src, rustix::fs::SeekFrom::Data(pos)) {
-                Ok(at) => at,
-                Err(rustix::io::Errno::NXIO) => break, // no data after `pos`
-                Err(e) => return Err(io(&from)(e.into())),
-            };
-            let end = rustix::fs::seek(&src, rustix::fs::SeekFrom::Hole(start)).map_err(|e| io(&from)(e.into()))?;
-            src.seek(SeekFrom::Start(start)).map_err(io(&from))?;
-            let mut at = start;
-            while at < end {
-                let want = CHUNK.min((end - at) as usize);
-                src.read_exact(&mut chunk[..want]).map_err(io(&from))?;
-                if chunk[..want] != zeros[..want] {
-                    dst.seek(SeekFrom::Start(at)).map_err(io(&to))?;
-                    dst.write_all(&chunk[..want]).map_err(io(&to))?;
+        let partial = to_dir.join(format!("{to_uuid}{PARTIAL_SUFFIX}"));
+        let keep_len = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
+        let copied = copy_sparse(&from, &partial, progress)
+            .and_then(|()| {
+                let file = OpenOptions::new().write(true).open(&partial)?;
+                if file.metadata()?.len() < keep_len {
+                    file.set_len(keep_len)?;
                 }
-                at += want as u64;
-            }
-            pos = end;
+                file.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&partial, &to));
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&partial);
+            return Err(io(&to)(e));
         }
-        dst.sync_all().map_err(io(&to))
+        Ok(())
     }
+
+    fn vdi_open(&self, sr_dir: &Path, vdi_uuid: &str, write: bool) -> Result<std::fs::File, HostError> {
+        let path = vdi_path(sr_dir, vdi_uuid);
+        OpenOptions::new().read(true).write(write).open(&path).map_err(io(&path))
+    }
+
+    fn sr_make(&self, sr_dir: &Path, make: bool) -> Result<(), HostError> {
+        if make {
+            std::fs::create_dir_all(sr_dir).map_err(io(sr_dir))?;
+        }
+        match std::fs::metadata(sr_dir) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(io(sr_dir)(std::io::ErrorKind::NotADirectory.into())),
+            Err(e) => Err(io(sr_dir)(e)),
+        }
+    }
+
+    fn sr_remove(&self, sr_dir: &Path) -> Result<(), HostError> {
+        match std::fs::remove_dir(sr_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                tracing::warn!("{} still holds files: left in place", sr_dir.display());
+                Ok(())
+            }
+            other => other.map_err(io(sr_dir)),
+        }
+    }
+
+    fn sr_stat(&self, sr_dir: &Path) -> Result<(u64, u64), HostError> {
+        let st = rustix::fs::statvfs(sr_dir).map_err(|e| io(sr_dir)(e.into()))?;
+        Ok((st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize))
+    }
+
+    fn iso_list(&self, sr_dir: &Path) -> Result<Vec<(String, u64)>, HostError> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(sr_dir).map_err(io(sr_dir))? {
+            let entry = entry.map_err(io(sr_dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let meta = entry.metadata().map_err(io(&entry.path()))?;
+            if name.to_ascii_lowercase().ends_with(".iso") && meta.is_file() {
+                out.push((name, meta.len()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn sr_tidy(&self, sr_dir: &Path, orphans: &[String]) -> Result<usize, HostError> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(sr_dir).map_err(io(sr_dir))? {
+            let entry = entry.map_err(io(sr_dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let orphan = name.strip_suffix(".img").is_some_and(|uuid| orphans.iter().any(|o| o == uuid));
+            if orphan || name.ends_with(PARTIAL_SUFFIX) {
+                std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Copies `from` into a new file `to`, reading only the data extents (SEEK_DATA/SEEK_HOLE) and
+/// writing only chunks that hold data: the copy of a sparse disk stays sparse and costs what its
+/// data costs. The copy is on disk (fsync) when this returns.
+fn copy_sparse(from: &Path, to: &Path, progress: &dyn Fn(f64)) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut src = std::fs::File::open(from)?;
+    let len = src.metadata()?.len();
+    let mut dst = private().write(true).create_new(true).open(to)?;
+    dst.set_len(len)?;
+    const CHUNK: usize = 1 << 20;
+    let (mut chunk, zeros) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let mut pos = 0u64;
+    while pos < len {
+        let start = match rustix::fs::seek(&src, rustix::fs::SeekFrom::Data(pos)) {
+            Ok(at) => at,
+            Err(rustix::io::Errno::NXIO) => break, // no data after `pos`
+            Err(e) => return Err(e.into()),
+        };
+        let end = rustix::fs::seek(&src, rustix::fs::SeekFrom::Hole(start))?;
+        src.seek(SeekFrom::Start(start))?;
+        let mut at = start;
+        while at < end {
+            let want = CHUNK.min((end - at) as usize);
+            src.read_exact(&mut chunk[..want])?;
+            if chunk[..want] != zeros[..want] {
+                dst.seek(SeekFrom::Start(at))?;
+                dst.write_all(&chunk[..want])?;
+            }
+            at += want as u64;
+            progress(at as f64 / len as f64);
+        }
+        pos = end;
+    }
+    dst.sync_all()
 }
 
 #[cfg(test)]
@@ -332,5 +419,35 @@ mod tests {
         assert!(host.vdi_create(dir.path(), "v", 1).is_err(), "an existing VDI is not overwritten");
         host.vdi_destroy(dir.path(), "v").unwrap();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_copy_is_sparse_and_appears_whole() {
+        use std::os::unix::fs::FileExt;
+        let host = SimHost::new();
+        let dir = tempfile::tempdir().unwrap();
+        host.vdi_create(dir.path(), "a", 64 << 20).unwrap();
+        let file = host.vdi_open(dir.path(), "a", true).unwrap();
+        file.write_all_at(b"first", 0).unwrap();
+        file.write_all_at(b"last", (64 << 20) - 4).unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        host.vdi_copy(dir.path(), "a", dir.path(), "b", &|p| seen.lock().unwrap().push(p)).unwrap();
+        let copy = std::fs::read(vdi_path(dir.path(), "b")).unwrap();
+        assert_eq!((&copy[..5], &copy[copy.len() - 4..], copy.len()), (&b"first"[..], &b"last"[..], 64 << 20));
+        let allocated = std::fs::metadata(vdi_path(dir.path(), "b")).unwrap().blocks() * 512;
+        assert!(allocated <= 4 << 20, "the holes stayed holes: {allocated} bytes allocated");
+        assert_eq!(seen.lock().unwrap().last(), Some(&1.0));
+        // Into an existing, larger VDI: its content is replaced, its length kept.
+        host.vdi_create(dir.path(), "big", 128 << 20).unwrap();
+        host.vdi_open(dir.path(), "big", true).unwrap().write_all_at(b"old", 1 << 20).unwrap();
+        host.vdi_copy(dir.path(), "a", dir.path(), "big", &|_| ()).unwrap();
+        let big = std::fs::read(vdi_path(dir.path(), "big")).unwrap();
+        assert_eq!((&big[..5], big.len(), &big[1 << 20..(1 << 20) + 3]), (&b"first"[..], 128 << 20, &[0u8; 3][..]));
+        host.vdi_destroy(dir.path(), "big").unwrap();
+        // What a crash leaves: a partial copy, and a whole file no record names.
+        std::fs::write(dir.path().join(format!("c{PARTIAL_SUFFIX}")), b"half").unwrap();
+        assert_eq!(host.sr_tidy(dir.path(), &["b".to_string()]).unwrap(), 2);
+        assert_eq!(host.vdi_list(dir.path()).unwrap().iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert!(vdi_path(dir.path(), "a").exists() && !vdi_path(dir.path(), "b").exists());
     }
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod operations;
 mod sessions;
 pub mod tasks;
+pub mod transfer;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! with the outcome that clears the mark. At start, operations a crash interrupted are reconciled
 //! with what the host reports.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,13 +40,16 @@ fn base_duration(effect: &Effect) -> Duration {
         Effect::VmShutdown { clean: false, .. } => 500,
         Effect::VmPause { .. } | Effect::VmUnpause { .. } => 200,
         Effect::VmSuspend { .. } | Effect::VmResume { .. } => 1500,
-        Effect::CreateDisks(_) | Effect::CopyDisks(_) => 1000,
+        Effect::CreateDisks(_) => 1000,
+        // Real bytes take real time; progress follows them.
+        Effect::CopyDisks(_) => 0,
         Effect::VmCheckpoint { .. } | Effect::VmRevert { .. } => 1500,
         Effect::VmMigrate { .. } => 1000,
         Effect::VmStat { .. } => 0,
         Effect::HostPower { .. } => 3000,
         Effect::DestroyDisks(_) | Effect::ResizeDisk { .. } => 300,
-        Effect::ScanDisks { .. } => 500,
+        Effect::ScanDisks { .. } | Effect::SrCreate { .. } => 500,
+        Effect::SrRemove { .. } => 100,
     };
     Duration::from_millis(ms)
 }
@@ -218,10 +222,28 @@ async fn perform(node: &Arc<Node>, caller: &Caller, task: &str, effect: &Effect)
     let host = node.backend.host.clone();
     let effect = effect.clone();
     let snapshot = node.ledger.snapshot();
-    tokio::task::spawn_blocking(move || apply(&*host, &effect))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| host_error(&snapshot, e))
+    // The effect reports the fraction done; it is logged at most every PROGRESS_INTERVAL.
+    let fraction = Arc::new(AtomicU64::new(0f64.to_bits()));
+    let report = fraction.clone();
+    let mut blocking = tokio::task::spawn_blocking(move || {
+        apply(&*host, &effect, &|f: f64| report.store(f.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed))
+    });
+    let mut logged = 0.0;
+    let done = loop {
+        tokio::select! {
+            done = &mut blocking => break done,
+            () = clock.sleep(PROGRESS_INTERVAL) => {
+                let now = (f64::from_bits(fraction.load(Ordering::Relaxed)) * 0.99 * 100.0).round() / 100.0;
+                if now > logged {
+                    logged = now;
+                    let edit = TaskEdit::Set { field: "progress", value: Value::Float(now) };
+                    let job = Job::internal(caller.actor(), InternalOp::TaskEdit { task: task.into(), edit });
+                    let _ = node.ledger.call(job).await;
+                }
+            }
+        }
+    };
+    done.map_err(|e| ApiError::internal(e.to_string()))?.map_err(|e| host_error(&snapshot, e))
 }
 
 fn spec(s: &DomainSpec) -> VmSpec {
@@ -232,8 +254,8 @@ fn path(file: &DiskFile) -> std::path::PathBuf {
     crate::host::vdi_path(std::path::Path::new(&file.sr_dir), &file.uuid)
 }
 
-/// One effect, through the host's methods.
-fn apply(host: &dyn Host, effect: &Effect) -> Result<Done, HostError> {
+/// One effect, through the host's methods; `progress` hears the fraction done of a disk copy.
+fn apply(host: &dyn Host, effect: &Effect, progress: &dyn Fn(f64)) -> Result<Done, HostError> {
     let dir = |f: &DiskFile| std::path::PathBuf::from(&f.sr_dir);
     match effect {
         Effect::Nothing => Ok(Done::Nothing),
@@ -271,16 +293,21 @@ fn apply(host: &dyn Host, effect: &Effect) -> Result<Done, HostError> {
             }
             Ok(Done::Nothing)
         }
-        Effect::CopyDisks(copies) => copy_disks(host, copies).map(|()| Done::Nothing),
+        Effect::CopyDisks(copies) => copy_disks(host, copies, progress).map(|()| Done::Nothing),
         Effect::VmCheckpoint { vm_uuid, image, copies } => {
             host.vm_checkpoint(vm_uuid, &path(image))?;
-            if let Err(e) = copy_disks(host, copies) {
+            if let Err(e) = copy_disks(host, copies, &|_| ()) {
                 let _ = host.vdi_destroy(&dir(image), &image.uuid);
                 return Err(e);
             }
             Ok(Done::Nothing)
         }
-        Effect::ScanDisks { sr_dir } => Ok(Done::Disks(host.vdi_list(std::path::Path::new(sr_dir))?)),
+        Effect::ScanDisks { sr_dir, iso } => list_sr(host, sr_dir, *iso),
+        Effect::SrCreate { sr_dir, make, iso } => {
+            host.sr_make(std::path::Path::new(sr_dir), *make)?;
+            list_sr(host, sr_dir, *iso)
+        }
+        Effect::SrRemove { sr_dir } => host.sr_remove(std::path::Path::new(sr_dir)).map(|()| Done::Nothing),
         Effect::DestroyDisks(files) => {
             for file in files {
                 host.vdi_destroy(&dir(file), &file.uuid)?;
@@ -302,7 +329,7 @@ fn apply(host: &dyn Host, effect: &Effect) -> Result<Done, HostError> {
             // The new files first: a failure leaves the VM as it was.
             let mut all: Vec<(DiskFile, DiskFile)> = copies.clone();
             all.extend(image.iter().cloned());
-            copy_disks(host, &all)?;
+            copy_disks(host, &all, &|_| ())?;
             if *halt {
                 host.vm_shutdown(vm_uuid, false)?;
             }
@@ -317,12 +344,21 @@ fn apply(host: &dyn Host, effect: &Effect) -> Result<Done, HostError> {
     }
 }
 
+fn list_sr(host: &dyn Host, sr_dir: &str, iso: bool) -> Result<Done, HostError> {
+    let dir = std::path::Path::new(sr_dir);
+    let (size, free) = host.sr_stat(dir)?;
+    let (disks, isos) = if iso { (Vec::new(), host.iso_list(dir)?) } else { (host.vdi_list(dir)?, Vec::new()) };
+    Ok(Done::Sr(crate::engine::effect::SrListing { size, free, disks, isos }))
+}
+
 /// Copies disk files; on a failure the copies made so far are removed.
-fn copy_disks(host: &dyn Host, copies: &[(DiskFile, DiskFile)]) -> Result<(), HostError> {
+fn copy_disks(host: &dyn Host, copies: &[(DiskFile, DiskFile)], progress: &dyn Fn(f64)) -> Result<(), HostError> {
     let dir = |f: &DiskFile| std::path::PathBuf::from(&f.sr_dir);
     let mut made = Vec::new();
-    for (from, to) in copies {
-        if let Err(e) = host.vdi_copy(&dir(from), &from.uuid, &dir(to), &to.uuid) {
+    let n = copies.len().max(1) as f64;
+    for (i, (from, to)) in copies.iter().enumerate() {
+        let part = |f: f64| progress((i as f64 + f) / n);
+        if let Err(e) = host.vdi_copy(&dir(from), &from.uuid, &dir(to), &to.uuid, &part) {
             for f in made {
                 let _ = host.vdi_destroy(&dir(f), &f.uuid);
             }
@@ -344,6 +380,12 @@ fn host_error(state: &crate::engine::State, e: HostError) -> ApiError {
                 [vm, expected.as_str().to_ascii_lowercase(), actual.as_str().to_ascii_lowercase()],
             )
         }
+        // A disk or directory the host could not use: the storage backend's failure, as xapi
+        // reports an SM plugin's (`SR_BACKEND_FAILURE [status, stdout, stderr]`).
+        HostError::Io { path, source } => ApiError::new(
+            ErrorCode::SrBackendFailure,
+            [format!("{:?}", source.kind()), String::new(), format!("{}: {source}", path.display())],
+        ),
         other => ApiError::internal(other.to_string()),
     }
 }
@@ -369,9 +411,46 @@ pub fn reconcile(ledger: &Ledger, host: &dyn Host) -> Result<(), ApiError> {
             vms.push((r.clone(), reported.as_str().to_string()));
         }
     }
-    if vms.is_empty() && !crate::engine::internal::hosts_need_reconcile(&state) {
+    tidy_disks(&state, host);
+    if vms.is_empty()
+        && !crate::engine::internal::hosts_need_reconcile(&state)
+        && crate::engine::internal::stale_marks(&state).is_empty()
+    {
         return Ok(());
     }
     tracing::warn!(vms = vms.len(), "reconciling VMs with what the host reports");
     ledger.call_blocking(Job::internal(Actor::server("start-up"), InternalOp::Reconcile(vms))).map(|_| ())
 }
+
+/// Removes what interrupted disk effects left in the SRs' directories: partial copies, and the
+/// files of operations whose outcome was never logged (their uuids derive from the task, and no
+/// VDI record names them). The source of a copy is never touched.
+fn tidy_disks(state: &crate::engine::State, host: &dyn Host) {
+    let mut tasks: Vec<String> = crate::engine::internal::stale_marks(state).into_iter().map(|(_, _, t)| t).collect();
+    let vms = schema().class("VM").expect("VM");
+    let current = vms.field("current_operations").expect("ops");
+    for (_, o) in state.table(vms.id).objects.iter() {
+        for (t, _) in o.fields[current].as_map().unwrap_or(&[]) {
+            let t = t.as_str().unwrap_or("");
+            if !crate::engine::internal::task_is_pending(state, t) {
+                tasks.push(t.to_string());
+            }
+        }
+    }
+    let vdis = state.table(schema().class("VDI").expect("VDI").id);
+    let orphans: Vec<String> = tasks
+        .iter()
+        .flat_map(|t| (0..DERIVED_UUIDS_PER_TASK).map(move |i| crate::engine::derived_uuid(t, i)))
+        .filter(|uuid| !vdis.by_uuid.contains_key(uuid))
+        .collect();
+    for dir in crate::engine::sr_dirs(state) {
+        match host.sr_tidy(std::path::Path::new(&dir), &orphans) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(sr_dir = %dir, files = n, "removed disk files an interrupted operation left"),
+            Err(e) => tracing::warn!(sr_dir = %dir, "tidying an SR's directory: {e}"),
+        }
+    }
+}
+
+/// How many new disk files one operation may make (their uuids `derived_uuid(task, 0..)`).
+const DERIVED_UUIDS_PER_TASK: u32 = 256;

@@ -8,9 +8,14 @@ use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::transfer::{ChannelBody, RequestBody, ResponseBody, TransferMethod, TransferRequest, TransferResponse};
 use super::{Origin, Protocol, RpcHandler, RpcRequest, RpcResponse, BODY_READ_TIMEOUT, BODY_SIZE_BYTES_MAX};
 
-pub(super) type Body = Full<Bytes>;
+pub(super) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
 
 const INDEX_PAGE: &str = "xenledger: a XenAPI-compatible management server.\n\
     Talk to it with XML-RPC (POST /) or JSON-RPC (POST /jsonrpc).\n";
@@ -21,14 +26,58 @@ pub(super) async fn respond(req: Request<Incoming>, origin: Origin, handler: Arc
         Method::POST => rpc(req, origin, handler.as_ref()).await,
         Method::OPTIONS => preflight(),
         Method::GET | Method::HEAD if req.uri().path() == "/" => index(),
-        Method::GET | Method::HEAD => error_page(StatusCode::NOT_FOUND, "The page does not exist."),
+        Method::GET => transfer(req, TransferMethod::Get, origin, handler.as_ref()).await,
+        Method::HEAD => transfer(req, TransferMethod::Head, origin, handler.as_ref()).await,
+        Method::PUT => transfer(req, TransferMethod::Put, origin, handler.as_ref()).await,
         _ => {
             let mut response =
-                error_page(StatusCode::METHOD_NOT_ALLOWED, "Only POST (RPC), OPTIONS and GET / are served.");
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, OPTIONS"));
+                error_page(StatusCode::METHOD_NOT_ALLOWED, "Only POST (RPC), PUT, OPTIONS and GET are served.");
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, OPTIONS"));
             response
         }
     }
+}
+
+/// A `GET` or `PUT` other than `GET /`: the handler's, with the body unread.
+async fn transfer(
+    req: Request<Incoming>,
+    method: TransferMethod,
+    origin: Origin,
+    handler: &dyn RpcHandler,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    let request = TransferRequest {
+        method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers,
+        origin,
+        body: RequestBody::new(body),
+    };
+    let reply = handler.transfer(request).await;
+    transfer_response(reply)
+}
+
+fn transfer_response(reply: TransferResponse) -> Response<Body> {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match reply.body {
+        ResponseBody::Bytes(bytes) => Response::new(full(bytes)),
+        ResponseBody::Stream { len, pieces } => Response::new(ChannelBody { pieces, remaining: len }.boxed_unsync()),
+    };
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in reply.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+    response
 }
 
 /// The codec for a POST path. Like xapi's router this matches a plain string prefix, so
@@ -105,7 +154,7 @@ fn rpc_response(reply: RpcResponse) -> Response<Body> {
         tracing::error!(status = reply.status, "handler returned an invalid HTTP status");
         StatusCode::INTERNAL_SERVER_ERROR
     });
-    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    let mut response = Response::new(full(reply.body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     let content_type = HeaderValue::from_str(reply.content_type).unwrap_or_else(|_| {
@@ -119,7 +168,7 @@ fn rpc_response(reply: RpcResponse) -> Response<Body> {
 }
 
 fn preflight() -> Response<Body> {
-    let mut response = Response::new(Body::default());
+    let mut response = Response::new(full(Bytes::new()));
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("X-Requested-With, Content-Type"));
@@ -128,7 +177,7 @@ fn preflight() -> Response<Body> {
 }
 
 fn index() -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(INDEX_PAGE.as_bytes())));
+    let mut response = Response::new(full(Bytes::from_static(INDEX_PAGE.as_bytes())));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
 }
@@ -138,7 +187,7 @@ fn index() -> Response<Body> {
 fn error_page(status: StatusCode, message: &str) -> Response<Body> {
     let title = status.canonical_reason().unwrap_or("error").to_ascii_lowercase();
     let html = format!("<html><body><h1>HTTP {} {title}</h1>{message}</body></html>", status.as_u16());
-    let mut response = Response::new(Full::new(Bytes::from(html)));
+    let mut response = Response::new(full(html));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));

@@ -10,7 +10,9 @@
 //! - Routing is by longest path prefix per method, as xapi's radix tree does. `POST /jsonrpc`
 //!   (and any path that starts with it) is JSON-RPC; every other POST path (`/`, `/RPC2`,
 //!   `/xmlrpc`, `/json`, anything) is XML-RPC. `OPTIONS` on any path is a CORS pre-flight.
-//!   `GET /` is a short text page. Other methods get 405.
+//!   `GET /` is a short text page. Any other `GET`, `HEAD` or `PUT` is a transfer (`transfer.rs`):
+//!   the handler gets the body unread and may answer with a streamed one (xapi's disk transfers);
+//!   the default handler has none (404). Other methods get 405.
 //! - RPC replies carry the handler's content type verbatim (never a charset: xen-api falls back
 //!   to XML-RPC if `application/json` has one) and xapi's two CORS headers.
 //! - A body over [`BODY_SIZE_BYTES_MAX`] gets HTTP 500 with a short HTML page, as xapi's
@@ -33,13 +35,14 @@
 //!
 //! Files: `listen.rs` binds and accepts and owns the connection life cycle, `http.rs` turns one
 //! request into one response, `tls.rs` builds the rustls configuration and the self-signed
-//! certificate, and `io.rs` holds the write-stall guard.
+//! certificate, and `io.rs` holds the write-stall guard, `transfer.rs` the streamed requests and replies of transfers.
 
 mod http;
 mod idle;
 mod io;
 mod listen;
 mod tls;
+mod transfer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,6 +52,7 @@ use std::time::Duration;
 
 pub use listen::Server;
 pub use tls::{certificate_fingerprint_sha256, CERT_FILE_NAME, KEY_FILE_NAME};
+pub use transfer::{RequestBody, ResponseBody, TransferMethod, TransferRequest, TransferResponse};
 
 /// Largest accepted request body: xapi's `http_limit_max_rpc_size`.
 pub const BODY_SIZE_BYTES_MAX: usize = 300 * 1024;
@@ -128,6 +132,13 @@ pub struct RpcResponse {
 /// The layer above the transport: decodes the body, dispatches the call, encodes the reply.
 pub trait RpcHandler: Send + Sync + 'static {
     fn handle(&self, req: RpcRequest) -> Pin<Box<dyn Future<Output = RpcResponse> + Send + '_>>;
+
+    /// A `GET` (other than `GET /`), `HEAD` or `PUT`: a transfer with a streamed body. The default
+    /// serves none (404).
+    fn transfer(&self, req: TransferRequest) -> Pin<Box<dyn Future<Output = TransferResponse> + Send + '_>> {
+        drop(req);
+        Box::pin(async { TransferResponse::page(404, "not found", "The page does not exist.") })
+    }
 }
 
 /// What to listen on. Each listener is optional; a server with none serves nothing.

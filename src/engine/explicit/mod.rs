@@ -16,13 +16,18 @@
 #[rustfmt::skip] // generated: tests/schema_generated.rs writes it
 pub mod args;
 mod blob;
+mod bond;
 mod devices;
 mod host;
 mod mac;
+mod network;
 mod pbd;
-mod sr;
+mod pif;
+pub mod sr;
 pub(super) mod message;
 pub mod vdi;
+mod vdi_records;
+mod vlan;
 pub mod vm;
 
 use std::collections::HashMap;
@@ -49,13 +54,20 @@ impl Call<'_> {
         self.args.get(i).and_then(Value::as_str).unwrap_or("")
     }
 
-    /// A member of the constructor record a `create` takes as its argument (`Null` if absent).
+    /// A member of the constructor record a `create` takes as its argument (`Null` if absent),
+    /// coerced to its field's type (an SDK sends an `int` field as a string).
     pub fn member(&self, name: &str) -> Value {
-        match self.args.first().map(Value::materialized) {
+        let value = match self.args.first().map(Value::materialized) {
             Some(Value::Record(members)) => {
                 members.into_iter().find(|(k, _)| k == name).map_or(Value::Null, |(_, v)| v)
             }
             _ => Value::Null,
+        };
+        match self.class.field(name) {
+            Some(i) if value != Value::Null => {
+                crate::schema::coerce(value.clone(), &self.class.fields[i].ty, name).unwrap_or(value)
+            }
+            _ => value,
         }
     }
 }
@@ -229,10 +241,42 @@ pub const REGISTRY: &[Row] = &[
     row("VIF", "unplug_force", Write(devices::vif_unplug)),
     row("VIF", "destroy", Write(devices::vif_destroy)),
     // SR, PBD
+    row("SR", "create", L(&sr::CREATE)),
+    row("SR", "introduce", Write(sr::introduce)),
+    row("SR", "forget", Write(sr::forget)),
+    row("SR", "destroy", L(&sr::DESTROY)),
     row("SR", "scan", L(&sr::SCAN)),
+    row("SR", "update", L(&sr::UPDATE)),
+    row("SR", "probe", Read(sr::probe)),
+    row("SR", "set_name_label", Write(sr::set_name)),
+    row("SR", "set_name_description", Write(sr::set_name)),
+    row("SR", "set_shared", Write(sr::set_shared)),
+    row("SR", "set_physical_size", Read(sr::sm_only)),
+    row("PBD", "create", Write(pbd::create)),
+    row("PBD", "set_device_config", Read(sr::sm_only)),
     row("PBD", "plug", Write(pbd::plug)),
     row("PBD", "unplug", Write(pbd::unplug)),
     row("PBD", "destroy", Write(pbd::destroy)),
+    // network, PIF, VLAN, Bond
+    row("network", "create", Write(network::create)),
+    row("network", "destroy", Write(network::destroy_network)),
+    row("network", "set_default_locking_mode", Write(network::set_default_locking_mode)),
+    row("network", "add_purpose", Write(network::add_purpose)),
+    row("network", "remove_purpose", Write(network::remove_purpose)),
+    row("PIF", "reconfigure_ip", Write(pif::reconfigure_ip)),
+    row("PIF", "reconfigure_ipv6", Write(pif::reconfigure_ipv6)),
+    row("PIF", "set_primary_address_type", Write(pif::set_primary_address_type)),
+    row("PIF", "plug", Write(pif::plug)),
+    row("PIF", "unplug", Write(pif::unplug)),
+    row("PIF", "forget", Write(pif::forget)),
+    row("PIF", "destroy", Write(pif::destroy_pif)),
+    row("PIF", "create_VLAN", Write(pif::create_vlan)),
+    row("VLAN", "create", Write(vlan::create)),
+    row("VLAN", "destroy", Write(vlan::destroy_vlan)),
+    row("Bond", "create", Write(bond::create)),
+    row("Bond", "destroy", Write(bond::destroy_bond)),
+    row("Bond", "set_mode", Write(bond::set_mode)),
+    row("Bond", "set_property", Write(bond::set_property)),
     // VDI
     row("VDI", "create", L(&vdi::CREATE)),
     row("VDI", "destroy", L(&vdi::DESTROY)),
@@ -240,6 +284,14 @@ pub const REGISTRY: &[Row] = &[
     row("VDI", "clone", L(&vdi::CLONE)),
     row("VDI", "snapshot", L(&vdi::SNAPSHOT)),
     row("VDI", "copy", L(&vdi::COPY)),
+    row("VDI", "introduce", L(&vdi_records::INTRODUCE)),
+    row("VDI", "forget", Write(vdi_records::forget)),
+    row("VDI", "set_name_label", Write(vdi_records::set_name)),
+    row("VDI", "set_name_description", Write(vdi_records::set_name)),
+    row("VDI", "set_on_boot", Write(vdi_records::set_on_boot)),
+    row("VDI", "set_allow_caching", Write(vdi_records::set_allow_caching)),
+    row("VDI", "set_read_only", Read(sr::sm_only)),
+    row("VDI", "set_sharable", Read(sr::sm_only)),
     // event
     row("event", "from", Rt(Runtime::EventFrom)),
     row("event", "inject", Rt(Runtime::EventInject)),
@@ -278,6 +330,19 @@ pub const REGISTRY: &[Row] = &[
     row("task", "set_result", Rt(Runtime::TaskChange)),
     row("task", "set_error_info", Rt(Runtime::TaskChange)),
 ];
+
+/// `OTHER_OPERATION_IN_PROGRESS [class, object, op, task]` for the first operation in an
+/// object's `current_operations`, if any.
+pub(super) fn busy(state: &State, current: crate::schema::FieldKey, object: &str) -> Result<(), ApiError> {
+    let ops = vm::get(state, current, object);
+    match ops.as_map().and_then(|m| m.first()) {
+        Some((task, op)) => Err(ApiError::new(
+            crate::error::ErrorCode::OtherOperationInProgress,
+            [current.class().name.as_str(), object, op.as_str().unwrap_or(""), task.as_str().unwrap_or("")],
+        )),
+        None => Ok(()),
+    }
+}
 
 /// `<class>.destroy(self)` of a class whose objects need nothing else undone (`blob`, `message`).
 fn destroy_one(tx: &mut Tx, call: &Call) -> Result<Value, ApiError> {

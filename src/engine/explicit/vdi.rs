@@ -115,11 +115,12 @@ fn finish_create(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: 
     }
     tx.push(new_object("VDI", &vdi, &file.uuid, given));
     refresh(tx, &vdi);
+    super::sr::refresh(tx, &text(call.member("SR")));
     Ok(Value::Ref(vdi))
 }
 
 /// The VBDs on a VDI that are attached.
-pub(super) fn attached(state: &State, vdi: &str) -> bool {
+pub fn attached(state: &State, vdi: &str) -> bool {
     get(state, f::vdi::VBDS, vdi)
         .as_set()
         .unwrap_or(&[])
@@ -168,10 +169,15 @@ fn check_vdi(state: &State, call: &Call, op: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The VDI's file, if its SR keeps files in a directory.
-fn file(state: &State, vdi: &str) -> Option<DiskFile> {
-    let dir = sr_dir(state, &text(get(state, f::vdi::SR, vdi)))?;
-    Some(DiskFile { sr_dir: dir, uuid: text(get(state, f::vdi::UUID, vdi)) })
+/// The VDI's file, if its SR keeps disk files in a directory: `<location>.img` (the location is
+/// the uuid for a VDI made here). An ISO library's images are not disk files.
+pub fn file(state: &State, vdi: &str) -> Option<DiskFile> {
+    let sr = text(get(state, f::vdi::SR, vdi));
+    if text(get(state, f::sr::TYPE, &sr)) == "iso" {
+        return None;
+    }
+    let dir = sr_dir(state, &sr)?;
+    Some(DiskFile { sr_dir: dir, uuid: text(get(state, f::vdi::LOCATION, vdi)) })
 }
 
 fn plan_destroy(state: &State, call: &Call, _task: &str) -> Result<Effect, ApiError> {
@@ -207,7 +213,11 @@ pub(super) fn forget(tx: &mut Tx, vdi: &str) {
     for vm in suspended {
         tx.put(f::vm::SUSPEND_VDI, &vm, Value::Ref(NULL_REF.into()));
     }
+    let sr = super::sr::of_vdi(&tx.state, vdi);
     destroy(tx, class::VDI.get(), vdi);
+    if let Some(sr) = sr {
+        super::sr::refresh(tx, &sr);
+    }
 }
 
 /// `VDI.resize(vdi, size)`: the file grows to the size rounded up as the disk format does; a
@@ -249,16 +259,42 @@ fn target_sr(state: &State, call: &Call) -> String {
 /// stay holes) into a file named by a uuid derived from the task.
 fn plan_copy(state: &State, call: &Call, task: &str) -> Result<Effect, ApiError> {
     let vdi = call.str(0);
-    if call.msg.name == "copy" {
-        let given = |i: usize| call.args.get(i).and_then(Value::as_str).is_some_and(|r| r != NULL_REF && !r.is_empty());
-        if given(2) || given(3) {
-            return Err(ApiError::new(ErrorCode::NotImplemented, ["VDI.copy onto a base_vdi or into_vdi"]));
-        }
-    }
     let sr = text(get(state, f::vdi::SR, vdi));
     let from = file(state, vdi).ok_or_else(|| ApiError::new(ErrorCode::SrOperationNotSupported, [sr.as_str()]))?;
+    if let Some(into) = into_vdi(state, call)? {
+        // Into an existing VDI (xapi `xapi_vdi.ml` `copy`): writable and large enough. A
+        // `base_vdi` only lets xapi copy less; the whole copy gives the same bytes.
+        if get(state, f::vdi::READ_ONLY, &into).as_bool() == Some(true) {
+            return Err(ApiError::new(ErrorCode::VdiReadonly, [into.as_str()]));
+        }
+        let need = get(state, f::vdi::VIRTUAL_SIZE, vdi).as_int().unwrap_or(0);
+        if get(state, f::vdi::VIRTUAL_SIZE, &into).as_int().unwrap_or(0) < need {
+            return Err(ApiError::new(ErrorCode::VdiTooSmall, [into.clone(), need.to_string()]));
+        }
+        if attached(state, &into) {
+            return Err(ApiError::new(ErrorCode::VdiInUse, [into.as_str(), "copy"]));
+        }
+        let to_sr = text(get(state, f::vdi::SR, &into));
+        let to = file(state, &into).ok_or_else(|| ApiError::new(ErrorCode::SrOperationNotSupported, [to_sr]))?;
+        return Ok(Effect::CopyDisks(vec![(from, to)]));
+    }
+    if get(state, f::vdi::MANAGED, vdi).as_bool() == Some(false) {
+        return Err(ApiError::new(ErrorCode::VdiNotManaged, [vdi]));
+    }
     let dir = writable_dir(state, &target_sr(state, call))?;
     Ok(Effect::CopyDisks(vec![(from, DiskFile { sr_dir: dir, uuid: derived_uuid(task, 0) })]))
+}
+
+/// `VDI.copy`'s `into_vdi`, when given.
+fn into_vdi(state: &State, call: &Call) -> Result<Option<String>, ApiError> {
+    if call.msg.name != "copy" {
+        return Ok(None);
+    }
+    match call.args.get(3).and_then(Value::as_str).filter(|r| *r != NULL_REF && !r.is_empty()) {
+        Some(r) if state.exists(class::VDI.get().id, r) => Ok(Some(r.to_string())),
+        Some(r) => Err(ApiError::handle_invalid("VDI", r)),
+        None => Ok(None),
+    }
 }
 
 /// The new VDI: the source's description, type, flags, maps and size (xapi `xapi_vdi.ml`
@@ -267,6 +303,11 @@ fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &D
     let Effect::CopyDisks(copies) = effect else { return Err(ApiError::internal("not a disk copy")) };
     let (_, to) = copies.first().ok_or_else(|| ApiError::internal("no disk copied"))?;
     let source = call.str(0).to_string();
+    if let Some(into) = into_vdi(&tx.state, call)? {
+        let used = get(&tx.state, f::vdi::PHYSICAL_UTILISATION, &source);
+        tx.put(f::vdi::PHYSICAL_UTILISATION, &into, used);
+        return Ok(Value::Ref(into));
+    }
     let sr = target_sr(&tx.state, call);
     let kept = [
         f::vdi::NAME_LABEL,
@@ -284,6 +325,10 @@ fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &D
         f::vdi::PHYSICAL_UTILISATION,
     ];
     let mut given: Vec<(&str, Value)> = kept.iter().map(|k| (k.name(), get(&tx.state, *k, &source))).collect();
+    if call.msg.name == "copy" {
+        // A copy is writable and starts its own SM state (xapi `xapi_vdi.ml` `copy`).
+        given.retain(|(k, _)| !matches!(*k, "read_only" | "sm_config"));
+    }
     given.push(("SR", Value::Ref(sr)));
     given.push(("location", Value::String(to.uuid.clone())));
     given.push(("managed", Value::Bool(true)));
@@ -295,6 +340,9 @@ fn finish_copy(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _done: &D
     let vdi = tx.new_ref();
     tx.push(new_object("VDI", &vdi, &to.uuid, given));
     refresh(tx, &vdi);
+    if let Some(sr) = super::sr::of_vdi(&tx.state, &vdi) {
+        super::sr::refresh(tx, &sr);
+    }
     Ok(Value::Ref(vdi))
 }
 

@@ -84,17 +84,8 @@ fn storage_managers(tx: &mut Tx) {
     ];
     for (ty, label, description, config) in types {
         let configuration = Value::Map(config.iter().map(|(k, v)| (Value::str(*k), Value::str(*v))).collect());
-        let capabilities = [
-            "SR_PROBE",
-            "SR_UPDATE",
-            "VDI_CREATE",
-            "VDI_DELETE",
-            "VDI_ATTACH",
-            "VDI_DETACH",
-            "VDI_RESIZE",
-            "VDI_CLONE",
-            "VDI_SNAPSHOT",
-        ];
+        let capabilities =
+            super::super::explicit::sr::SM_TYPES.iter().find(|(t, _)| *t == ty).map_or(&[][..], |(_, caps)| caps);
         create_internal(
             tx,
             "SM",
@@ -193,42 +184,59 @@ fn networks(tx: &mut Tx, host: &str, inv: &Inventory) {
             ),
         ],
     );
-    let network = create_internal(
-        tx,
-        "network",
-        vec![
-            ("name_label", Value::str("Pool-wide network associated with eth0")),
-            ("bridge", Value::str("xenbr0")),
-            ("MTU", Value::Int(1500)),
-            ("managed", Value::Bool(true)),
-        ],
-    );
-    let metrics = create_internal(
-        tx,
-        "PIF_metrics",
-        vec![("carrier", Value::Bool(true)), ("speed", Value::Int(1000)), ("duplex", Value::Bool(true))],
-    );
-    create_internal(
-        tx,
-        "PIF",
-        vec![
-            ("device", Value::str("eth0")),
-            ("network", Value::Ref(network)),
-            ("host", Value::Ref(host.to_string())),
-            ("MAC", Value::String(inv.mac.clone())),
-            ("MTU", Value::Int(1500)),
-            ("VLAN", Value::Int(-1)),
-            ("metrics", Value::Ref(metrics)),
-            ("physical", Value::Bool(true)),
-            ("currently_attached", Value::Bool(true)),
-            ("ip_configuration_mode", Value::Enum("Static".into())),
-            ("IP", Value::String(inv.address.clone())),
-            ("netmask", Value::str("255.255.255.0")),
-            ("management", Value::Bool(true)),
-            ("primary_address_type", Value::Enum("IPv4".into())),
-            ("managed", Value::Bool(true)),
-        ],
-    );
+    // Two NICs: eth0 carries the management interface; eth1 is plugged with no address, as the
+    // first-boot script leaves every other NIC (xapi scripts/network-init).
+    for (n, mac) in [(0, inv.mac.clone()), (1, next_mac(&inv.mac))] {
+        let network = create_internal(
+            tx,
+            "network",
+            vec![
+                ("name_label", Value::String(format!("Pool-wide network associated with eth{n}"))),
+                ("bridge", Value::String(format!("xenbr{n}"))),
+                ("MTU", Value::Int(1500)),
+                ("managed", Value::Bool(true)),
+            ],
+        );
+        let metrics = create_internal(
+            tx,
+            "PIF_metrics",
+            vec![("carrier", Value::Bool(true)), ("speed", Value::Int(1000)), ("duplex", Value::Bool(true))],
+        );
+        let management = n == 0;
+        let (mode, ip, netmask) =
+            if management { ("Static", inv.address.as_str(), "255.255.255.0") } else { ("None", "", "") };
+        create_internal(
+            tx,
+            "PIF",
+            vec![
+                ("device", Value::String(format!("eth{n}"))),
+                ("network", Value::Ref(network)),
+                ("host", Value::Ref(host.to_string())),
+                ("MAC", Value::String(mac)),
+                ("MTU", Value::Int(1500)),
+                ("VLAN", Value::Int(-1)),
+                ("metrics", Value::Ref(metrics)),
+                ("physical", Value::Bool(true)),
+                ("currently_attached", Value::Bool(true)),
+                ("ip_configuration_mode", Value::Enum(mode.into())),
+                ("IP", Value::str(ip)),
+                ("netmask", Value::str(netmask)),
+                ("management", Value::Bool(management)),
+                ("primary_address_type", Value::Enum("IPv4".into())),
+                ("managed", Value::Bool(true)),
+                ("properties", Value::string_map([("gro", "on")])),
+            ],
+        );
+    }
+}
+
+/// The MAC after `mac` (the next NIC of the same card): its last byte plus one.
+fn next_mac(mac: &str) -> String {
+    let mut bytes: Vec<u8> = mac.split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect();
+    if let Some(last) = bytes.last_mut() {
+        *last = last.wrapping_add(1);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 fn string_map(v: &serde_json::Value) -> Value {

@@ -79,6 +79,15 @@ pub enum InternalOp {
         outcome: Box<Result<Value, ApiError>>,
         registered: Option<(&'static str, String)>,
     },
+    /// The end of a disk transfer over HTTP (`/import_raw_vdi`, `/export_raw_vdi`): the bytes a
+    /// written VDI now holds on disk, and the task's outcome (a task the transfer made itself
+    /// is destroyed, as xapi's is).
+    TransferDone {
+        task: String,
+        owned: bool,
+        outcome: Box<Result<Value, ApiError>>,
+        written: Option<(String, i64)>,
+    },
     /// `task.cancel`, `task.destroy`, `task.set_*`, after the node's owner check.
     TaskEdit {
         task: String,
@@ -125,6 +134,7 @@ impl InternalOp {
             InternalOp::TaskCreate(_) => "task.create",
             InternalOp::RegisterOperation { .. } => "task.register_operation",
             InternalOp::TaskComplete { .. } => "task.complete",
+            InternalOp::TransferDone { .. } => "xenledger.transfer_done",
             InternalOp::TaskEdit { edit, .. } => edit.method(),
             InternalOp::TaskFailOrphans(_) => "task.fail_orphans",
             InternalOp::TaskGc(_) => "task.gc",
@@ -160,6 +170,11 @@ impl InternalOp {
                 vec![Value::Ref(object.clone()), Value::String(op.clone()), Value::Ref(task.clone())]
             }
             InternalOp::TaskComplete { task, .. } => vec![Value::Ref(task.clone())],
+            InternalOp::TransferDone { task, written, .. } => {
+                let mut params = vec![Value::Ref(task.clone())];
+                params.extend(written.iter().map(|(vdi, _)| Value::Ref(vdi.clone())));
+                params
+            }
             InternalOp::TaskEdit { task, edit } => edit.logged_params(task),
         }
     }
@@ -215,6 +230,19 @@ pub fn run(tx: &mut Tx, op: InternalOp) -> Result<Value, ApiError> {
             tasks::finish(tx, &task, &outcome);
             void
         }
+        InternalOp::TransferDone { task, owned, outcome, written } => {
+            if let Some((vdi, allocated)) = written {
+                if tx.state.exists(class_named("VDI")?.id, &vdi) {
+                    tx.put(f::vdi::PHYSICAL_UTILISATION, &vdi, Value::Int(allocated));
+                }
+            }
+            if owned {
+                destroy_task(tx, &task);
+            } else {
+                tasks::finish(tx, &task, &outcome);
+            }
+            void
+        }
         InternalOp::TaskEdit { task, edit } => {
             tasks::edit(tx, &task, edit)?;
             void
@@ -238,6 +266,7 @@ pub fn run(tx: &mut Tx, op: InternalOp) -> Result<Value, ApiError> {
                 reconcile_vm(tx, &vm, &reported);
             }
             reconcile_hosts(tx);
+            clear_stale_marks(tx);
             void
         }
         InternalOp::Changes(changes) => {
@@ -289,6 +318,48 @@ pub fn destroy_task(tx: &mut Tx, task: &str) {
 /// down by `host.shutdown`: the server running again is the host powered on).
 pub fn hosts_need_reconcile(state: &crate::engine::State) -> bool {
     !stale_hosts(state).is_empty()
+}
+
+/// Operations marked by tasks that no longer run, on objects of every class but `VM` and `host`
+/// (reconciled with the host's word above): `(class, object, task)`. A crash between the entry
+/// that marks a long operation and the one that records its outcome leaves these.
+pub fn stale_marks(state: &crate::engine::State) -> Vec<(&'static Class, String, String)> {
+    let mut out = Vec::new();
+    for class in &schema().classes {
+        if class.name == "VM" || class.name == "host" {
+            continue;
+        }
+        let Some(current) = class.field("current_operations") else { continue };
+        for (r, o) in state.table(class.id).objects.iter() {
+            for (t, _) in o.fields[current].as_map().unwrap_or(&[]) {
+                let t = t.as_str().unwrap_or("");
+                if !tasks::is_pending(state, t) {
+                    out.push((class, r.clone(), t.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn clear_stale_marks(tx: &mut Tx) {
+    for (class, object, task) in stale_marks(&tx.state) {
+        let current = class.field("current_operations").expect("ops");
+        let Some(o) = tx.state.get(class.id, &object) else { continue };
+        let kept: Vec<_> = o.fields[current]
+            .as_map()
+            .unwrap_or(&[])
+            .iter()
+            .filter(|(t, _)| t.as_str() != Some(&task))
+            .cloned()
+            .collect();
+        tx.set(&class.name, &object, "current_operations", Value::Map(kept));
+        match class.name.as_str() {
+            "VDI" => super::explicit::vdi::refresh(tx, &object),
+            "SR" => super::explicit::sr::refresh(tx, &object),
+            _ => {}
+        }
+    }
 }
 
 /// A host to reconcile: its ref, the operations still running, its metrics if it is not live.
