@@ -57,10 +57,17 @@
 //!
 //! Data dirs live in temp dirs under /tmp and are removed at exit. Latencies are per operation; for
 //! the replay and restart scenarios, which are one long operation, `p50_us` and `p99_us` are null.
+//! `--scenario vdi-copy`: bytes per second of `VDI.copy` of a 1 GiB disk holding 256 MiB of data
+//! (4 MiB every 16 MiB) through the node, with `plain_copy_bytes_per_s`, a plain copy of the same
+//! file in the same run, as its ceiling. `--scenario import-raw`: bytes per second of 64 MiB
+//! `PUT /import_raw_vdi` uploads over HTTPS (one connection per client), after an
+//! `upload-ceiling` line: the same uploads to our server with a handler that reads and drops them.
 //! Other work shares this machine's CPUs, so every line also says how much CPU the scenario got:
 //! `cpu_s` (the whole process) and `load_avg_1m`, and for replay the main thread's CPU time and
 //! run-queue wait per phase; `entries_per_cpu_s` is the rate with the CPU to itself.
 
+#[path = "support/disks.rs"]
+mod disks;
 #[path = "support/events.rs"]
 mod events;
 #[path = "support/https.rs"]
@@ -91,7 +98,7 @@ use xenledger::schema::{schema, zero_value, Qual};
 use xenledger::store::{encode_entry, Store, GENESIS_HASH};
 use xenledger::value::Value;
 
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 14] = [
     "redb-ceiling",
     "engine-writes",
     "engine-reads",
@@ -104,6 +111,8 @@ const SCENARIOS: [&str; 12] = [
     "event-fanout-ceiling",
     "event-latency",
     "vm-lifecycle",
+    "vdi-copy",
+    "import-raw",
 ];
 /// Records per `append_batch` when building the replay log.
 const BUILD_BATCH_ENTRIES: usize = 100_000;
@@ -179,6 +188,12 @@ fn main() {
     }
     if wants("vm-lifecycle") {
         lifecycle::vm_lifecycle(&options);
+    }
+    if wants("vdi-copy") {
+        disks::vdi_copy(&options);
+    }
+    if wants("import-raw") {
+        disks::import_raw(&options);
     }
 }
 

@@ -88,13 +88,23 @@ impl Conn {
         self.receive().await
     }
 
+    /// Sends `PUT path` with `body` (a disk image, say) and reads the reply.
+    pub async fn put(&mut self, path: &str, body: &[u8]) -> io::Result<Reply<'_>> {
+        self.send_as("PUT", path, "application/octet-stream", body).await?;
+        self.receive().await
+    }
+
     /// Writes one request; [`Conn::receive`] reads its reply.
     pub async fn send(&mut self, path: &str, content_type: &str, body: &[u8]) -> io::Result<()> {
+        self.send_as("POST", path, content_type, body).await
+    }
+
+    async fn send_as(&mut self, method: &str, path: &str, content_type: &str, body: &[u8]) -> io::Result<()> {
         self.request.clear();
         let mut head = String::with_capacity(128);
         let _ = write!(
             head,
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         self.request.extend_from_slice(head.as_bytes());

@@ -260,19 +260,39 @@ async fn write_body(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(io_failure)?;
-    let file = Arc::new(file);
     let len = file.metadata().map_err(|e| io_failure(e.into_host(path)))?.len();
+    // The disk is written by a thread of its own while the next batch arrives.
+    let (batches, mut to_write) = mpsc::channel::<(u64, Bytes)>(2);
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+        while let Some((offset, data)) = to_write.blocking_recv() {
+            write_holes_as_holes(&file, offset, &data)?;
+        }
+        file.sync_all()?;
+        Ok(std::os::unix::fs::MetadataExt::blocks(&file.metadata()?) * 512)
+    });
     let clock = node.ledger.clock().clone();
     let (mut offset, mut batch, mut last_progress) = (0u64, BytesMut::with_capacity(WRITE_BATCH), clock.now_us());
+    let mut failed = None;
     while let Some(piece) = body.recv().await {
-        let piece = piece.map_err(|e| ApiError::new(ErrorCode::VdiIoError, [format!("reading the request: {e}")]))?;
+        let piece = match piece {
+            Ok(p) => p,
+            Err(e) => {
+                failed = Some(ApiError::new(ErrorCode::VdiIoError, [format!("reading the request: {e}")]));
+                break;
+            }
+        };
         if offset + (batch.len() + piece.len()) as u64 > len {
-            return Err(ApiError::new(ErrorCode::VdiIoError, ["The image is larger than the VDI"]));
+            failed = Some(ApiError::new(ErrorCode::VdiIoError, ["The image is larger than the VDI"]));
+            break;
         }
         batch.extend_from_slice(&piece);
         if batch.len() >= WRITE_BATCH {
             let data = batch.split().freeze();
-            offset = write_at(&file, offset, data, path).await?;
+            let at = offset;
+            offset += data.len() as u64;
+            if batches.send((at, data)).await.is_err() {
+                break; // the writer failed: its error is below
+            }
             if let Some(total) = declared.filter(|t| *t > 0) {
                 if clock.now_us() - last_progress >= PROGRESS_INTERVAL.as_micros() as i64 {
                     last_progress = clock.now_us();
@@ -281,17 +301,15 @@ async fn write_body(
             }
         }
     }
-    if !batch.is_empty() {
-        offset = write_at(&file, offset, batch.freeze(), path).await?;
+    if failed.is_none() && !batch.is_empty() {
+        let _ = batches.send((offset, batch.freeze())).await;
     }
-    let _ = offset;
-    let synced = file.clone();
-    tokio::task::spawn_blocking(move || synced.sync_all())
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| io_failure(e.into_host(path)))?;
-    let allocated =
-        std::os::unix::fs::MetadataExt::blocks(&file.metadata().map_err(|e| io_failure(e.into_host(path)))?) * 512;
+    drop(batches);
+    let written = writer.await.map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let allocated = written.map_err(|e| io_failure(e.into_host(path)))?;
     Ok((vdi.to_string(), allocated as i64))
 }
 
@@ -307,38 +325,25 @@ async fn progress(node: &Arc<Node>, caller: &Caller, task: &str, fraction: f64) 
     let _ = node.ledger.call(Job::internal(caller.actor(), InternalOp::TaskEdit { task: task.into(), edit })).await;
 }
 
-/// Writes `data` at `offset`, runs of zeros as holes; answers the offset after it.
-async fn write_at(
-    file: &Arc<std::fs::File>,
-    offset: u64,
-    data: Bytes,
-    path: &std::path::Path,
-) -> Result<u64, ApiError> {
-    let file = file.clone();
-    let end = offset + data.len() as u64;
-    tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let mut at = 0usize;
-        while at < data.len() {
-            // Blocks aligned to the file, so that a hole covers whole blocks.
-            let here = offset as usize + at;
-            let block_end = (here / HOLE_BLOCK + 1) * HOLE_BLOCK - offset as usize;
-            let piece = &data[at..block_end.min(data.len())];
-            if piece.iter().all(|b| *b == 0) {
-                let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
-                if rustix::fs::fallocate(&*file, flags, here as u64, piece.len() as u64).is_err() {
-                    file.write_all_at(piece, here as u64)?;
-                }
-            } else {
+/// Writes `data` at `offset`, runs of zeros as holes (blocks aligned to the file, so that a
+/// hole covers whole blocks).
+fn write_holes_as_holes(file: &std::fs::File, offset: u64, data: &[u8]) -> io::Result<()> {
+    let mut at = 0usize;
+    while at < data.len() {
+        let here = offset as usize + at;
+        let block_end = (here / HOLE_BLOCK + 1) * HOLE_BLOCK - offset as usize;
+        let piece = &data[at..block_end.min(data.len())];
+        if piece.iter().all(|b| *b == 0) {
+            let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+            if rustix::fs::fallocate(file, flags, here as u64, piece.len() as u64).is_err() {
                 file.write_all_at(piece, here as u64)?;
             }
-            at += piece.len();
+        } else {
+            file.write_all_at(piece, here as u64)?;
         }
-        Ok(())
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| io_failure(e.into_host(path)))?;
-    Ok(end)
+        at += piece.len();
+    }
+    Ok(())
 }
 
 trait IntoHost {

@@ -175,6 +175,15 @@ def test_vif_create_plug_unplug(x):
     assert x.VIF.get_currently_attached(vif) is True
     x.VIF.unplug(vif)
     assert x.VIF.get_currently_attached(vif) is False
+    # Locking (xapi_vif.ml): the mode as given; allowed addresses checked and kept as a set.
+    x.VIF.set_locking_mode(vif, "locked")
+    x.VIF.set_ipv4_allowed(vif, ["10.0.0.9", "10.0.0.9"])
+    x.VIF.add_ipv4_allowed(vif, "10.0.0.10")
+    x.VIF.remove_ipv4_allowed(vif, "10.0.0.9")
+    assert (x.VIF.get_locking_mode(vif), x.VIF.get_ipv4_allowed(vif)) == ("locked", ["10.0.0.10"])
+    assert error_of(x.VIF.add_ipv4_allowed, vif, "fe80::1") == ["INVALID_IP_ADDRESS_SPECIFIED", "ipv4_allowed"]
+    x.VIF.add_ipv6_allowed(vif, "fe80::1")
+    assert x.VIF.get_ipv6_allowed(vif) == ["fe80::1"]
     x.VM.hard_shutdown(vm)
 
 

@@ -27,6 +27,7 @@ pub mod sr;
 pub(super) mod message;
 pub mod vdi;
 mod vdi_records;
+mod vif_locking;
 mod vlan;
 pub mod vm;
 
@@ -240,6 +241,13 @@ pub const REGISTRY: &[Row] = &[
     row("VIF", "unplug", Write(devices::vif_unplug)),
     row("VIF", "unplug_force", Write(devices::vif_unplug)),
     row("VIF", "destroy", Write(devices::vif_destroy)),
+    row("VIF", "set_locking_mode", Write(vif_locking::set_locking_mode)),
+    row("VIF", "set_ipv4_allowed", Write(vif_locking::allowed)),
+    row("VIF", "add_ipv4_allowed", Write(vif_locking::allowed)),
+    row("VIF", "remove_ipv4_allowed", Write(vif_locking::allowed)),
+    row("VIF", "set_ipv6_allowed", Write(vif_locking::allowed)),
+    row("VIF", "add_ipv6_allowed", Write(vif_locking::allowed)),
+    row("VIF", "remove_ipv6_allowed", Write(vif_locking::allowed)),
     // SR, PBD
     row("SR", "create", L(&sr::CREATE)),
     row("SR", "introduce", Write(sr::introduce)),
