@@ -27,6 +27,9 @@ fn origin_of(origin: &server::Origin) -> Origin {
 impl RpcHandler for NodeHandler {
     fn transfer(&self, req: TransferRequest) -> Pin<Box<dyn Future<Output = TransferResponse> + Send + '_>> {
         Box::pin(async move {
+            if matches!(req.method, TransferMethod::Get | TransferMethod::Head) && req.path == "/" {
+                return web_page();
+            }
             match (req.method, req.path.trim_end_matches('/')) {
                 (TransferMethod::Put, "/import_raw_vdi") => self.import_raw(req).await,
                 (TransferMethod::Get | TransferMethod::Head, "/export_raw_vdi") => {
@@ -106,6 +109,25 @@ fn malformed(reason: &str) -> RpcResponse {
         status: 500,
         content_type: "text/html",
         body: format!("<html><body><h1>HTTP 500 internal server error</h1>{escaped}</body></html>").into_bytes(),
+    }
+}
+
+/// The page at `GET /` (xapi serves its web client there): it logs in and follows the pool,
+/// hosts, VMs, SRs and tasks through `event.from` over JSON-RPC. HTTPS and the local socket only
+/// (the server refuses plain HTTP, as xapi's `website_https_only`).
+fn web_page() -> TransferResponse {
+    const PAGE: &str = include_str!("../web/index.html");
+    TransferResponse {
+        status: 200,
+        headers: vec![
+            ("content-type", "text/html; charset=utf-8".into()),
+            (
+                "content-security-policy",
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'".into(),
+            ),
+            ("x-frame-options", "DENY".into()),
+        ],
+        body: ResponseBody::Bytes(PAGE.as_bytes().to_vec()),
     }
 }
 

@@ -234,7 +234,10 @@ async fn options_is_a_cors_preflight() {
 async fn get_root_is_a_text_page_and_other_methods_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), None).await;
-    let reply = exchange_tcp(server.http, &request("GET", "/", "", b"")).await;
+    // A handler without a page of its own: the short text page (the local socket; plain HTTP
+    // gets none, as xapi's `website_https_only`).
+    let unix = UnixStream::connect(&server.unix).await.unwrap();
+    let reply = exchange(unix, &request("GET", "/", "", b"")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("text/plain"));
     assert!(reply.text().contains("xenledger"), "{}", reply.text());
@@ -264,7 +267,7 @@ async fn body_at_the_limit_is_accepted() {
 }
 
 #[tokio::test]
-async fn body_over_the_limit_by_content_length_gets_500_unread() {
+async fn body_over_the_limit_by_content_length_gets_413_unread() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), None).await;
     let stream = TcpStream::connect(server.http).await.unwrap();
@@ -279,16 +282,17 @@ async fn body_over_the_limit_by_content_length_gets_500_unread() {
     let reply = tokio::time::timeout(Duration::from_secs(5), read_reply(&mut stream))
         .await
         .expect("answered without the rest of the body");
-    assert_eq!(reply.status, 500);
+    // 413 (RFC 9110), where xapi answers 500: docs/differences.md.
+    assert_eq!(reply.status, 413);
     assert_eq!(reply.header("content-type"), Some("text/html"));
     assert_eq!(reply.header("connection"), Some("close"));
-    assert!(reply.text().starts_with("<html><body><h1>HTTP 500"), "{}", reply.text());
+    assert!(reply.text().starts_with("<html><body><h1>HTTP 413"), "{}", reply.text());
     assert_closed(&mut stream).await;
     server.stop().await.unwrap();
 }
 
 #[tokio::test]
-async fn chunked_body_over_the_limit_gets_500() {
+async fn chunked_body_over_the_limit_gets_413() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), None).await;
 
@@ -316,10 +320,23 @@ async fn chunked_body_over_the_limit_gets_500() {
     });
     let mut reader = BufReader::new(read_half);
     let reply = tokio::time::timeout(Duration::from_secs(5), read_reply(&mut reader)).await.expect("answered");
-    assert_eq!(reply.status, 500);
+    assert_eq!(reply.status, 413);
     assert_eq!(reply.header("connection"), Some("close"));
     assert_closed(&mut reader).await;
     drop(writer.await.unwrap());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unsupported_transfer_coding_is_501_and_rpc_replies_say_keep_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), None).await;
+    let gzip = b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    assert_eq!(exchange_tcp(server.http, gzip).await.status, 501);
+    let reply = exchange_tcp(server.http, &post("/", b"x")).await;
+    assert_eq!(reply.header("connection"), Some("keep-alive"));
+    // xapi's `website_https_only`: no page over plain HTTP.
+    assert_eq!(exchange_tcp(server.http, &request("GET", "/", "", b"")).await.status, 403);
     server.stop().await.unwrap();
 }
 

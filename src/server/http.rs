@@ -25,7 +25,21 @@ pub(super) async fn respond(req: Request<Incoming>, origin: Origin, handler: Arc
     match *req.method() {
         Method::POST => rpc(req, origin, handler.as_ref()).await,
         Method::OPTIONS => preflight(),
-        Method::GET | Method::HEAD if req.uri().path() == "/" => index(),
+        // xapi's `website_https_only`: its web page is not served over plain HTTP (403);
+        // the local socket and HTTPS get it.
+        Method::GET | Method::HEAD if req.uri().path() == "/" && matches!(origin, Origin::Tcp { tls: false, .. }) => {
+            error_page(StatusCode::FORBIDDEN, "Access to the requested resource is forbidden.")
+        }
+        // The handler's page, else a short text one.
+        Method::GET | Method::HEAD if req.uri().path() == "/" => {
+            let method = if req.method() == Method::HEAD { TransferMethod::Head } else { TransferMethod::Get };
+            let page = transfer(req, method, origin, handler.as_ref()).await;
+            if page.status() == StatusCode::NOT_FOUND {
+                index()
+            } else {
+                page
+            }
+        }
         Method::GET => transfer(req, TransferMethod::Get, origin, handler.as_ref()).await,
         Method::HEAD => transfer(req, TransferMethod::Head, origin, handler.as_ref()).await,
         Method::PUT => transfer(req, TransferMethod::Put, origin, handler.as_ref()).await,
@@ -45,6 +59,9 @@ async fn transfer(
     origin: Origin,
     handler: &dyn RpcHandler,
 ) -> Response<Body> {
+    if unsupported_coding(&req) {
+        return error_page(StatusCode::NOT_IMPLEMENTED, "The request's transfer coding is not supported.");
+    }
     let (parts, body) = req.into_parts();
     let headers = parts
         .headers
@@ -91,7 +108,23 @@ pub(super) fn protocol_for_path(path: &str) -> Protocol {
     }
 }
 
+/// A `Transfer-Encoding` other than `chunked` alone: RFC 9112 §6.1 says 501.
+fn unsupported_coding(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| v.to_str().map_or(true, |v| v.split(',').map(str::trim).any(|c| !c.eq_ignore_ascii_case("chunked"))))
+}
+
 async fn rpc(req: Request<Incoming>, origin: Origin, handler: &dyn RpcHandler) -> Response<Body> {
+    if unsupported_coding(&req) {
+        return error_page(StatusCode::NOT_IMPLEMENTED, "The request's transfer coding is not supported.");
+    }
+    let close = req
+        .headers()
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
     let protocol = protocol_for_path(req.uri().path());
     let headers = req
         .headers()
@@ -106,7 +139,7 @@ async fn rpc(req: Request<Incoming>, origin: Origin, handler: &dyn RpcHandler) -
         Ok(Err(BodyError::TooLarge)) => {
             tracing::warn!(?origin, "request body over {BODY_SIZE_BYTES_MAX} bytes refused");
             return error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
+                StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("The request body exceeds {BODY_SIZE_BYTES_MAX} bytes."),
             );
         }
@@ -120,7 +153,12 @@ async fn rpc(req: Request<Incoming>, origin: Origin, handler: &dyn RpcHandler) -
         }
     };
     let reply = handler.handle(RpcRequest { protocol, body, origin, headers }).await;
-    rpc_response(reply)
+    let mut response = rpc_response(reply);
+    if !close {
+        // As xapi's replies say it.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    }
+    response
 }
 
 enum BodyError {

@@ -170,6 +170,15 @@ pub fn encode_value(value: &Value) -> serde_json::Value {
     }
 }
 
+/// A string value may hold no control character but tab, line feed and carriage return: the
+/// XML-RPC wire cannot carry one (XML 1.0), and what one wire accepts the other must read back.
+fn xml_safe<E: de::Error>(s: &str) -> Result<(), E> {
+    if s.bytes().any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) {
+        return Err(E::custom("a string holds a control character XML-RPC cannot carry"));
+    }
+    Ok(())
+}
+
 fn non_finite_text(x: f64) -> &'static str {
     if x.is_nan() {
         "NaN"
@@ -573,10 +582,12 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        xml_safe(s)?;
         Ok(Value::String(s.to_string()))
     }
 
     fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        xml_safe(&s)?;
         Ok(Value::String(s))
     }
 

@@ -37,10 +37,60 @@ use crate::value::{parse_datetime, Value};
 
 /// Decodes a `methodCall` body.
 pub fn decode_call(body: &[u8]) -> Result<Request, DecodeError> {
-    let text = body_text(body)?;
+    let transcoded;
+    let text = match declared_encoding(body)? {
+        Encoding::Utf8 => body_text(body)?,
+        Encoding::Latin1 => {
+            if body.len() > super::BODY_SIZE_BYTES_MAX {
+                let size_bytes_max = super::BODY_SIZE_BYTES_MAX;
+                return Err(DecodeError::TooLarge { size_bytes: body.len(), size_bytes_max });
+            }
+            transcoded = body.iter().map(|b| char::from(*b)).collect::<String>();
+            transcoded.as_str()
+        }
+    };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // XML 1.0 allows no control character but tab, line feed and carriage return, not even
+    // escaped (`&#0;` is refused by the reader): a raw one is refused too, so that no value
+    // holds what the other wire could not carry.
+    if let Some(offset) = text.bytes().position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) {
+        return Err(DecodeError::Xml {
+            offset: offset as u64,
+            message: "a control character XML does not allow".into(),
+        });
+    }
     let mut parser = Parser::new(text);
     parser.call()
+}
+
+enum Encoding {
+    Utf8,
+    Latin1,
+}
+
+/// The encoding the XML declaration names: UTF-8 unless it says ISO-8859-1 (or its aliases, or
+/// US-ASCII, a subset of both); any other is refused rather than misread.
+fn declared_encoding(body: &[u8]) -> Result<Encoding, DecodeError> {
+    let head = &body[..body.len().min(200)];
+    let Some(end) = head.windows(2).position(|w| w == b"?>") else { return Ok(Encoding::Utf8) };
+    let decl = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+    if !decl.trim_start_matches('\u{feff}').starts_with("<?xml") {
+        return Ok(Encoding::Utf8);
+    }
+    let Some(at) = decl.find("encoding") else { return Ok(Encoding::Utf8) };
+    let value: String = decl[at + "encoding".len()..]
+        .trim_start()
+        .trim_start_matches('=')
+        .trim_start()
+        .trim_start_matches(['"', '\''])
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '\''))
+        .collect();
+    match value.as_str() {
+        "utf-8" | "utf8" => Ok(Encoding::Utf8),
+        "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" | "l1" | "us-ascii" | "ascii" => Ok(Encoding::Latin1),
+        other => Err(DecodeError::Xml { offset: 0, message: format!("unsupported encoding {other:?}") }),
+    }
 }
 
 /// Encodes a call's result as xapi's `{Status, Value}` or `{Status, ErrorDescription}` struct.
@@ -411,9 +461,11 @@ impl<'a> Parser<'a> {
             }
             Element::Double => {
                 let text = self.required_text(empty, "double", "</double>")?;
+                // A NaN or an infinity (`nan`, `inf`, `1e999999`) is refused: JSON has no number
+                // for it, and what one wire accepts the other must read back the same.
                 match trim_blank(&text).parse::<f64>() {
-                    Ok(x) => Ok(Value::Float(x)),
-                    Err(_) => Err(self.bad_scalar("double")),
+                    Ok(x) if x.is_finite() => Ok(Value::Float(x)),
+                    _ => Err(self.bad_scalar("double")),
                 }
             }
             // ocaml-rpc `make_bool`: only the exact text `1` is true.
@@ -889,6 +941,27 @@ mod tests {
         for xml in cases {
             assert!(decode_call(xml.as_bytes()).is_err(), "{xml}");
         }
+    }
+
+    #[test]
+    fn refuses_what_the_other_wire_could_not_carry() {
+        let call = |v: &str| {
+            format!(
+                "<methodCall><methodName>m</methodName><params><param><value>{v}</value></param></params></methodCall>"
+            )
+        };
+        for v in ["<double>nan</double>", "<double>-inf</double>", "<double>1e999999</double>", "a\u{0}b", "a\u{1b}b"] {
+            assert!(decode_call(call(v).as_bytes()).is_err(), "{v:?}");
+        }
+        assert_eq!(param("<value>a\tb\nc</value>"), s("a\tb\nc"));
+    }
+
+    #[test]
+    fn decodes_by_the_declared_encoding() {
+        let body = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><methodCall><methodName>m</methodName><params><param><value>caf\xe9</value></param></params></methodCall>";
+        assert_eq!(decode_call(body).unwrap().params, [s("café")]);
+        let utf16 = b"<?xml version='1.0' encoding='UTF-16'?><methodCall/>";
+        assert!(matches!(decode_call(utf16), Err(DecodeError::Xml { .. })));
     }
 
     // docs/xenapi-semantics.md §a.2: strings must be UTF-8; the codec refuses other bytes outright.

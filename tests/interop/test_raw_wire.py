@@ -4,6 +4,7 @@ xapi's XML-RPC envelope), over HTTPS with a plain HTTP client.
 """
 import json
 import ssl
+import urllib.error
 import urllib.request
 
 from conftest import ROOT_PASSWORD
@@ -118,3 +119,84 @@ def test_async_task_takes_subtask_of_and_other_config_headers(server):
     subtasks = jsonrpc(server, {"jsonrpc": "2.0", "method": "task.get_subtasks", "params": [session, parent], "id": 5})[0]["result"]
     assert subtasks == [task]
     jsonrpc(server, {"jsonrpc": "2.0", "method": "session.logout", "params": [session], "id": 6})
+
+
+def raw_http(server, request_bytes):
+    """One request on a fresh plain-HTTP connection; the status line and the head's headers."""
+    import socket
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as s:
+        s.sendall(request_bytes)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head = data.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in head[1:] if ":" in line)}
+    return int(head[0].split()[1]), headers
+
+
+def xml_call(method, *params):
+    values = "".join("<param><value>%s</value></param>" % p for p in params)
+    return '<?xml version="1.0"?><methodCall><methodName>%s</methodName><params>%s</params></methodCall>' % (method, values)
+
+
+def test_the_edges_both_wires_agree_on(server):
+    """docs/differences.md: what one wire accepts, the other reads back identically."""
+    session = jsonrpc(server, {"jsonrpc": "2.0", "method": "session.login_with_password",
+                               "params": ["root", ROOT_PASSWORD], "id": 1})[0]["result"]
+    task = jsonrpc(server, {"jsonrpc": "2.0", "method": "task.create", "params": [session, "edges", ""], "id": 2})[0]["result"]
+    net = jsonrpc(server, {"jsonrpc": "2.0", "method": "network.create",
+                           "params": [session, {"name_label": "edges", "other_config": {}}], "id": 6})[0]["result"]
+    # A raw NUL or other control character in an XML string, and a non-finite double: refused (HTTP 500).
+    for value in ("a\x00b", "a\x1bb"):
+        body = xml_call("network.set_name_description", session, net, value)
+        try:
+            post(server.https_url, body, "text/xml")
+            raise AssertionError("accepted %r" % value)
+        except urllib.error.HTTPError as e:
+            assert e.code == 500
+    for value in ("nan", "-inf", "1e999999"):
+        body = xml_call("task.set_progress", session, task, "<double>%s</double>" % value)
+        try:
+            post(server.https_url, body, "text/xml")
+            raise AssertionError("accepted %r" % value)
+        except urllib.error.HTTPError as e:
+            assert e.code == 500
+    # The same control character escaped in JSON is refused too.
+    req = urllib.request.Request(server.https_url + "/jsonrpc", method="POST", headers={"Content-Type": "application/json"},
+                                 data=json.dumps({"jsonrpc": "2.0", "method": "network.set_name_description",
+                                                  "params": [session, net, "a\u0001b"], "id": 3}).encode())
+    try:
+        urllib.request.urlopen(req, context=CTX, timeout=30)
+        raise AssertionError("JSON accepted a control character")
+    except urllib.error.HTTPError as e:
+        assert e.code == 500
+    # An ISO-8859-1 body is read by its declaration; both wires read the value back alike.
+    body = xml_call("network.set_name_description", session, net, "caf\xe9").replace(
+        '<?xml version="1.0"?>', '<?xml version="1.0" encoding="ISO-8859-1"?>').encode("latin-1")
+    req = urllib.request.Request(server.https_url, data=body, method="POST", headers={"Content-Type": "text/xml"})
+    with urllib.request.urlopen(req, context=CTX, timeout=30) as resp:
+        assert b"Success" in resp.read()
+    reply = jsonrpc(server, {"jsonrpc": "2.0", "method": "network.get_name_description", "params": [session, net], "id": 4})[0]
+    assert reply["result"] == "caf\u00e9"
+    _, _, xml = post(server.https_url, xml_call("network.get_name_description", session, net), "text/xml")
+    assert "caf\u00e9" in xml
+    jsonrpc(server, {"jsonrpc": "2.0", "method": "session.logout", "params": [session], "id": 5})
+
+
+def test_http_edges(server):
+    # RPC replies say keep-alive, as xapi's do.
+    body = xml_call("system.listMethods").encode()
+    status, headers = raw_http(server, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    assert status == 200 and headers.get("connection") == "keep-alive"
+    # A transfer coding other than chunked: 501 (RFC 9112 §6.1).
+    status, _ = raw_http(server, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+    assert status == 501
+    # Over the body limit, by Content-Length: 413 at once (docs/differences.md).
+    status, _ = raw_http(server, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\n\r\n<methodCall>")
+    assert status == 413
+    # No page over plain HTTP (xapi's website_https_only).
+    status, _ = raw_http(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 403
