@@ -59,7 +59,9 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
     // `PBD.destroy` (refused while attached: xapi_pbd.ml, §h.4), `PBD.create` (`PBD_EXISTS`, the
     // SRmaster key: xapi_pbd.ml `create`), `network.create` (a bridge named when none is given,
     // reserved prefixes: xapi_network.ml `create`) and `network.destroy` (refused while VIFs or
-    // PIFs use it: xapi_network.ml `destroy`).
+    // PIFs use it: xapi_network.ml `destroy`), the `role` getters (a static table, not objects:
+    // xapi_role.ml), `subject.create`/`destroy` (local users as subjects: xapi_subject.ml), and
+    // `console.create`/`destroy` (refused: ocaml/xapi/api_server_common.ml).
     let overrides: Vec<String> = explicit::REGISTRY
         .iter()
         .filter(|r| {
@@ -84,11 +86,25 @@ fn every_registered_message_is_explicit_or_overrides_an_implicit_one_on_purpose(
             "VM.create",
             "VM.destroy",
             "VM.set_is_a_template",
+            "console.create",
+            "console.destroy",
             "network.create",
             "network.destroy",
+            "role.get_all",
+            "role.get_all_records",
+            "role.get_by_name_label",
+            "role.get_by_uuid",
+            "role.get_is_internal",
+            "role.get_name_description",
+            "role.get_name_label",
+            "role.get_record",
+            "role.get_subroles",
+            "role.get_uuid",
             "session.get_last_active",
             "session.get_rbac_permissions",
-            "session.get_record"
+            "session.get_record",
+            "subject.create",
+            "subject.destroy"
         ]
     );
 }

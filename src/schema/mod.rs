@@ -5,6 +5,7 @@
 //! hand-written code. Nothing here does I/O.
 
 mod coerce;
+pub mod role_records;
 pub mod roles;
 mod ty;
 

@@ -200,3 +200,13 @@ def test_http_edges(server):
     # No page over plain HTTP (xapi's website_https_only).
     status, _ = raw_http(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 403
+
+
+def test_console_constructor_is_refused_as_xapi_refuses_it(server):
+    # ocaml/xapi/api_server_common.ml: Console.create and Console.destroy are not_implemented.
+    session = jsonrpc(server, {"jsonrpc": "2.0", "method": "session.login_with_password",
+                               "params": ["root", ROOT_PASSWORD], "id": 1})[0]["result"]
+    reply = jsonrpc(server, {"jsonrpc": "2.0", "method": "console.create",
+                             "params": [session, {"other_config": {}}], "id": 2})[0]
+    assert reply["error"] == {"code": 1, "message": "NOT_IMPLEMENTED", "data": ["Console.create"]}
+    jsonrpc(server, {"jsonrpc": "2.0", "method": "session.logout", "params": [session], "id": 3})

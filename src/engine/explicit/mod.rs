@@ -23,7 +23,9 @@ mod mac;
 mod network;
 mod pbd;
 mod pif;
+mod role;
 pub mod sr;
+pub mod subject;
 pub(super) mod message;
 pub mod vdi;
 mod vdi_records;
@@ -150,6 +152,9 @@ use Mode::{Long as L, Read, Runtime as Rt, Write};
 
 /// Every explicit message with an implementation, by class.
 pub const REGISTRY: &[Row] = &[
+    // console: xapi implements its constructor and destructor as refusals
+    row("console", "create", Read(refused)),
+    row("console", "destroy", Read(refused)),
     // blob
     row("blob", "create", Write(blob::create)),
     row("blob", "destroy", Write(destroy_one)),
@@ -318,6 +323,27 @@ pub const REGISTRY: &[Row] = &[
     row("message", "get_all_records_where", Read(message::get_all_records_where)),
     row("message", "get_since", Read(message::get_since)),
     row("message", "get", Read(message::get)),
+    // role
+    row("role", "get_all", Read(role::read)),
+    row("role", "get_all_records", Read(role::read)),
+    row("role", "get_record", Read(role::read)),
+    row("role", "get_by_uuid", Read(role::read)),
+    row("role", "get_by_name_label", Read(role::read)),
+    row("role", "get_uuid", Read(role::read)),
+    row("role", "get_name_label", Read(role::read)),
+    row("role", "get_name_description", Read(role::read)),
+    row("role", "get_subroles", Read(role::read)),
+    row("role", "get_is_internal", Read(role::read)),
+    row("role", "get_permissions", Read(role::read)),
+    row("role", "get_permissions_name_label", Read(role::read)),
+    row("role", "get_by_permission", Read(role::read)),
+    row("role", "get_by_permission_name_label", Read(role::read)),
+    // subject
+    row("subject", "create", Write(subject::create)),
+    row("subject", "destroy", Write(subject::destroy_subject)),
+    row("subject", "add_to_roles", Write(subject::add_to_roles)),
+    row("subject", "remove_from_roles", Write(subject::remove_from_roles)),
+    row("subject", "get_permissions_name_label", Read(subject::get_permissions_name_label)),
     // session
     row("session", "login_with_password", Rt(Runtime::Login)),
     row("session", "slave_local_login_with_password", Rt(Runtime::Login)),
@@ -350,6 +376,22 @@ pub(super) fn busy(state: &State, current: crate::schema::FieldKey, object: &str
         )),
         None => Ok(()),
     }
+}
+
+/// A message xapi implements as `NOT_IMPLEMENTED [<Class>.<message>]`, the class capitalised
+/// as in its OCaml module (ocaml/xapi/api_server_common.ml: `Console.create`, `Console.destroy`).
+fn refused(state: &State, call: &Call) -> Result<Value, ApiError> {
+    if call.msg.name == "destroy" {
+        let r = call.str(0);
+        if !state.exists(call.class.id, r) {
+            return Err(ApiError::handle_invalid(&call.class.name, r));
+        }
+    }
+    let mut module = call.class.name.clone();
+    if let Some(first) = module.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    Err(ApiError::new(crate::error::ErrorCode::NotImplemented, [format!("{module}.{}", call.msg.name)]))
 }
 
 /// `<class>.destroy(self)` of a class whose objects need nothing else undone (`blob`, `message`).

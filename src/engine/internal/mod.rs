@@ -195,11 +195,16 @@ pub fn run(tx: &mut Tx, op: InternalOp) -> Result<Value, ApiError> {
             void
         }
         InternalOp::UserPut { name, role, password_hash, .. } => {
-            tx.push(Change::UserPut { name, role, password_hash });
+            let local = name != crate::auth::ROOT;
+            tx.push(Change::UserPut { name: name.clone(), role: role.clone(), password_hash });
+            if local {
+                super::explicit::subject::sync_user(tx, &name, &role);
+            }
             void
         }
         InternalOp::UserDelete { name } => {
-            tx.push(Change::UserDelete { name });
+            tx.push(Change::UserDelete { name: name.clone() });
+            super::explicit::subject::forget_user(tx, &name);
             void
         }
         InternalOp::UpgradeCredentials { sessions, sealed } => {
