@@ -23,6 +23,15 @@ pub enum Change {
     UserPut { name: String, role: String, password_hash: String },
     /// A local user account is removed.
     UserDelete { name: String },
+    /// One key of a map field added (`add_to_<map>`): the entry stays small however large the
+    /// map grows. (New variants go last: the log's codec numbers them in order.)
+    MapPut { class: String, reference: String, field: String, key: Value, value: Value },
+    /// One key of a map field removed (`remove_from_<map>`).
+    MapRemove { class: String, reference: String, field: String, key: Value },
+    /// One member added to a set field (`add_<set>`), if absent.
+    SetAdd { class: String, reference: String, field: String, value: Value },
+    /// One member removed from a set field (`remove_<set>`).
+    SetRemove { class: String, reference: String, field: String, value: Value },
 }
 
 impl Change {
@@ -32,7 +41,11 @@ impl Change {
             Change::Create { class, reference, .. }
             | Change::Set { class, reference, .. }
             | Change::Destroy { class, reference }
-            | Change::Touch { class, reference } => Some((class, reference)),
+            | Change::Touch { class, reference }
+            | Change::MapPut { class, reference, .. }
+            | Change::MapRemove { class, reference, .. }
+            | Change::SetAdd { class, reference, .. }
+            | Change::SetRemove { class, reference, .. } => Some((class, reference)),
             Change::UserPut { .. } | Change::UserDelete { .. } => None,
         }
     }

@@ -150,7 +150,11 @@ fn touches(entry: &Entry, is_ref: impl Fn(&str) -> bool + Copy) -> bool {
         }
         match change {
             Change::Create { fields, .. } => fields.iter().any(|(_, v)| holds_ref(v, is_ref)),
-            Change::Set { value, .. } => holds_ref(value, is_ref),
+            Change::Set { value, .. } | Change::SetAdd { value, .. } | Change::SetRemove { value, .. } => {
+                holds_ref(value, is_ref)
+            }
+            Change::MapPut { key, value, .. } => holds_ref(key, is_ref) || holds_ref(value, is_ref),
+            Change::MapRemove { key, .. } => holds_ref(key, is_ref),
             _ => false,
         }
     })

@@ -101,6 +101,31 @@ impl Redactor {
             Change::Touch { class, reference } => {
                 Change::Touch { class: class.clone(), reference: self.object(class, reference) }
             }
+            Change::MapPut { class, reference, field, key, value } => Change::MapPut {
+                class: class.clone(),
+                reference: self.object(class, reference),
+                field: field.clone(),
+                key: self.field(class, field, key),
+                value: self.field(class, field, value),
+            },
+            Change::MapRemove { class, reference, field, key } => Change::MapRemove {
+                class: class.clone(),
+                reference: self.object(class, reference),
+                field: field.clone(),
+                key: self.field(class, field, key),
+            },
+            Change::SetAdd { class, reference, field, value } => Change::SetAdd {
+                class: class.clone(),
+                reference: self.object(class, reference),
+                field: field.clone(),
+                value: self.field(class, field, value),
+            },
+            Change::SetRemove { class, reference, field, value } => Change::SetRemove {
+                class: class.clone(),
+                reference: self.object(class, reference),
+                field: field.clone(),
+                value: self.field(class, field, value),
+            },
             other => other.clone(),
         }
     }

@@ -127,6 +127,18 @@ pub fn change_text(change: &Change, brief: bool) -> String {
         // The password hash is never shown.
         Change::UserPut { name, role, .. } => format!("+ user {name} ({role})"),
         Change::UserDelete { name } => format!("- user {name}"),
+        Change::MapPut { class, reference, field, key, value } => {
+            format!("{class} {reference} {field}[{}] := {}", value_text(key), value_text(value))
+        }
+        Change::MapRemove { class, reference, field, key } => {
+            format!("{class} {reference} {field}[{}] removed", value_text(key))
+        }
+        Change::SetAdd { class, reference, field, value } => {
+            format!("{class} {reference} {field} += {}", value_text(value))
+        }
+        Change::SetRemove { class, reference, field, value } => {
+            format!("{class} {reference} {field} -= {}", value_text(value))
+        }
     }
 }
 

@@ -51,7 +51,54 @@ pub fn apply(state: &mut State, seq: u64, change: &Change) {
         Change::UserDelete { name } => {
             state.users.remove(name);
         }
+        Change::MapPut { class, reference, field, key, value } => {
+            edit_collection(state, seq, class, reference, field, |current| {
+                let mut entries = current.as_map().map(<[_]>::to_vec).unwrap_or_default();
+                entries.retain(|(k, _)| k != key);
+                entries.push((key.clone(), value.clone()));
+                Value::Map(entries)
+            });
+        }
+        Change::MapRemove { class, reference, field, key } => {
+            edit_collection(state, seq, class, reference, field, |current| {
+                Value::Map(current.as_map().unwrap_or(&[]).iter().filter(|(k, _)| k != key).cloned().collect())
+            });
+        }
+        Change::SetAdd { class, reference, field, value } => {
+            edit_collection(state, seq, class, reference, field, |current| {
+                let mut items = current.as_set().map(<[_]>::to_vec).unwrap_or_default();
+                if !items.contains(value) {
+                    items.push(value.clone());
+                }
+                Value::Set(items)
+            });
+        }
+        Change::SetRemove { class, reference, field, value } => {
+            edit_collection(state, seq, class, reference, field, |current| {
+                Value::Set(current.as_set().unwrap_or(&[]).iter().filter(|v| *v != value).cloned().collect())
+            });
+        }
     }
+}
+
+/// A map or set field's new value from its current one (the delta changes).
+fn edit_collection(
+    state: &mut State,
+    seq: u64,
+    class: &str,
+    reference: &str,
+    field: &str,
+    edit: impl FnOnce(&Value) -> Value,
+) {
+    let s = schema();
+    let cid = s.class_id(class).unwrap_or_else(|| panic!("entry {seq}: unknown class {class}"));
+    let fid = s.classes[cid].field(field).unwrap_or_else(|| panic!("entry {seq}: unknown field {class}.{field}"));
+    let current =
+        state.get(cid, reference).unwrap_or_else(|| panic!("entry {seq}: {class} {reference} does not exist")).fields
+            [fid]
+            .materialized();
+    let value = edit(&current);
+    set_field(state, seq, cid, reference, fid, value);
 }
 
 fn create(state: &mut State, seq: u64, class: ClassId, reference: &str, given: &[(String, Value)]) {

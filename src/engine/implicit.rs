@@ -98,40 +98,32 @@ pub fn write(tx: &mut Tx, class: &Class, msg: &Message, args: &[Value]) -> Resul
                 )));
             }
             check_refs(&tx.state, &field.ty, &Value::Map(vec![(key.clone(), value.clone())]))?;
-            let mut entries = current(tx, class, &r, f).as_map().map(<[_]>::to_vec).unwrap_or_default();
-            if entries.iter().any(|(k, _)| k == key) {
+            if current(tx, class, &r, f).as_map().unwrap_or(&[]).iter().any(|(k, _)| k == key) {
                 let key_text = db_string(key);
                 return Err(ApiError::map_duplicate_key(&class.name, &field.name, &r, &key_text));
             }
-            entries.push((key.clone(), value.clone()));
-            tx.set(&class.name, &r, &field.name, Value::Map(entries));
+            tx.map_put(&class.name, &r, &field.name, key.clone(), value.clone());
             void
         }
         Kind::RemoveFromMap(f) => {
             let r = existing(&tx.state, class, arg_str(args, 0))?;
-            let entries = current(tx, class, &r, f).as_map().map(<[_]>::to_vec).unwrap_or_default();
-            if entries.iter().any(|(k, _)| *k == args[1]) {
-                let kept = entries.into_iter().filter(|(k, _)| *k != args[1]).collect();
-                tx.set(&class.name, &r, &class.fields[f].name, Value::Map(kept));
+            if current(tx, class, &r, f).as_map().unwrap_or(&[]).iter().any(|(k, _)| *k == args[1]) {
+                tx.map_remove(&class.name, &r, &class.fields[f].name, args[1].clone());
             }
             void
         }
         Kind::AddToSet(f) => {
             let r = existing(&tx.state, class, arg_str(args, 0))?;
             check_refs(&tx.state, &class.fields[f].ty, &Value::Set(vec![args[1].clone()]))?;
-            let mut items = current(tx, class, &r, f).as_set().map(<[_]>::to_vec).unwrap_or_default();
-            if !items.contains(&args[1]) {
-                items.push(args[1].clone());
-                tx.set(&class.name, &r, &class.fields[f].name, Value::Set(items));
+            if !current(tx, class, &r, f).as_set().unwrap_or(&[]).contains(&args[1]) {
+                tx.set_add(&class.name, &r, &class.fields[f].name, args[1].clone());
             }
             void
         }
         Kind::RemoveFromSet(f) => {
             let r = existing(&tx.state, class, arg_str(args, 0))?;
-            let items = current(tx, class, &r, f).as_set().map(<[_]>::to_vec).unwrap_or_default();
-            if items.contains(&args[1]) {
-                let kept = items.into_iter().filter(|v| *v != args[1]).collect();
-                tx.set(&class.name, &r, &class.fields[f].name, Value::Set(kept));
+            if current(tx, class, &r, f).as_set().unwrap_or(&[]).contains(&args[1]) {
+                tx.set_remove(&class.name, &r, &class.fields[f].name, args[1].clone());
             }
             void
         }

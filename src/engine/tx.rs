@@ -90,6 +90,30 @@ impl<'c> Tx<'c> {
         self.set(&key.class().name, reference, key.name(), value);
     }
 
+    /// Adds one key to a map field (the entry records the key, not the map).
+    pub fn map_put(&mut self, class: &str, reference: &str, field: &str, key: Value, value: Value) {
+        let (class, reference, field) = (class.to_string(), reference.to_string(), field.to_string());
+        self.push(Change::MapPut { class, reference, field, key, value });
+    }
+
+    /// Removes one key from a map field.
+    pub fn map_remove(&mut self, class: &str, reference: &str, field: &str, key: Value) {
+        let (class, reference, field) = (class.to_string(), reference.to_string(), field.to_string());
+        self.push(Change::MapRemove { class, reference, field, key });
+    }
+
+    /// Adds one member to a set field.
+    pub fn set_add(&mut self, class: &str, reference: &str, field: &str, value: Value) {
+        let (class, reference, field) = (class.to_string(), reference.to_string(), field.to_string());
+        self.push(Change::SetAdd { class, reference, field, value });
+    }
+
+    /// Removes one member from a set field.
+    pub fn set_remove(&mut self, class: &str, reference: &str, field: &str, value: Value) {
+        let (class, reference, field) = (class.to_string(), reference.to_string(), field.to_string());
+        self.push(Change::SetRemove { class, reference, field, value });
+    }
+
     pub fn set(&mut self, class: &str, reference: &str, field: &str, value: Value) {
         self.push(Change::Set {
             class: class.to_string(),

@@ -34,8 +34,12 @@ use crate::vault::Vault;
 pub const BATCH_JOBS_MAX: usize = 4096;
 /// Jobs that may wait for the writer before `submit` blocks.
 pub const QUEUE_JOBS_MAX: usize = 16_384;
-/// A checkpoint is written after this many entries (and at clean shutdown).
+/// A checkpoint is written after this many entries, or [`CHECKPOINT_INTERVAL_BYTES`] of records,
+/// or [`CHECKPOINT_INTERVAL`] with any entry since, whichever comes first (and at clean shutdown),
+/// so that a restart after a crash folds a bounded tail.
 pub const CHECKPOINT_INTERVAL_ENTRIES: u64 = 100_000;
+pub const CHECKPOINT_INTERVAL_BYTES: u64 = 64 << 20;
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A job for the writer, as data: who, what ([`Op`]: a datamodel message or an internal
 /// operation), and the parameters as logged.
@@ -307,6 +311,10 @@ impl Writer {
             published: self.published.clone(),
             committed: self.committed.clone(),
             since_checkpoint: self.since_checkpoint,
+            bytes_since_checkpoint: 0,
+            last_checkpoint_us: self.clock.now_us(),
+            clock: self.clock.clone(),
+            encoding: None,
             poisoned: poisoned.clone(),
         };
         let committer = std::thread::Builder::new()
@@ -396,12 +404,26 @@ struct Committer {
     published: Arc<ArcSwap<State>>,
     committed: watch::Sender<u64>,
     since_checkpoint: u64,
+    bytes_since_checkpoint: u64,
+    last_checkpoint_us: i64,
+    clock: Arc<dyn Clock>,
+    /// A checkpoint image being encoded on a thread of its own: `(seq, image)` arrives here.
+    encoding: Option<Receiver<(u64, Vec<u8>)>>,
     poisoned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Committer {
     fn run(mut self, batches: Receiver<Batch>) {
-        for batch in batches {
+        loop {
+            // Waking now and then stores a checkpoint encoded while no batch came.
+            let batch = match batches.recv_timeout(Duration::from_millis(500)) {
+                Ok(batch) => batch,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.store_encoded_checkpoint();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             let mut replies = batch.replies;
             if !batch.records.is_empty() {
                 let result = if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
@@ -412,6 +434,7 @@ impl Committer {
                 match result {
                     Ok(()) => {
                         self.since_checkpoint += batch.records.len() as u64;
+                        self.bytes_since_checkpoint += batch.records.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
                         let seq = batch.state.seq;
                         self.published.store(batch.state.clone());
                         self.committed.send_replace(seq);
@@ -431,8 +454,13 @@ impl Committer {
                 let _ = reply.send(outcome);
             }
             let durable = !self.poisoned.load(std::sync::atomic::Ordering::Acquire);
-            if durable && (self.since_checkpoint >= CHECKPOINT_INTERVAL_ENTRIES || batch.stop) {
+            if durable && batch.stop {
                 let _ = self.write_checkpoint(&batch.state);
+            } else if durable {
+                self.store_encoded_checkpoint();
+                if self.checkpoint_due() {
+                    self.encode_checkpoint(batch.state.clone());
+                }
             }
             for reply in batch.checkpoints {
                 let result =
@@ -445,6 +473,54 @@ impl Committer {
         }
     }
 
+    /// Entries, bytes or time since the last checkpoint over their bound, and none being encoded.
+    fn checkpoint_due(&self) -> bool {
+        if self.encoding.is_some() || self.since_checkpoint == 0 {
+            return false;
+        }
+        let elapsed_us = self.clock.now_us() - self.last_checkpoint_us;
+        self.since_checkpoint >= CHECKPOINT_INTERVAL_ENTRIES
+            || self.bytes_since_checkpoint >= CHECKPOINT_INTERVAL_BYTES
+            || elapsed_us >= CHECKPOINT_INTERVAL.as_micros() as i64
+    }
+
+    /// Encodes the image of a published (immutable) state on a thread of its own, so that the
+    /// commits after it do not wait for the encoding; the next batch stores it.
+    fn encode_checkpoint(&mut self, state: Arc<State>) {
+        if state.seq == 0 {
+            return;
+        }
+        let (done, ready) = mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new().name("xenledger-checkpoint".into()).spawn(move || {
+            let _ = done.send((state.seq, snapshot::encode(&state)));
+        });
+        match spawned {
+            Ok(_) => {
+                self.encoding = Some(ready);
+                // Counted from now: the entries committed while it encodes are the next tail.
+                self.since_checkpoint = 0;
+                self.bytes_since_checkpoint = 0;
+                self.last_checkpoint_us = self.clock.now_us();
+            }
+            Err(e) => tracing::warn!("cannot start the checkpoint thread: {e}"),
+        }
+    }
+
+    /// Stores an image the encoding thread has finished, if any.
+    fn store_encoded_checkpoint(&mut self) {
+        let Some(ready) = &self.encoding else { return };
+        match ready.try_recv() {
+            Ok((seq, image)) => {
+                self.encoding = None;
+                if let Err(e) = self.store.put_checkpoint(seq, &image) {
+                    tracing::warn!("writing the checkpoint at entry {seq}: {e}");
+                }
+            }
+            Err(mpsc::TryRecvError::Empty) => {}
+            Err(mpsc::TryRecvError::Disconnected) => self.encoding = None,
+        }
+    }
+
     fn write_checkpoint(&mut self, state: &State) -> Result<u64, String> {
         if state.seq == 0 {
             return Ok(0);
@@ -452,6 +528,8 @@ impl Committer {
         let image = snapshot::encode(state);
         self.store.put_checkpoint(state.seq, &image).map_err(|e| e.to_string())?;
         self.since_checkpoint = 0;
+        self.bytes_since_checkpoint = 0;
+        self.last_checkpoint_us = self.clock.now_us();
         Ok(state.seq)
     }
 }
