@@ -25,11 +25,56 @@ pub trait Members: Send + Sync + fmt::Debug {
     }
 }
 
-/// A record's encodings, made once and shared by every caller it is sent to.
+/// A record's encodings, made once and shared by every caller it is sent to, while the bytes kept
+/// by every cache of the process stay under [`ENCODING_CACHE_BUDGET_BYTES`]; past it, a record is
+/// encoded for the reply alone, so the caches cannot grow with the database without bound.
+/// Bench `scale` (10,000 VMs): one `VM.get_all_records` on each wire caches 104 MB; with the
+/// cache the next ones take 134 ms (XML-RPC) and 59 ms (JSON-RPC), without it 243 and 208 ms.
 #[derive(Debug, Default)]
 pub struct EncodingCache {
-    pub xml: std::sync::OnceLock<String>,
-    pub json: std::sync::OnceLock<String>,
+    xml: std::sync::OnceLock<String>,
+    json: std::sync::OnceLock<String>,
+}
+
+/// What the encoding caches of the process may keep, in bytes.
+pub const ENCODING_CACHE_BUDGET_BYTES: usize = 128 << 20;
+static ENCODING_CACHE_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl EncodingCache {
+    /// Appends the XML-RPC encoding to `out`: the cached one, or `encode`'s.
+    pub fn push_xml(&self, out: &mut String, encode: impl FnOnce(&mut String)) {
+        Self::push(&self.xml, out, encode);
+    }
+
+    /// Appends the JSON encoding to `out`: the cached one, or `encode`'s.
+    pub fn push_json(&self, out: &mut String, encode: impl FnOnce(&mut String)) {
+        Self::push(&self.json, out, encode);
+    }
+
+    fn push(cell: &std::sync::OnceLock<String>, out: &mut String, encode: impl FnOnce(&mut String)) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(text) = cell.get() {
+            out.push_str(text);
+        } else if ENCODING_CACHE_BYTES.load(Relaxed) >= ENCODING_CACHE_BUDGET_BYTES {
+            encode(out);
+        } else {
+            out.push_str(cell.get_or_init(|| {
+                let mut text = String::new();
+                encode(&mut text);
+                ENCODING_CACHE_BYTES.fetch_add(text.len(), Relaxed);
+                text
+            }));
+        }
+    }
+}
+
+impl Drop for EncodingCache {
+    fn drop(&mut self) {
+        let kept = self.xml.get().map_or(0, String::len) + self.json.get().map_or(0, String::len);
+        if kept > 0 {
+            ENCODING_CACHE_BYTES.fetch_sub(kept, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

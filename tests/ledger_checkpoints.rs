@@ -57,3 +57,29 @@ fn a_checkpoint_is_taken_when_its_interval_has_passed_with_entries_since() {
     let reopened = Ledger::open_on(log.clone(), Vault::generate(), clock).expect("reopen");
     assert_eq!(*reopened.snapshot(), expected);
 }
+
+/// A tail folded at open (entries after the newest checkpoint: a crash since the last clean stop)
+/// is checkpointed at once, with no write needed, so crash after crash the tail does not grow.
+#[test]
+fn a_tail_folded_at_open_is_checkpointed_at_once() {
+    let clock = Arc::new(VirtualClock::at_2026());
+    let written = Arc::new(MemoryLog::new());
+    let ledger = Ledger::open_on(written.clone(), Vault::generate(), clock.clone()).expect("open");
+    let net = ok_ref(&ledger, "network.create", vec![network_record("n", &[])]);
+    for i in 0..20 {
+        ok(&ledger, "network.add_to_other_config", vec![s(&net), s(&format!("k{i}")), s("v")]);
+    }
+    let expected = (*ledger.snapshot()).clone();
+    // The log as a crash leaves it: every entry, no checkpoint.
+    let crashed = Arc::new(MemoryLog::new());
+    for seq in 1..=expected.seq {
+        let record = written.record(seq).expect("readable").expect("stored");
+        crashed.append_batch(&[(seq, record)]).expect("append");
+    }
+    drop(ledger);
+    let reopened = Ledger::open_on(crashed.clone(), Vault::generate(), clock).expect("reopen");
+    assert_eq!(reopened.open_report().tail_entries, expected.seq);
+    assert_eq!(*reopened.snapshot(), expected);
+    wait_for_checkpoint(&crashed, expected.seq);
+    assert_eq!(reopened.checkpoint_stats().taken.load(std::sync::atomic::Ordering::Acquire), 1);
+}

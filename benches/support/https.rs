@@ -256,10 +256,15 @@ impl Running {
 
 /// The process's resident set size in KiB, from `/proc/self/status`.
 pub fn rss_kb() -> u64 {
+    status_kb("VmRSS:")
+}
+
+/// A KiB figure of `/proc/self/status` (`VmRSS:`, `VmHWM:` for the peak RSS).
+pub fn status_kb(key: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kb| kb.parse().ok())
         .unwrap_or(0)

@@ -29,7 +29,7 @@ use super::{create_vms_on, load_avg, process_cpu_s, round2, temp_dir, Extra, Lat
 /// VMs in the served state.
 pub const VMS: usize = 100;
 /// Root's password on the bench nodes.
-const PASSWORD: &str = "bench-password";
+pub const PASSWORD: &str = "bench-password";
 /// Size of `https-ceiling`'s fixed reply body.
 const CEILING_REPLY_BYTES: usize = 300;
 /// Connections that may be opening (TCP + TLS handshake) at once.
@@ -41,34 +41,34 @@ static HTTPS_CEILING_OPS_PER_S: OnceLock<f64> = OnceLock::new();
 
 /// The wire protocol a scenario speaks.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Wire {
+pub enum Wire {
     Xml,
     Json,
 }
 
 impl Wire {
-    fn path(self) -> &'static str {
+    pub fn path(self) -> &'static str {
         match self {
             Wire::Xml => "/",
             Wire::Json => "/jsonrpc",
         }
     }
 
-    fn content_type(self) -> &'static str {
+    pub fn content_type(self) -> &'static str {
         match self {
             Wire::Xml => "text/xml",
             Wire::Json => "application/json",
         }
     }
 
-    fn success(self) -> &'static [u8] {
+    pub fn success(self) -> &'static [u8] {
         match self {
             Wire::Xml => XML_SUCCESS,
             Wire::Json => JSON_SUCCESS,
         }
     }
 
-    fn encode(self, id: u64, method: &str, params: &[Value]) -> Vec<u8> {
+    pub fn encode(self, id: u64, method: &str, params: &[Value]) -> Vec<u8> {
         match self {
             Wire::Xml => xmlrpc::encode_call(method, params),
             Wire::Json => jsonrpc::encode_call(jsonrpc::Version::V2, &json!(id), method, params),
@@ -85,7 +85,7 @@ impl Wire {
         result.unwrap_or_else(|| panic!("{method}: HTTP {} {}", reply.status, https::excerpt(reply.body)))
     }
 
-    async fn login(self, conn: &mut Conn) -> String {
+    pub async fn login(self, conn: &mut Conn) -> String {
         let params = [Value::str("root"), Value::str(PASSWORD), Value::str("1.0"), Value::str("throughput")];
         self.call_for_string(conn, "session.login_with_password", &params).await
     }

@@ -53,51 +53,70 @@ pub fn apply(state: &mut State, seq: u64, change: &Change) {
         }
         Change::MapPut { class, reference, field, key, value } => {
             edit_collection(state, seq, class, reference, field, |current| {
-                let mut entries = current.as_map().map(<[_]>::to_vec).unwrap_or_default();
-                entries.retain(|(k, _)| k != key);
+                let Value::Map(entries) = current else {
+                    *current = Value::Map(vec![(key.clone(), value.clone())]);
+                    return;
+                };
+                if let Some(at) = entries.iter().position(|(k, _)| k == key) {
+                    entries.remove(at);
+                }
                 entries.push((key.clone(), value.clone()));
-                Value::Map(entries)
             });
         }
         Change::MapRemove { class, reference, field, key } => {
             edit_collection(state, seq, class, reference, field, |current| {
-                Value::Map(current.as_map().unwrap_or(&[]).iter().filter(|(k, _)| k != key).cloned().collect())
+                if let Value::Map(entries) = current {
+                    entries.retain(|(k, _)| k != key);
+                }
             });
         }
         Change::SetAdd { class, reference, field, value } => {
             edit_collection(state, seq, class, reference, field, |current| {
-                let mut items = current.as_set().map(<[_]>::to_vec).unwrap_or_default();
+                let Value::Set(items) = current else {
+                    *current = Value::Set(vec![value.clone()]);
+                    return;
+                };
                 if !items.contains(value) {
                     items.push(value.clone());
                 }
-                Value::Set(items)
             });
         }
         Change::SetRemove { class, reference, field, value } => {
             edit_collection(state, seq, class, reference, field, |current| {
-                Value::Set(current.as_set().unwrap_or(&[]).iter().filter(|v| *v != value).cloned().collect())
+                if let Value::Set(items) = current {
+                    items.retain(|v| v != value);
+                }
             });
         }
     }
 }
 
-/// A map or set field's new value from its current one (the delta changes).
+/// Edits a map or set field where it is (the delta changes), so that the cost of an entry does
+/// not grow with the collection: a field with no relation and no index is changed in place (the
+/// object is copied only if a published state still shares it); the others go through
+/// [`set_field`], which keeps their relations and indexes in step.
 fn edit_collection(
     state: &mut State,
     seq: u64,
     class: &str,
     reference: &str,
     field: &str,
-    edit: impl FnOnce(&Value) -> Value,
+    edit: impl FnOnce(&mut Value),
 ) {
     let s = schema();
     let cid = s.class_id(class).unwrap_or_else(|| panic!("entry {seq}: unknown class {class}"));
-    let fid = s.classes[cid].field(field).unwrap_or_else(|| panic!("entry {seq}: unknown field {class}.{field}"));
-    let current =
+    let c = &s.classes[cid];
+    let fid = c.field(field).unwrap_or_else(|| panic!("entry {seq}: unknown field {class}.{field}"));
+    let indexed = Some(fid) == c.uuid_field || Some(fid) == c.name_label_field;
+    if c.fields[fid].relation == Relation::None && !indexed {
+        update(state, seq, cid, reference, |o| edit(&mut o.fields[fid]));
+        return;
+    }
+    let mut value =
         state.get(cid, reference).unwrap_or_else(|| panic!("entry {seq}: {class} {reference} does not exist")).fields
             [fid]
             .materialized();
-    let value = edit(&current);
+    edit(&mut value);
     set_field(state, seq, cid, reference, fid, value);
 }
 

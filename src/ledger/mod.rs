@@ -7,6 +7,7 @@
 //! caller. Readers load the current snapshot and never wait for the writer.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -80,8 +81,30 @@ pub struct OpenReport {
     pub last_seq: u64,
 }
 
+/// What the committer's checkpoints have done, readable while it runs (benches, metrics).
+#[derive(Debug, Default)]
+pub struct CheckpointStats {
+    /// Checkpoints stored since open.
+    pub taken: AtomicU64,
+    /// The entry the newest stored checkpoint covers (0: none since open).
+    pub last_seq: AtomicU64,
+    /// When the newest was stored, by the ledger's clock (0: none since open).
+    pub last_at_us: AtomicI64,
+    /// An image is being encoded off the writer's path.
+    pub encoding: AtomicBool,
+}
+
+impl CheckpointStats {
+    fn stored(&self, seq: u64, at_us: i64) {
+        self.last_seq.store(seq, Ordering::Relaxed);
+        self.last_at_us.store(at_us, Ordering::Relaxed);
+        self.taken.fetch_add(1, Ordering::Release);
+    }
+}
+
 pub struct Ledger {
     state: Arc<ArcSwap<State>>,
+    checkpoint_stats: Arc<CheckpointStats>,
     queue: SyncSender<Request>,
     committed: watch::Receiver<u64>,
     writer: Option<JoinHandle<()>>,
@@ -125,6 +148,7 @@ impl Ledger {
         let state = Arc::new(ArcSwap::from_pointee(state));
         let (queue, rx) = mpsc::sync_channel(QUEUE_JOBS_MAX);
         let (committed_tx, committed) = watch::channel(seq);
+        let checkpoint_stats = Arc::new(CheckpointStats::default());
         let writer = Writer {
             store: store.clone(),
             published: state.clone(),
@@ -134,12 +158,29 @@ impl Ledger {
             seed_key: random_key(),
             jobs_run: 0,
             clock: clock.clone(),
+            checkpoint_stats: checkpoint_stats.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("xenledger-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| LedgerError::Io("writer thread".into(), e))?;
-        Ok(Ledger { state, queue, committed, writer: Some(handle), store, dir, report, vault: None, clock })
+        Ok(Ledger {
+            state,
+            checkpoint_stats,
+            queue,
+            committed,
+            writer: Some(handle),
+            store,
+            dir,
+            report,
+            vault: None,
+            clock,
+        })
+    }
+
+    /// The committer's checkpoints so far.
+    pub fn checkpoint_stats(&self) -> &CheckpointStats {
+        &self.checkpoint_stats
     }
 
     /// The clock that stamps entries; the node reads time from it too.
@@ -276,6 +317,7 @@ struct Writer {
     seed_key: [u8; 32],
     jobs_run: u64,
     clock: Arc<dyn Clock>,
+    checkpoint_stats: Arc<CheckpointStats>,
 }
 
 /// One executed batch on its way to the disk.
@@ -304,7 +346,7 @@ fn random_key() -> [u8; 32] {
 impl Writer {
     fn run(mut self, rx: Receiver<Request>) {
         let mut state: State = (**self.published.load()).clone();
-        let poisoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let poisoned = Arc::new(AtomicBool::new(false));
         let (to_committer, batches) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
         let committer = Committer {
             store: self.store.clone(),
@@ -312,9 +354,15 @@ impl Writer {
             committed: self.committed.clone(),
             since_checkpoint: self.since_checkpoint,
             bytes_since_checkpoint: 0,
-            last_checkpoint_us: self.clock.now_us(),
+            // A tail folded at open (a crash since the last clean stop) is checkpointed at once,
+            // so that crash after crash never lengthens the next restart's fold.
+            last_checkpoint_us: match self.since_checkpoint {
+                0 => self.clock.now_us(),
+                _ => self.clock.now_us() - CHECKPOINT_INTERVAL.as_micros() as i64,
+            },
             clock: self.clock.clone(),
             encoding: None,
+            stats: self.checkpoint_stats.clone(),
             poisoned: poisoned.clone(),
         };
         let committer = std::thread::Builder::new()
@@ -341,7 +389,7 @@ impl Writer {
                 checkpoints: Vec::new(),
                 stop: false,
             };
-            let failed = poisoned.load(std::sync::atomic::Ordering::Acquire);
+            let failed = poisoned.load(Ordering::Acquire);
             for message in messages {
                 match message {
                     Request::Job(_, reply) if failed => {
@@ -409,24 +457,29 @@ struct Committer {
     clock: Arc<dyn Clock>,
     /// A checkpoint image being encoded on a thread of its own: `(seq, image)` arrives here.
     encoding: Option<Receiver<(u64, Vec<u8>)>>,
-    poisoned: Arc<std::sync::atomic::AtomicBool>,
+    stats: Arc<CheckpointStats>,
+    poisoned: Arc<AtomicBool>,
 }
 
 impl Committer {
     fn run(mut self, batches: Receiver<Batch>) {
         loop {
-            // Waking now and then stores a checkpoint encoded while no batch came.
+            // Waking now and then stores a checkpoint encoded while no batch came, and starts one that
+            // fell due with no batch since (a tail recovered at open, the time bound).
             let batch = match batches.recv_timeout(Duration::from_millis(500)) {
                 Ok(batch) => batch,
                 Err(RecvTimeoutError::Timeout) => {
                     self.store_encoded_checkpoint();
+                    if !self.poisoned.load(Ordering::Acquire) && self.checkpoint_due() {
+                        self.encode_checkpoint(self.published.load_full());
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut replies = batch.replies;
             if !batch.records.is_empty() {
-                let result = if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
+                let result = if self.poisoned.load(Ordering::Acquire) {
                     Err("an earlier append failed".to_string())
                 } else {
                     self.store.append_batch(&batch.records).map_err(|e| e.to_string())
@@ -441,7 +494,7 @@ impl Committer {
                     }
                     Err(e) => {
                         tracing::error!("log append failed: {e}");
-                        self.poisoned.store(true, std::sync::atomic::Ordering::Release);
+                        self.poisoned.store(true, Ordering::Release);
                         for (_, outcome) in &mut replies {
                             if outcome.is_ok() {
                                 *outcome = Err(ApiError::internal(format!("log append failed: {e}")));
@@ -453,7 +506,7 @@ impl Committer {
             for (reply, outcome) in replies {
                 let _ = reply.send(outcome);
             }
-            let durable = !self.poisoned.load(std::sync::atomic::Ordering::Acquire);
+            let durable = !self.poisoned.load(Ordering::Acquire);
             if durable && batch.stop {
                 let _ = self.write_checkpoint(&batch.state);
             } else if durable {
@@ -497,6 +550,7 @@ impl Committer {
         match spawned {
             Ok(_) => {
                 self.encoding = Some(ready);
+                self.stats.encoding.store(true, Ordering::Relaxed);
                 // Counted from now: the entries committed while it encodes are the next tail.
                 self.since_checkpoint = 0;
                 self.bytes_since_checkpoint = 0;
@@ -512,12 +566,17 @@ impl Committer {
         match ready.try_recv() {
             Ok((seq, image)) => {
                 self.encoding = None;
-                if let Err(e) = self.store.put_checkpoint(seq, &image) {
-                    tracing::warn!("writing the checkpoint at entry {seq}: {e}");
+                match self.store.put_checkpoint(seq, &image) {
+                    Ok(()) => self.stats.stored(seq, self.clock.now_us()),
+                    Err(e) => tracing::warn!("writing the checkpoint at entry {seq}: {e}"),
                 }
+                self.stats.encoding.store(false, Ordering::Relaxed);
             }
             Err(mpsc::TryRecvError::Empty) => {}
-            Err(mpsc::TryRecvError::Disconnected) => self.encoding = None,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                self.encoding = None;
+                self.stats.encoding.store(false, Ordering::Relaxed);
+            }
         }
     }
 
@@ -527,6 +586,7 @@ impl Committer {
         }
         let image = snapshot::encode(state);
         self.store.put_checkpoint(state.seq, &image).map_err(|e| e.to_string())?;
+        self.stats.stored(state.seq, self.clock.now_us());
         self.since_checkpoint = 0;
         self.bytes_since_checkpoint = 0;
         self.last_checkpoint_us = self.clock.now_us();

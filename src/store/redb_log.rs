@@ -83,6 +83,12 @@ impl fmt::Debug for Store {
     }
 }
 
+/// redb's page cache. The log is appended at its right edge and read front to back, so a small
+/// cache serves both. With redb's default (1 GiB) a restart after a crash kept every page the
+/// repair and the tail's fold had read: bench `crash-restart`, RSS 2.7× a clean restart's with a
+/// 71 MB log; 1.85× with 4 MiB, and `engine-writes` unchanged within the machine's noise.
+pub const CACHE_BYTES: usize = 4 << 20;
+
 impl Store {
     /// Opens the store in `dir`, creating the directory and the database if missing. A new database
     /// records the format version and `schema_hash`; an existing one must match both.
@@ -90,7 +96,7 @@ impl Store {
         assert!(!schema_hash.is_empty(), "Store::open: empty schema hash");
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         let path = database_path(dir);
-        let db = Database::create(&path)?;
+        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path)?;
         let mut txn = db.begin_write()?;
         let created = {
             let mut meta = txn.open_table(META)?;

@@ -254,11 +254,7 @@ fn push_value(out: &mut String, value: &Value) {
                 out.push('}');
             };
             match source.encoding_cache() {
-                Some(cache) => out.push_str(cache.json.get_or_init(|| {
-                    let mut text = String::new();
-                    encode(&mut text);
-                    text
-                })),
+                Some(cache) => cache.push_json(out, encode),
                 None => encode(out),
             }
         }

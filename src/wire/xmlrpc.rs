@@ -190,11 +190,7 @@ pub fn encode_value(value: &Value, out: &mut String) {
                 out.push_str("</struct></value>");
             };
             match source.encoding_cache() {
-                Some(cache) => out.push_str(cache.xml.get_or_init(|| {
-                    let mut text = String::new();
-                    encode(&mut text);
-                    text
-                })),
+                Some(cache) => cache.push_xml(out, encode),
                 None => encode(out),
             }
         }
