@@ -36,6 +36,10 @@ impl RpcHandler for NodeHandler {
                     let disk = disk_request(&req);
                     http_reply(transfer::export_raw(&self.node, disk).await, "get_export_raw_vdi")
                 }
+                (TransferMethod::Get | TransferMethod::Head, "/xenledger/backup") => {
+                    let req = disk_request(&req);
+                    http_reply(crate::node::backup::backup(&self.node, req).await, "xenledger_backup")
+                }
                 _ => TransferResponse::page(404, "not found", "The page does not exist."),
             }
         })
@@ -221,6 +225,14 @@ fn http_reply(outcome: TransferOutcome, realm: &str) -> TransferResponse {
             status: 200,
             headers: vec![("task-id", task), ("content-type", "application/octet-stream".into())],
             body: ResponseBody::Bytes(Vec::new()),
+        },
+        TransferOutcome::Download { len, filename, pieces } => TransferResponse {
+            status: 200,
+            headers: vec![
+                ("content-type", "application/octet-stream".into()),
+                ("content-disposition", format!("attachment; filename=\"{filename}\"")),
+            ],
+            body: ResponseBody::Stream { len: Some(len), pieces },
         },
         TransferOutcome::Exporting { task, len, filename, pieces } => TransferResponse {
             status: 200,

@@ -312,3 +312,28 @@ fn truncate_after_cuts_log_and_checkpoints() {
     append(&store, 7..=9);
     assert_eq!(verify_all(&store).unwrap().0.checked, 9);
 }
+
+/// The online backup: a copy of one read snapshot, readable as a store of its own, with the same
+/// records and checkpoints, while the original goes on appending (src/node/backup.rs).
+#[test]
+fn backup_copies_one_snapshot_and_the_copy_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    append(&store, 1..=500);
+    store.put_checkpoint(300, b"state at 300").unwrap();
+    let copy_dir = tempfile::tempdir().unwrap();
+    assert_eq!(store.backup_to(&database_path(copy_dir.path())).unwrap(), 500);
+    append(&store, 501..=510);
+    let copy = open(copy_dir.path());
+    let (report, seqs) = verify_all(&copy).unwrap();
+    assert_eq!((report.last_seq, seqs.len()), (500, 500));
+    assert_eq!(copy.checkpoints().unwrap().iter().map(|c| c.seq).collect::<Vec<_>>(), vec![300]);
+    assert_eq!(copy.latest_checkpoint().unwrap().unwrap().state, b"state at 300");
+    for seq in [1, 250, 500] {
+        assert_eq!(copy.record(seq).unwrap(), store.record(seq).unwrap());
+    }
+    assert_eq!(copy.record(501).unwrap(), None);
+    // The copy carries the schema pin: another build's hash is refused.
+    drop(copy);
+    assert!(matches!(Store::open(copy_dir.path(), "another-schema"), Err(StoreError::SchemaMismatch { .. })));
+}

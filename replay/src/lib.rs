@@ -17,8 +17,9 @@
 //! appear as `session:<uuid>`, secret values as `(secret)`, old logs included.
 //!
 //! **Locking.** redb holds an exclusive lock on the database file while a server has it open, so the
-//! tool works on a stopped server's data dir (or a copy of a live one). A locked dir fails with the
-//! hint in [`open_store`]'s error. The store is opened through [`Store::open`], which never writes to
+//! tool works on a stopped server's data dir, or on the online copy a live server serves at
+//! `GET /xenledger/backup` (pool-admin), saved as `xenledger.redb` in any directory. A locked dir
+//! fails with the hint in [`open_store`]'s error. The store is opened through [`Store::open`], which never writes to
 //! an existing store, but redb opens the file for writing (and would repair it after a crash).
 //!
 //! The functions return their output rather than printing it, so `main.rs` stays thin and the tests
@@ -53,8 +54,9 @@ pub fn open_store(dir: &Path) -> Result<Store> {
     }
     Store::open(dir, &schema().hash).map_err(|error| match error {
         StoreError::Redb(_) => anyhow!(error).context(format!(
-            "opening {} (if a server is running on this dir, stop it or copy the dir: redb holds an \
-             exclusive lock on the file)",
+            "opening {} (if a server is running on this dir, redb holds an exclusive lock on the file: \
+             take the server's online copy instead, e.g. `mkdir copy && curl -k -u root \
+             https://HOST/xenledger/backup -o copy/xenledger.redb`, and point this tool at `copy`)",
             path.display()
         )),
         other => anyhow!(other).context(format!("opening {}", path.display())),

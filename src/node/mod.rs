@@ -4,6 +4,7 @@
 //! (served from the current snapshot, concurrently) or write (a job for the ledger's writer).
 //! This is the only place that decides what a call means; the wire adapters only translate.
 
+pub mod backup;
 mod bootstrap;
 pub mod events;
 pub mod operations;

@@ -36,7 +36,7 @@ pub struct DiskRequest {
 }
 
 impl DiskRequest {
-    fn param(&self, name: &str) -> Option<&str> {
+    pub(super) fn param(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
@@ -51,6 +51,8 @@ pub enum TransferOutcome {
     Failed { status: u16, task: Option<String>, error: ApiError },
     /// The whole body is in the VDI.
     Imported { task: String },
+    /// A file with no task (the online backup), to stream.
+    Download { len: u64, filename: String, pieces: mpsc::Receiver<io::Result<Bytes>> },
     /// The VDI's bytes, to stream.
     Exporting { task: String, len: u64, filename: String, pieces: mpsc::Receiver<io::Result<Bytes>> },
 }
@@ -70,7 +72,7 @@ struct Started {
     temporary: bool,
 }
 
-async fn authenticate(node: &Arc<Node>, req: &DiskRequest) -> Result<(Caller, bool), TransferOutcome> {
+pub(super) async fn authenticate(node: &Arc<Node>, req: &DiskRequest) -> Result<(Caller, bool), TransferOutcome> {
     if req.origin.unix {
         let caller = Caller {
             session: String::new(),
@@ -143,7 +145,7 @@ async fn begin(node: &Arc<Node>, req: &DiskRequest, action: &str, label: &str) -
     }
 }
 
-async fn end_temporary(node: &Arc<Node>, caller: &Caller, temporary: bool) {
+pub(super) async fn end_temporary(node: &Arc<Node>, caller: &Caller, temporary: bool) {
     if temporary {
         let logout = schema_message("session", "logout");
         let _ = sessions::logout(node, caller, logout).await;

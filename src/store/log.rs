@@ -41,6 +41,13 @@ pub trait Log: Send + Sync + 'static {
         Ok(self.checkpoints()?.pop())
     }
 
+    /// Writes a consistent copy of the log and its checkpoints to a new database file `to` (the
+    /// online backup); the copy's last seq. A log held in memory has no file to copy.
+    fn backup_to(&self, to: &std::path::Path) -> Result<u64, StoreError> {
+        let reason = format!("{}: this log is held in memory and has no file to copy", to.display());
+        Err(StoreError::Format { reason })
+    }
+
     /// Calls `f` with each raw record from `from_seq` to `to_seq` (inclusive; `None` for the end).
     fn each_record(&self, from_seq: u64, to_seq: Option<u64>, f: &mut RecordVisitor<'_>) -> Result<(), StoreError>;
 

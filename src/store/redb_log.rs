@@ -24,6 +24,9 @@ const META_SCHEMA_HASH: &str = "schema_hash";
 /// leaves an older one to start from.
 pub const CHECKPOINTS_RETAINED_COUNT: usize = 2;
 
+/// Log bytes a backup copies per transaction.
+const BACKUP_PIECE_BYTES: usize = 16 << 20;
+
 /// Entries handed from the verifying thread to the folding one at a time.
 const VERIFY_BATCH_ENTRIES: usize = 1024;
 /// Batches the verifying thread may run ahead of the fold.
@@ -235,6 +238,44 @@ impl Store {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Writes a consistent copy of the store (meta, log, checkpoints as of one read snapshot) to a
+    /// new database file `to`, while appends go on: the online backup a live server serves, which
+    /// `xenledger-replay` reads like any data dir. Copies in durable pieces of [`BACKUP_PIECE_BYTES`],
+    /// so the copy's dirty pages never hold the whole log in memory. Returns the copy's last seq.
+    pub fn backup_to(&self, to: &Path) -> Result<u64, StoreError> {
+        let read = self.db.begin_read()?;
+        let copy = redb::Builder::new().set_cache_size(CACHE_BYTES).create(to)?;
+        let mut last_seq = 0u64;
+        let mut txn = copy.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            for item in read.open_table(META)?.iter()? {
+                let (key, value) = item?;
+                meta.insert(key.value(), value.value())?;
+            }
+            let mut checkpoints = txn.open_table(CHECKPOINTS)?;
+            for item in read.open_table(CHECKPOINTS)?.iter()? {
+                let (key, value) = item?;
+                checkpoints.insert(key.value(), value.value())?;
+            }
+        }
+        let mut piece_bytes = 0usize;
+        for item in read.open_table(LOG)?.iter()? {
+            let (key, value) = item?;
+            txn.open_table(LOG)?.insert(key.value(), value.value())?;
+            last_seq = key.value();
+            piece_bytes += value.value().len();
+            if piece_bytes >= BACKUP_PIECE_BYTES {
+                txn.commit()?;
+                txn = copy.begin_write()?;
+                piece_bytes = 0;
+            }
+        }
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(last_seq)
     }
 
     /// The newest checkpoint, verified: its state hash, and its entry hash against log record `seq`.
@@ -452,6 +493,10 @@ impl crate::store::Log for Store {
 
     fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
         Store::latest_checkpoint(self)
+    }
+
+    fn backup_to(&self, to: &Path) -> Result<u64, StoreError> {
+        Store::backup_to(self, to)
     }
 
     fn each_record(
