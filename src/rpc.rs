@@ -36,6 +36,11 @@ impl RpcHandler for NodeHandler {
                     let disk = disk_request(&req);
                     http_reply(transfer::export_raw(&self.node, disk).await, "get_export_raw_vdi")
                 }
+                (TransferMethod::Get | TransferMethod::Head, "/metrics") => {
+                    let req = disk_request(&req);
+                    let connections = server::open_connections();
+                    http_reply(crate::node::metrics::serve(&self.node, req, connections).await, "xenledger_metrics")
+                }
                 (TransferMethod::Get | TransferMethod::Head, "/xenledger/backup") => {
                     let req = disk_request(&req);
                     http_reply(crate::node::backup::backup(&self.node, req).await, "xenledger_backup")
@@ -225,6 +230,11 @@ fn http_reply(outcome: TransferOutcome, realm: &str) -> TransferResponse {
             status: 200,
             headers: vec![("task-id", task), ("content-type", "application/octet-stream".into())],
             body: ResponseBody::Bytes(Vec::new()),
+        },
+        TransferOutcome::Page { content_type, body } => TransferResponse {
+            status: 200,
+            headers: vec![("content-type", content_type.into())],
+            body: ResponseBody::Bytes(body),
         },
         TransferOutcome::Download { len, filename, pieces } => TransferResponse {
             status: 200,

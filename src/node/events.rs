@@ -322,6 +322,7 @@ pub async fn from(
             return Ok(Value::Lazy(batch));
         }
         // Parks without a thread until the writer commits or the time is up.
+        let _parked = super::metrics::Parked::new(node);
         clock::until(&*clock, deadline_us, committed.changed()).await;
     }
 }
@@ -389,6 +390,7 @@ pub async fn next(node: &Arc<Node>, caller: &Caller) -> Result<Value, ApiError> 
             return Ok(Value::Set(events));
         }
         let clock = node.ledger.clock();
+        let _parked = super::metrics::Parked::new(node);
         clock::until(&**clock, clock::deadline_us(&**clock, EVENT_WAIT_MAX), committed.changed()).await;
     }
 }

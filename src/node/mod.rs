@@ -6,6 +6,7 @@
 
 pub mod backup;
 mod bootstrap;
+pub mod metrics;
 pub mod events;
 pub mod operations;
 mod sessions;
@@ -111,6 +112,10 @@ pub struct Node {
     pub first_start: bool,
     /// The hypervisor long operations drive.
     pub backend: operations::Backend,
+    /// What `/metrics` serves.
+    pub metrics: metrics::Metrics,
+    /// When this node started, by its clock.
+    pub opened_at_us: i64,
 }
 
 impl Node {
@@ -151,6 +156,7 @@ impl Node {
         tasks::fail_orphans(&ledger).map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
         operations::reconcile(&ledger, &*backend.host)
             .map_err(|e| LedgerError::Checkpoint { seq: 0, reason: e.to_string() })?;
+        let opened_at_us = clock.now_us();
         let node = Node {
             ledger,
             sessions: Sessions::new(clock),
@@ -164,6 +170,8 @@ impl Node {
             host,
             first_start: first_start_now,
             backend,
+            metrics: Default::default(),
+            opened_at_us,
         };
         Ok((Arc::new(node), generated_password))
     }
@@ -188,7 +196,11 @@ impl Node {
         if method.starts_with("system.isAlive:") {
             return Reply::Rpc(Ok(params.into_iter().next().unwrap_or(Value::String(String::new()))));
         }
-        Reply::Rpc(self.call_rpc(method, params, origin, hints).await)
+        let started_us = self.ledger.clock().now_us();
+        let outcome = self.call_rpc(method, params, origin, hints).await;
+        let seconds = (self.ledger.clock().now_us() - started_us) as f64 / 1e6;
+        self.metrics.record_call(method, outcome.as_ref().map(|_| ()), seconds);
+        Reply::Rpc(outcome)
     }
 
     async fn call_rpc(

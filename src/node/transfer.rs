@@ -51,6 +51,8 @@ pub enum TransferOutcome {
     Failed { status: u16, task: Option<String>, error: ApiError },
     /// The whole body is in the VDI.
     Imported { task: String },
+    /// A page made whole (`/metrics`).
+    Page { content_type: &'static str, body: Vec<u8> },
     /// A file with no task (the online backup), to stream.
     Download { len: u64, filename: String, pieces: mpsc::Receiver<io::Result<Bytes>> },
     /// The VDI's bytes, to stream.

@@ -335,6 +335,30 @@ async fn reached(phase: &mut watch::Receiver<Phase>, target: Phase) {
     let _ = phase.wait_for(|now| *now >= target).await;
 }
 
+/// Client connections open now, over every listener of the process.
+static OPEN_CONNECTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many client connections are open (for `/metrics`).
+pub fn open_connections() -> usize {
+    OPEN_CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts a connection while its task lives.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> OpenConnection {
+        OPEN_CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        OPEN_CONNECTIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Runs `connection` in its own task holding `slot`, and drops it if shutdown reaches
 /// [`Phase::Aborting`].
 fn spawn_connection(
@@ -345,6 +369,7 @@ fn spawn_connection(
     let mut phase = context.phase;
     tokio::spawn(async move {
         let _slot = slot;
+        let _open = OpenConnection::new();
         tokio::select! {
             () = connection => {}
             () = reached(&mut phase, Phase::Aborting) => {

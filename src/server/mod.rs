@@ -50,7 +50,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use listen::Server;
+pub use listen::{open_connections, Server};
 pub use tls::{certificate_fingerprint_sha256, CERT_FILE_NAME, KEY_FILE_NAME};
 pub use transfer::{RequestBody, ResponseBody, TransferMethod, TransferRequest, TransferResponse};
 

@@ -13,6 +13,9 @@ import subprocess
 import tempfile
 import time
 
+import http.client
+import ssl
+
 import pytest
 
 ROOT_PASSWORD = "interop-root-pw"
@@ -144,3 +147,16 @@ def root_session(srv, originator):
     s = XenAPI.Session(srv.https_url, ignore_ssl=True)
     s.xenapi.login_with_password("root", ROOT_PASSWORD, "2.21", originator)
     return s
+
+
+def https_get(srv, path, headers=None):
+    """GET over HTTPS (the self-signed certificate unchecked): status, headers, body."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.https_port, context=context, timeout=120)
+    conn.request("GET", path, headers=headers or {})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, dict(response.getheaders()), body

@@ -4,28 +4,14 @@ needs xapi's permission for its database dump, `http/get_pool_xml_db_sync` (pool
 roles are in xapi's ocaml/idl/datamodel.ml http_actions), and holds no session ref in clear.
 """
 import base64
-import http.client
 import os
-import ssl
 import subprocess
 import tempfile
 import uuid
 
 import XenAPI
 
-from conftest import ROOT_PASSWORD, USER_PASSWORD
-
-
-def get(srv, path, headers=None):
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection("127.0.0.1", srv.https_port, context=context, timeout=120)
-    conn.request("GET", path, headers=headers or {})
-    response = conn.getresponse()
-    body = response.read()
-    conn.close()
-    return response.status, dict(response.getheaders()), body
+from conftest import ROOT_PASSWORD, USER_PASSWORD, https_get as get
 
 
 def replay(srv, *args):
