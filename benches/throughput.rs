@@ -69,6 +69,7 @@
 //! blobs: `VM.get_all_records` over both wires, RSS through the fill and the replies, and the write
 //! rate and p99 beside the empty database's, with and without a checkpoint in the window. See
 //! `support/scale.rs`.
+//! Where a durable write's CPU goes, and what the scale scenarios leave to do: docs/performance.md.
 //! Other work shares this machine's CPUs, so every line also says how much CPU the scenario got:
 //! `cpu_s` (the whole process) and `load_avg_1m`, and for replay the main thread's CPU time and
 //! run-queue wait per phase; `entries_per_cpu_s` is the rate with the CPU to itself.
