@@ -17,7 +17,7 @@
 //! restart's, with `rss_ratio` = max RSS after a crash ÷ RSS after a clean restart.
 
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -67,13 +67,12 @@ pub fn child_main() {
     }
     let ledger = Arc::new(ledger);
     let (nets, vms) = fill_objects(&ledger);
-    let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let handles: Vec<_> = (0..FILL_THREADS)
         .map(|t| {
-            let (ledger, stop, written) = (ledger.clone(), stop.clone(), written.clone());
+            let (ledger, written) = (ledger.clone(), written.clone());
             let (net, vm) = (nets[t].clone(), vms[t].clone());
-            thread::spawn(move || fill_thread(&ledger, &net, &vm, &stop, &written))
+            thread::spawn(move || fill_thread(&ledger, &net, &vm, &written))
         })
         .collect();
     thread::sleep(Duration::from_secs_f64(seconds));
@@ -83,7 +82,7 @@ pub fn child_main() {
     use std::io::Write as _;
     std::io::stdout().flush().expect("stdout");
     // The crash: writers still writing, no clean stop, no final checkpoint.
-    let _ = (handles, stop);
+    drop(handles);
     std::process::abort();
 }
 
@@ -115,7 +114,7 @@ fn fill_objects(ledger: &Ledger) -> (Vec<String>, Vec<String>) {
 
 /// Grows one map to [`MAP_KEYS`] keys and then keeps it there (remove the oldest, add a new one),
 /// renaming the VM between; the key counter carries on from what the map already holds.
-fn fill_thread(ledger: &Ledger, net: &str, vm: &str, stop: &AtomicBool, written: &AtomicU64) {
+fn fill_thread(ledger: &Ledger, net: &str, vm: &str, written: &AtomicU64) {
     let call = |method: &str, args: Vec<Value>| {
         ledger.invoke(bench_actor(), method, args).unwrap_or_else(|e| panic!("{method}: {e}"));
         written.fetch_add(1, Ordering::Relaxed);
@@ -125,7 +124,8 @@ fn fill_thread(ledger: &Ledger, net: &str, vm: &str, stop: &AtomicBool, written:
         map.as_map().expect("a map").iter().filter_map(|(k, _)| k.as_str()?.strip_prefix("k")?.parse().ok()).collect();
     let mut next = held.iter().max().map_or(0, |m| m + 1);
     let padding = "v".repeat(64);
-    while !stop.load(Ordering::Relaxed) {
+    // Until the process aborts.
+    loop {
         if next >= MAP_KEYS {
             let old = Value::str(format!("k{}", next - MAP_KEYS));
             call("network.remove_from_other_config", vec![Value::str(net), old]);

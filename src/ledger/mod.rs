@@ -86,8 +86,6 @@ pub struct OpenReport {
 pub struct CheckpointStats {
     /// Checkpoints stored since open.
     pub taken: AtomicU64,
-    /// The entry the newest stored checkpoint covers (0: none since open).
-    pub last_seq: AtomicU64,
     /// When the newest was stored, by the ledger's clock (0: none since open).
     pub last_at_us: AtomicI64,
     /// An image is being encoded off the writer's path.
@@ -95,8 +93,7 @@ pub struct CheckpointStats {
 }
 
 impl CheckpointStats {
-    fn stored(&self, seq: u64, at_us: i64) {
-        self.last_seq.store(seq, Ordering::Relaxed);
+    fn stored(&self, at_us: i64) {
         self.last_at_us.store(at_us, Ordering::Relaxed);
         self.taken.fetch_add(1, Ordering::Release);
     }
@@ -567,7 +564,7 @@ impl Committer {
             Ok((seq, image)) => {
                 self.encoding = None;
                 match self.store.put_checkpoint(seq, &image) {
-                    Ok(()) => self.stats.stored(seq, self.clock.now_us()),
+                    Ok(()) => self.stats.stored(self.clock.now_us()),
                     Err(e) => tracing::warn!("writing the checkpoint at entry {seq}: {e}"),
                 }
                 self.stats.encoding.store(false, Ordering::Relaxed);
@@ -586,7 +583,11 @@ impl Committer {
         }
         let image = snapshot::encode(state);
         self.store.put_checkpoint(state.seq, &image).map_err(|e| e.to_string())?;
-        self.stats.stored(state.seq, self.clock.now_us());
+        self.stats.stored(self.clock.now_us());
+        // An image still being encoded is older than this one: storing it after would put an
+        // older checkpoint over a newer one, which the store refuses (a panic in the committer).
+        self.encoding = None;
+        self.stats.encoding.store(false, Ordering::Relaxed);
         self.since_checkpoint = 0;
         self.bytes_since_checkpoint = 0;
         self.last_checkpoint_us = self.clock.now_us();
