@@ -62,6 +62,16 @@ enum Command {
         #[arg(long, default_value = DATA_DIR_DEFAULT, global = true)]
         data_dir: PathBuf,
     },
+    /// xe, the XenServer command line, against a running server: `xenledger xe vm-list`, the
+    /// same as the `xe` binary (`xe help` lists the commands).
+    #[command(disable_help_flag = true)]
+    Xe {
+        /// xe's arguments: `[-s HOST] [-p PORT] [-u USER] [-pw PASS | -pwf FILE] COMMAND key=value…`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print the bash completion for `xe` (install it as /etc/bash_completion.d/xe).
+    XeCompletion,
     /// Manage the data dir's secret key (the server must not be running on it).
     Secret {
         #[command(subcommand)]
@@ -136,6 +146,11 @@ pub fn run() -> ExitCode {
         Some(Command::Secret { command: SecretCommand::Rekey, data_dir }) => rekey(&data_dir),
         Some(Command::Call { url, user, insecure, timeout, method, args }) => {
             call(url, user, insecure, timeout, method, args)
+        }
+        Some(Command::Xe { args }) => return crate::xe::main(&args),
+        Some(Command::XeCompletion) => {
+            print!("{}", crate::xe::completion::bash(&crate::xe::table::table()));
+            Ok(())
         }
     };
     match result {

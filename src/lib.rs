@@ -7,7 +7,7 @@
 //! only module that touches redb; the `Log` trait) → `datadir`, `vault` (the key that seals secret
 //! values), `host` (the host seam) → `ledger` (the writer and group commit) → `node`
 //! (sessions, RBAC, events, tasks, read/write routing) → `server` (HTTPS/HTTP/unix) → `rpc` →
-//! `remote`, `cli`. See ARCHITECTURE.md for the request path and the invariants.
+//! `remote` → `xe` (the xe command line, a client of the API) → `cli`. See ARCHITECTURE.md for the request path and the invariants.
 
 pub mod value;
 pub mod error;
@@ -27,4 +27,5 @@ pub mod wire;
 pub mod server;
 pub mod rpc;
 pub mod remote;
+pub mod xe;
 pub mod cli;

@@ -39,14 +39,20 @@ pub enum CallError {
 }
 
 fn client(args: &CallArgs) -> Result<HttpClient, CallError> {
-    let url = format!("{}/jsonrpc", args.url.trim_end_matches('/'));
-    let mut builder = HttpClientBuilder::default().request_timeout(args.timeout);
+    http_client(&args.url, args.insecure, args.timeout)
+}
+
+/// A JSON-RPC client posting to `BASE/jsonrpc` (`https://` or `http://`); `insecure` accepts any
+/// server certificate. Shared by `call` and `xe`.
+pub fn http_client(base: &str, insecure: bool, timeout: Duration) -> Result<HttpClient, CallError> {
+    let url = format!("{}/jsonrpc", base.trim_end_matches('/'));
+    let mut builder = HttpClientBuilder::default().request_timeout(timeout).max_response_size(u32::MAX);
     if url.starts_with("https://") {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| CallError::Transport(e.to_string()))?;
-        let config = if args.insecure {
+        let config = if insecure {
             config
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
@@ -69,7 +75,7 @@ fn rustls_native_roots() -> Vec<CertificateDer<'static>> {
     rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok).collect()
 }
 
-fn params(values: impl IntoIterator<Item = serde_json::Value>) -> Result<ArrayParams, CallError> {
+pub fn params(values: impl IntoIterator<Item = serde_json::Value>) -> Result<ArrayParams, CallError> {
     let mut p = ArrayParams::new();
     for v in values {
         p.insert(v).map_err(|e| CallError::Transport(e.to_string()))?;
@@ -77,7 +83,8 @@ fn params(values: impl IntoIterator<Item = serde_json::Value>) -> Result<ArrayPa
     Ok(p)
 }
 
-async fn request(client: &HttpClient, method: &str, p: ArrayParams) -> Result<serde_json::Value, CallError> {
+/// One call; a XenAPI failure comes back as `CallError::Api`.
+pub async fn request(client: &HttpClient, method: &str, p: ArrayParams) -> Result<serde_json::Value, CallError> {
     client.request(method, p).await.map_err(|e| match e {
         ClientError::Call(obj) => {
             // xapi's 2.0 failure: {"code":1,"message":CODE,"data":[params…]}.

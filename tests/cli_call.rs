@@ -4,28 +4,13 @@
 
 mod bin_support;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use bin_support::{free_port, Server, BIN};
+use bin_support::{serve, Server, BIN};
 
 fn start(dir: &std::path::Path) -> (Server, String) {
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("XENLEDGER_ROOT_PASSWORD", "pw")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (Server(child), format!("https://127.0.0.1:{port}"))
+    let (server, port) = serve(dir, &[]);
+    (server, format!("https://127.0.0.1:{port}"))
 }
 
 fn call(url: &str, extra: &[&str]) -> (bool, String, String) {
