@@ -189,7 +189,9 @@ fn check_table(name: &str) {
     let (_server, port) = start(dir.path());
     let path = Path::new("tests/data/xe").join(name);
     let expected = std::fs::read_to_string(&path).unwrap();
-    let actual = run_table(&expected, port, &mut HashMap::new());
+    let mut vars = HashMap::new();
+    vars.insert("TMP".to_string(), dir.path().display().to_string());
+    let actual = run_table(&expected, port, &mut vars);
     if std::env::var_os("XENLEDGER_BLESS").is_some() {
         std::fs::write(&path, &actual).unwrap();
         return;
@@ -225,6 +227,11 @@ fn vm_lifecycle_and_devices() {
 #[test]
 fn storage_and_network() {
     check_table("storage.txt");
+}
+
+#[test]
+fn the_rest_of_the_commands() {
+    check_table("more.txt");
 }
 
 #[test]

@@ -27,6 +27,9 @@ pub const COMMANDS: &[Spec] = &[
     ),
     hand("sr-destroy", &["uuid"], &[], "Destroy an SR and everything in it.", sr_destroy),
     hand("sr-forget", &["uuid"], &[], "Forget an SR, leaving its contents.", sr_forget),
+    hand("pbd-plug", &["uuid"], &[], "Attach an SR to its host through this PBD.", pbd_plug),
+    hand("pbd-unplug", &["uuid"], &[], "Detach an SR from its host through this PBD.", pbd_unplug),
+    hand("pbd-destroy", &["uuid"], &[], "Destroy an unplugged PBD.", pbd_destroy),
     hand(
         "vdi-create",
         &["sr-uuid", "name-label", "virtual-size"],
@@ -284,4 +287,16 @@ fn vbd_unplug(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
 
 fn vbd_destroy(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
     ctx.on_uuid(params, "VBD", "VBD.destroy")
+}
+
+fn pbd_plug(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
+    ctx.on_uuid(params, "PBD", "PBD.plug")
+}
+
+fn pbd_unplug(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
+    ctx.on_uuid(params, "PBD", "PBD.unplug")
+}
+
+fn pbd_destroy(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
+    ctx.on_uuid(params, "PBD", "PBD.destroy")
 }
