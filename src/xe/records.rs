@@ -267,13 +267,15 @@ impl Obj {
             return Ok(text);
         }
         let Some(method) = &field.message else { return Ok("<unknown>".into()) };
-        let ty = crate::schema::schema().lookup(method).map(|(_, m)| m.result.clone());
-        match api.call(method, vec![s(&self.r#ref)]) {
+        let message = crate::schema::schema().lookup(method).map(|(_, m)| m);
+        let ty = message.map(|m| m.result.clone());
+        // Most take the object; a few (`SR.get_supported_types`) take nothing.
+        let args = if message.is_some_and(|m| m.args().is_empty()) { vec![] } else { vec![s(&self.r#ref)] };
+        match api.call(method, args) {
             Ok(v) => render(api, res, field, ty.as_ref(), &v),
-            Err(e) => match &field.message_error_value {
-                Some(text) => Ok(text.clone()),
-                None => Err(e),
-            },
+            // A question this server does not answer (NOT_IMPLEMENTED) leaves the field unknown
+            // rather than failing the whole record.
+            Err(_) => Ok(field.message_error_value.clone().unwrap_or_else(|| "<unknown>".into())),
         }
     }
 
