@@ -99,10 +99,14 @@ impl Params {
         self.get(key).is_some()
     }
 
-    /// The `prefix:key=value` parameters (`device-config:path=/x`), without the prefix.
-    pub fn map_params(&self, prefix: &str) -> Vec<(String, String)> {
-        let lead = format!("{prefix}:");
-        self.0.iter().filter_map(|(k, v)| k.strip_prefix(&lead).map(|key| (key.to_string(), v.clone()))).collect()
+    /// `read_map_params`: the `name:key=value` parameters (and the older `name-key=value`), as
+    /// `(key, value)`.
+    pub fn map_params(&self, name: &str) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.len() > name.len() + 1 && k.starts_with(name))
+            .map(|(k, v)| (k[name.len() + 1..].to_string(), v.clone()))
+            .collect()
     }
 }
 

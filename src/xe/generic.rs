@@ -266,10 +266,7 @@ pub fn convert(ctx: &mut Ctx, ty: Option<&Ty>, field: &str, text: &str) -> Resul
             })?;
             s(wire)
         }
-        Some(Ty::Ref(class)) if text.is_empty() => {
-            let _ = class;
-            s(records::NULL_REF)
-        }
+        Some(Ty::Ref(_)) if text.is_empty() => s(records::NULL_REF),
         Some(Ty::Ref(class)) => s(&records::ref_by_uuid(&ctx.api, class, text)?),
         Some(Ty::Set(inner)) => {
             let mut items = Vec::new();

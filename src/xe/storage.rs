@@ -70,16 +70,6 @@ fn string_map(pairs: Vec<(String, String)>) -> Json {
     Json::Object(pairs.into_iter().map(|(k, v)| (k, Json::String(v))).collect::<Map<String, Json>>())
 }
 
-/// `read_map_params`: `name:k=v` and the older `name-k=v`.
-fn map_params(params: &Params, name: &str) -> Vec<(String, String)> {
-    params
-        .0
-        .iter()
-        .filter(|(k, _)| k.len() > name.len() + 1 && k.starts_with(name))
-        .map(|(k, v)| (k[name.len() + 1..].to_string(), v.clone()))
-        .collect()
-}
-
 fn pool_master(ctx: &Ctx) -> Result<String, XeError> {
     let pools = ctx.api.call("pool.get_all", vec![])?;
     let pool = pools.as_array().and_then(|a| a.first()).and_then(Json::as_str).unwrap_or(NULL_REF).to_string();
@@ -101,7 +91,7 @@ fn sr_create(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
     };
     let size = params.get("physical-size").map(|t| bytes_of_string("physical-size", t).unwrap_or(0)).unwrap_or(0);
     let mut device_config = Vec::new();
-    for (k, v) in map_params(params, "device-config") {
+    for (k, v) in params.map_params("device-config") {
         match k.strip_suffix("-filename") {
             Some(key) => {
                 let text = std::fs::read_to_string(&v).map_err(|_| internal("File not found"))?;
@@ -121,7 +111,7 @@ fn sr_create(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
             s(params.req("type")?),
             s(params.get("content-type").unwrap_or("")),
             Json::Bool(shared),
-            string_map(map_params(params, "sm-config")),
+            string_map(params.map_params("sm-config")),
         ],
     )?;
     let uuid = ctx.api.call_str("SR.get_uuid", vec![s(&sr)])?;
@@ -148,7 +138,7 @@ fn vdi_create(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
     if !matches!(ty, "system" | "user" | "suspend" | "crashdump") {
         return Err(internal(format!("Unknown vdi type: {ty}")));
     }
-    let tags: Vec<Json> = map_params(params, "tags").into_iter().map(|(k, _)| Json::String(k)).collect();
+    let tags: Vec<Json> = params.map_params("tags").into_iter().map(|(k, _)| Json::String(k)).collect();
     let mut record = Map::new();
     record.insert("name_label".into(), s(params.req("name-label")?));
     record.insert("name_description".into(), s(""));
@@ -159,7 +149,7 @@ fn vdi_create(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
     record.insert("read_only".into(), Json::Bool(false));
     record.insert("other_config".into(), Json::Object(Map::new()));
     record.insert("xenstore_data".into(), Json::Object(Map::new()));
-    record.insert("sm_config".into(), string_map(map_params(params, "sm-config")));
+    record.insert("sm_config".into(), string_map(params.map_params("sm-config")));
     record.insert("tags".into(), Json::Array(tags));
     let vdi = ctx.api.call_str("VDI.create", vec![Json::Object(record)])?;
     ctx.print_uuid_of("VDI", &vdi)
@@ -202,7 +192,7 @@ fn vdi_copy(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
 
 fn vdi_clone(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
     let vdi = records::ref_by_uuid(&ctx.api, "VDI", params.req("uuid")?)?;
-    let clone = ctx.api.call_str("VDI.clone", vec![s(&vdi), string_map(map_params(params, "driver-params"))])?;
+    let clone = ctx.api.call_str("VDI.clone", vec![s(&vdi), string_map(params.map_params("driver-params"))])?;
     if let Some(name) = params.get("new-name-label") {
         ctx.api.call("VDI.set_name_label", vec![s(&clone), s(name)])?;
     }
@@ -214,7 +204,7 @@ fn vdi_clone(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
 
 fn vdi_snapshot(ctx: &mut Ctx, params: &Params) -> Result<(), XeError> {
     let vdi = records::ref_by_uuid(&ctx.api, "VDI", params.req("uuid")?)?;
-    let snap = ctx.api.call_str("VDI.snapshot", vec![s(&vdi), string_map(map_params(params, "driver-params"))])?;
+    let snap = ctx.api.call_str("VDI.snapshot", vec![s(&vdi), string_map(params.map_params("driver-params"))])?;
     ctx.print_uuid_of("VDI", &snap)
 }
 
