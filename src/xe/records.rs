@@ -440,8 +440,13 @@ pub fn all(api: &Api, res: &mut Resolver, class: &str) -> Result<Vec<Obj>, XeErr
             _ => None,
         })
         .collect();
-    // A stable order (xapi's follows its hash tables): by name, then uuid.
-    objs.sort_by(|a, b| (name_of(&a.record), uuid_of(&a.record)).cmp(&(name_of(&b.record), uuid_of(&b.record))));
+    // A stable order (xapi's follows its hash tables): by name, then device (for the classes
+    // without a name: PIF, VIF, VBD), then uuid.
+    let key = |o: &Obj| {
+        let text = |field: &str| o.record.get(field).and_then(Json::as_str).unwrap_or("").to_string();
+        (name_of(&o.record).to_string(), text("device"), text("userdevice"), uuid_of(&o.record).to_string())
+    };
+    objs.sort_by_cached_key(key);
     Ok(objs)
 }
 
