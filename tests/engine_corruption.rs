@@ -248,9 +248,15 @@ fn damaged_newest_checkpoint_fails_open_naming_it() {
         let store = Store::open(&f.pristine, &schema().hash).unwrap();
         xenledger::store::CHECKPOINT_HEADER_SIZE_BYTES + store.latest_checkpoint().unwrap().unwrap().state.len()
     };
-    for (offset, what) in
-        [(0, "version"), (5, "entry hash"), (40, "state hash"), (70, "state"), (blob_len - 1, "state end")]
-    {
+    for (offset, what) in [
+        (0, "version"),
+        (5, "entry hash"),
+        (40, "state hash"),
+        (70, "size"),
+        (75, "part count"),
+        (80, "state"),
+        (blob_len - 1, "state end"),
+    ] {
         let dir = f.copy(&format!("checkpoint-{offset}"));
         tamper::corrupt_checkpoint(&dir, CHECKPOINT_SEQ, offset);
         let text = open_err(&dir);
@@ -268,7 +274,7 @@ fn damaged_newest_checkpoint_fails_open_naming_it() {
 fn damaged_older_checkpoint_does_not_affect_open_but_is_reported() {
     let f = fixture();
     let dir = f.copy("older-checkpoint");
-    tamper::corrupt_checkpoint(&dir, OLDER_CHECKPOINT_SEQ, 70);
+    tamper::corrupt_checkpoint(&dir, OLDER_CHECKPOINT_SEQ, 80);
     {
         let store = Store::open(&dir, &schema().hash).unwrap();
         match store.checkpoints() {

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use xenledger::entry::{Actor, Change, Entry};
 use xenledger::store::{
-    database_path, decode_record, encode_entry, Hash, Store, StoreError, VerifyReport, CHECKPOINTS_RETAINED_COUNT,
-    GENESIS_HASH, RECORD_HEADER_SIZE_BYTES,
+    database_path, decode_record, encode_entry, image_parts, Hash, ImageSeal, Store, StoreError, VerifyReport,
+    CHECKPOINTS_RETAINED_COUNT, CHECKPOINT_PART_SIZE_BYTES, GENESIS_HASH, RECORD_HEADER_SIZE_BYTES,
 };
 use xenledger::value::Value;
 
@@ -254,13 +254,56 @@ fn checkpoint_round_trip_keeps_the_newest() {
     assert_eq!(store.checkpoints().unwrap().len(), 2);
 }
 
+/// A checkpoint stored a part at a time (as the committer streams a large image) is sealed
+/// durably, survives a reopen, and leaves no part behind: parts of an abandoned image, or of a
+/// checkpoint no longer kept, go with the next seal.
+#[test]
+fn checkpoint_parts_are_sealed_and_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let image: Vec<u8> = (0..CHECKPOINT_PART_SIZE_BYTES * 2 + 100).map(|i| (i * 7) as u8).collect();
+    {
+        let store = open(dir.path());
+        append(&store, 1..=10);
+        // An image abandoned after one part, then one stored whole in parts and sealed.
+        store.put_checkpoint_part(3, 0, &image[..CHECKPOINT_PART_SIZE_BYTES]).unwrap();
+        for (index, part) in image_parts(&image).enumerate() {
+            store.put_checkpoint_part(6, index as u32, part).unwrap();
+        }
+        // Unsealed, a checkpoint is not there.
+        assert_eq!(store.latest_checkpoint().unwrap(), None);
+        store.seal_checkpoint(6, &ImageSeal::of(&image)).unwrap();
+        assert_eq!(store.latest_checkpoint().unwrap().unwrap().state, image);
+    }
+    assert_eq!(tamper::checkpoint_part_keys(dir.path()), vec![(6, 0), (6, 1), (6, 2)]);
+    let store = open(dir.path());
+    let latest = store.latest_checkpoint().unwrap().unwrap();
+    assert_eq!((latest.seq, latest.state == image), (6, true));
+    store.put_checkpoint(8, b"state at 8").unwrap();
+    store.put_checkpoint(10, b"state at 10").unwrap();
+    drop(store);
+    assert_eq!(tamper::checkpoint_part_keys(dir.path()), vec![(8, 0), (10, 0)]);
+}
+
+/// A seal whose parts are not all there names the checkpoint and what is missing.
+#[test]
+fn a_missing_checkpoint_part_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = vec![5u8; CHECKPOINT_PART_SIZE_BYTES + 1];
+    let store = open(dir.path());
+    append(&store, 1..=4);
+    store.put_checkpoint_part(4, 0, &image[..CHECKPOINT_PART_SIZE_BYTES]).unwrap();
+    store.seal_checkpoint(4, &ImageSeal::of(&image)).unwrap();
+    let (seq, reason) = corrupt_seq(store.latest_checkpoint());
+    assert_eq!((seq, reason.as_str()), (4, "checkpoint at seq 4: 1 of its 2 parts are stored"));
+}
+
 #[test]
 fn corrupted_checkpoint_detected() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     append(&store, 1..=10);
     store.put_checkpoint(10, b"state at 10").unwrap();
-    let state_byte = 1 + 32 + 32 + 2;
+    let state_byte = xenledger::store::CHECKPOINT_HEADER_SIZE_BYTES + 2;
     drop(store);
     tamper::corrupt_checkpoint(dir.path(), 10, state_byte);
     let store = open(dir.path());

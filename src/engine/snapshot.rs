@@ -33,31 +33,66 @@ struct ClassImage {
 
 /// Serialises a state.
 pub fn encode(state: &State) -> Vec<u8> {
-    let s = schema();
-    let classes = s
-        .classes
-        .iter()
-        .filter(|c| !state.tables[c.id].objects.is_empty())
-        .map(|c| ClassImage {
-            name: c.name.clone(),
-            fields: c.fields.iter().map(|f| f.name.clone()).collect(),
-            objects: state.tables[c.id]
-                .objects
-                .iter()
-                .map(|(r, o)| (r.clone(), o.created, o.modified, o.fields.clone()))
-                .collect(),
-        })
-        .collect();
-    let image = Image {
-        seq: state.seq,
-        classes,
-        users: state.users.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        deletions: state.deletions.iter().cloned().collect(),
-        events_horizon: state.events_horizon,
-    };
-    let mut out = vec![IMAGE_VERSION];
-    out.extend(postcard::to_stdvec(&image).expect("state serialises"));
+    let mut out = Vec::new();
+    encode_to(state, &mut out).expect("a Vec takes every byte");
     out
+}
+
+/// Serialises a state into `out` as it goes, reading the objects where they are: no copy of the
+/// state is made, so a checkpoint of a large state costs the bytes of its image and no more (and
+/// fewer when `out` passes them on in parts). The bytes are those of [`Image`].
+pub fn encode_to(state: &State, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    out.write_all(&[IMAGE_VERSION])?;
+    postcard::to_io(&ImageOf(state), out).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(())
+}
+
+/// An [`Image`] read from a state in place, serialised field for field as `Image` is.
+struct ImageOf<'a>(&'a State);
+
+/// A sequence of `len` items, made by `items` when serialised.
+struct SeqOf<F>(usize, F);
+
+impl<F, I> Serialize for SeqOf<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0))?;
+        for item in (self.1)() {
+            seq.serialize_element(&item)?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for ImageOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let state = self.0;
+        let s = schema();
+        let classes: Vec<_> = s.classes.iter().filter(|c| !state.tables[c.id].objects.is_empty()).collect();
+        let class_images = SeqOf(classes.len(), || {
+            classes.iter().map(|c| {
+                let objects = &state.tables[c.id].objects;
+                (
+                    &c.name,
+                    SeqOf(c.fields.len(), || c.fields.iter().map(|f| &f.name)),
+                    SeqOf(objects.len(), || objects.iter().map(|(r, o)| (r, o.created, o.modified, &o.fields))),
+                )
+            })
+        });
+        let mut image = serializer.serialize_struct("Image", 5)?;
+        image.serialize_field("seq", &state.seq)?;
+        image.serialize_field("classes", &class_images)?;
+        image.serialize_field("users", &SeqOf(state.users.len(), || state.users.iter()))?;
+        image.serialize_field("deletions", &SeqOf(state.deletions.len(), || state.deletions.iter()))?;
+        image.serialize_field("events_horizon", &state.events_horizon)?;
+        image.end()
+    }
 }
 
 /// Rebuilds a state (indexes included) from an image.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+mod checkpoint;
 mod keys;
 
 pub use keys::{rekey, Rekeyed};
@@ -327,6 +328,12 @@ struct Batch {
     stop: bool,
 }
 
+/// How long an idle committer waits for a batch while a checkpoint's parts are being stored.
+const STREAM_IDLE_WAIT: Duration = Duration::from_millis(2);
+/// Parts an idle committer stores per turn (a busy one stores one per group commit, so that no
+/// commit waits behind more than a part).
+const CHECKPOINT_PARTS_PER_IDLE_TURN: usize = 8;
+
 /// Executed batches queued for the committer beyond the one it is writing: none. The writer
 /// executes the next batch while the committer writes, then waits to hand it over; meanwhile new
 /// calls queue up and join the batch after. With one queued batch the writer drained the queue
@@ -358,7 +365,7 @@ impl Writer {
                 _ => self.clock.now_us() - CHECKPOINT_INTERVAL.as_micros() as i64,
             },
             clock: self.clock.clone(),
-            encoding: None,
+            stream: None,
             stats: self.checkpoint_stats.clone(),
             poisoned: poisoned.clone(),
         };
@@ -452,8 +459,8 @@ struct Committer {
     bytes_since_checkpoint: u64,
     last_checkpoint_us: i64,
     clock: Arc<dyn Clock>,
-    /// A checkpoint image being encoded on a thread of its own: `(seq, image)` arrives here.
-    encoding: Option<Receiver<(u64, Vec<u8>)>>,
+    /// A checkpoint image being encoded on a thread of its own and stored a part per turn.
+    stream: Option<checkpoint::ImageStream>,
     stats: Arc<CheckpointStats>,
     poisoned: Arc<AtomicBool>,
 }
@@ -461,12 +468,14 @@ struct Committer {
 impl Committer {
     fn run(mut self, batches: Receiver<Batch>) {
         loop {
-            // Waking now and then stores a checkpoint encoded while no batch came, and starts one that
-            // fell due with no batch since (a tail recovered at open, the time bound).
-            let batch = match batches.recv_timeout(Duration::from_millis(500)) {
+            // Waking now and then stores the parts of a checkpoint encoded while no batch came (soon
+            // while one is being stored), and starts one that fell due with no batch since (a tail
+            // recovered at open, the time bound).
+            let idle = if self.stream.is_some() { STREAM_IDLE_WAIT } else { Duration::from_millis(500) };
+            let batch = match batches.recv_timeout(idle) {
                 Ok(batch) => batch,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.store_encoded_checkpoint();
+                    self.store_checkpoint_parts(CHECKPOINT_PARTS_PER_IDLE_TURN);
                     if !self.poisoned.load(Ordering::Acquire) && self.checkpoint_due() {
                         self.encode_checkpoint(self.published.load_full());
                     }
@@ -507,7 +516,7 @@ impl Committer {
             if durable && batch.stop {
                 let _ = self.write_checkpoint(&batch.state);
             } else if durable {
-                self.store_encoded_checkpoint();
+                self.store_checkpoint_parts(1);
                 if self.checkpoint_due() {
                     self.encode_checkpoint(batch.state.clone());
                 }
@@ -525,7 +534,7 @@ impl Committer {
 
     /// Entries, bytes or time since the last checkpoint over their bound, and none being encoded.
     fn checkpoint_due(&self) -> bool {
-        if self.encoding.is_some() || self.since_checkpoint == 0 {
+        if self.stream.is_some() || self.since_checkpoint == 0 {
             return false;
         }
         let elapsed_us = self.clock.now_us() - self.last_checkpoint_us;
@@ -535,18 +544,14 @@ impl Committer {
     }
 
     /// Encodes the image of a published (immutable) state on a thread of its own, so that the
-    /// commits after it do not wait for the encoding; the next batch stores it.
+    /// commits after it do not wait for the encoding; the turns after store its parts.
     fn encode_checkpoint(&mut self, state: Arc<State>) {
         if state.seq == 0 {
             return;
         }
-        let (done, ready) = mpsc::sync_channel(1);
-        let spawned = std::thread::Builder::new().name("xenledger-checkpoint".into()).spawn(move || {
-            let _ = done.send((state.seq, snapshot::encode(&state)));
-        });
-        match spawned {
-            Ok(_) => {
-                self.encoding = Some(ready);
+        match checkpoint::ImageStream::start(state) {
+            Ok(stream) => {
+                self.stream = Some(stream);
                 self.stats.encoding.store(true, Ordering::Relaxed);
                 // Counted from now: the entries committed while it encodes are the next tail.
                 self.since_checkpoint = 0;
@@ -557,37 +562,31 @@ impl Committer {
         }
     }
 
-    /// Stores an image the encoding thread has finished, if any.
-    fn store_encoded_checkpoint(&mut self) {
-        let Some(ready) = &self.encoding else { return };
-        match ready.try_recv() {
-            Ok((seq, image)) => {
-                self.encoding = None;
-                match self.store.put_checkpoint(seq, &image) {
-                    Ok(()) => self.stats.stored(self.clock.now_us()),
-                    Err(e) => tracing::warn!("writing the checkpoint at entry {seq}: {e}"),
-                }
-                self.stats.encoding.store(false, Ordering::Relaxed);
-            }
-            Err(mpsc::TryRecvError::Empty) => {}
-            Err(mpsc::TryRecvError::Disconnected) => {
-                self.encoding = None;
-                self.stats.encoding.store(false, Ordering::Relaxed);
-            }
+    /// Stores up to `parts_max` parts of the image being encoded, and its seal once all are.
+    fn store_checkpoint_parts(&mut self, parts_max: usize) {
+        let Some(stream) = &mut self.stream else { return };
+        let seq = stream.seq;
+        match stream.store(&*self.store, parts_max) {
+            Ok(checkpoint::Progress::Pending) => return,
+            Ok(checkpoint::Progress::Sealed) => self.stats.stored(self.clock.now_us()),
+            Err(e) => tracing::warn!("writing the checkpoint at entry {seq}: {e}"),
         }
+        self.stream = None;
+        self.stats.encoding.store(false, Ordering::Relaxed);
     }
 
     fn write_checkpoint(&mut self, state: &State) -> Result<u64, String> {
         if state.seq == 0 {
             return Ok(0);
         }
+        // An image still being stored is older than this one: sealing it after would put an
+        // older checkpoint over a newer one, which the store refuses (a panic in the committer).
+        // It is abandoned, and the parts it stored are removed with this seal.
+        self.stream = None;
+        self.stats.encoding.store(false, Ordering::Relaxed);
         let image = snapshot::encode(state);
         self.store.put_checkpoint(state.seq, &image).map_err(|e| e.to_string())?;
         self.stats.stored(self.clock.now_us());
-        // An image still being encoded is older than this one: storing it after would put an
-        // older checkpoint over a newer one, which the store refuses (a panic in the committer).
-        self.encoding = None;
-        self.stats.encoding.store(false, Ordering::Relaxed);
         self.since_checkpoint = 0;
         self.bytes_since_checkpoint = 0;
         self.last_checkpoint_us = self.clock.now_us();

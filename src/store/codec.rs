@@ -4,9 +4,13 @@
 //! `hash = blake3(prev_hash ‖ seq.to_le_bytes() ‖ postcard body)`. The seq is the table key, not part of
 //! the framing, but it is hashed, and the decoded entry must carry the same seq.
 //!
-//! A checkpoint blob is `[CHECKPOINT_FORMAT_VERSION u8][entry_hash 32][blake3(state) 32][state]`, where
-//! `entry_hash` is the hash of the log record the checkpoint was taken after. The state bytes are opaque
-//! here; their owner encodes them.
+//! A checkpoint is a seal `[CHECKPOINT_FORMAT_VERSION u8][entry_hash 32][blake3(state) 32][size u64]
+//! [parts u32]` (little-endian), where `entry_hash` is the hash of the log record the checkpoint was
+//! taken after, and the state image stored beside it in `parts` pieces of at most
+//! [`CHECKPOINT_PART_SIZE_BYTES`], numbered from 0, whose concatenation is `size` bytes hashing to
+//! the seal's hash. Parts let a large image be written a piece per group commit instead of in one
+//! long transaction. A seal of version 1 (data dirs from before parts) holds the whole image after
+//! its first 65 bytes. The state bytes are opaque here; their owner encodes them.
 //!
 //! Every check on the decode side returns [`StoreError::Corrupt`] naming the seq rather than panicking:
 //! the bytes come from disk. The encode side asserts, because a bad entry there is a programmer error.
@@ -19,18 +23,22 @@ pub type Hash = [u8; 32];
 
 /// The version byte in front of every log record this build writes and the only one it reads.
 pub const FORMAT_VERSION: u8 = 1;
-/// The version byte in front of every checkpoint blob.
-pub const CHECKPOINT_FORMAT_VERSION: u8 = 1;
+/// The version byte in front of every checkpoint seal this build writes: the image in parts.
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 2;
+/// Version 1: the image inline after the entry and state hashes. Read, never written.
+const CHECKPOINT_FORMAT_WHOLE: u8 = 1;
 /// The `prev_hash` of seq 1.
 pub const GENESIS_HASH: Hash = [0; 32];
 /// Version byte, prev_hash, hash.
 pub const RECORD_HEADER_SIZE_BYTES: usize = 1 + 32 + 32;
-/// Version byte, entry hash, state hash.
-pub const CHECKPOINT_HEADER_SIZE_BYTES: usize = 1 + 32 + 32;
+/// A seal: version byte, entry hash, state hash, image size, part count.
+pub const CHECKPOINT_HEADER_SIZE_BYTES: usize = 1 + 32 + 32 + 8 + 4;
+/// The largest part of a checkpoint image: what one group commit carries of an image being stored.
+pub const CHECKPOINT_PART_SIZE_BYTES: usize = 1 << 20;
 /// The largest stored log record, framing included. One call's changes fit in far less; the bound keeps
 /// a runaway call from writing a record that every replay must then load whole.
 pub const ENTRY_SIZE_BYTES_MAX: usize = 4 << 20;
-/// The largest checkpoint blob, framing included (redb's own value limit is 3 GiB).
+/// The largest checkpoint image.
 pub const CHECKPOINT_SIZE_BYTES_MAX: usize = 1 << 30;
 
 /// A record decoded and verified against its own hash.
@@ -151,39 +159,101 @@ pub fn decode_body(seq: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
     Ok(entry)
 }
 
-/// Frames a checkpoint of `state` taken after the log record whose hash is `entry_hash`.
-pub fn encode_checkpoint(entry_hash: &Hash, state: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let size_bytes = CHECKPOINT_HEADER_SIZE_BYTES + state.len();
-    if size_bytes > CHECKPOINT_SIZE_BYTES_MAX {
+/// What a checkpoint's seal says of its image: size, part count and hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageSeal {
+    pub size_bytes: u64,
+    pub parts: u32,
+    pub hash: Hash,
+}
+
+impl ImageSeal {
+    /// The seal of `image` cut into parts of [`CHECKPOINT_PART_SIZE_BYTES`] (see [`image_parts`]).
+    pub fn of(image: &[u8]) -> ImageSeal {
+        ImageSeal {
+            size_bytes: image.len() as u64,
+            parts: image_parts(image).count() as u32,
+            hash: *blake3::hash(image).as_bytes(),
+        }
+    }
+}
+
+/// `image` cut into the parts a checkpoint stores.
+pub fn image_parts(image: &[u8]) -> impl Iterator<Item = &[u8]> {
+    image.chunks(CHECKPOINT_PART_SIZE_BYTES)
+}
+
+/// Frames the seal of a checkpoint taken after the log record whose hash is `entry_hash`.
+pub fn encode_checkpoint(entry_hash: &Hash, seal: &ImageSeal) -> Result<Vec<u8>, StoreError> {
+    if seal.size_bytes > CHECKPOINT_SIZE_BYTES_MAX as u64 {
         return Err(StoreError::TooLarge {
             what: "checkpoint",
-            size_bytes: size_bytes as u64,
+            size_bytes: seal.size_bytes,
             size_bytes_max: CHECKPOINT_SIZE_BYTES_MAX as u64,
         });
     }
-    let mut blob = Vec::with_capacity(size_bytes);
+    let mut blob = Vec::with_capacity(CHECKPOINT_HEADER_SIZE_BYTES);
     blob.push(CHECKPOINT_FORMAT_VERSION);
     blob.extend_from_slice(entry_hash);
-    blob.extend_from_slice(blake3::hash(state).as_bytes());
-    blob.extend_from_slice(state);
+    blob.extend_from_slice(&seal.hash);
+    blob.extend_from_slice(&seal.size_bytes.to_le_bytes());
+    blob.extend_from_slice(&seal.parts.to_le_bytes());
     Ok(blob)
 }
 
-/// Reads the checkpoint stored at `seq`: checks version and state hash, returns the entry hash it names
-/// (not yet compared with the log) and the state bytes.
-pub fn decode_checkpoint(seq: u64, blob: &[u8]) -> Result<(Hash, &[u8]), StoreError> {
+/// What [`decode_checkpoint`] calls with a visitor of the stored parts `(index, bytes)`, in order.
+pub type PartVisitor<'a> = dyn FnMut(u32, &[u8]) -> Result<(), StoreError> + 'a;
+
+/// Reads the checkpoint stored at `seq` from its seal `blob` and its parts (which `each_part`
+/// hands to the visitor it is given, in index order): checks version, part count, size and state
+/// hash; returns the entry hash it names (not yet compared with the log) and the state bytes.
+pub fn decode_checkpoint(
+    seq: u64,
+    blob: &[u8],
+    each_part: impl FnOnce(&mut PartVisitor<'_>) -> Result<(), StoreError>,
+) -> Result<(Hash, Vec<u8>), StoreError> {
     let corrupt = |reason: String| StoreError::corrupt(seq, format!("checkpoint at seq {seq}: {reason}"));
-    if blob.len() < CHECKPOINT_HEADER_SIZE_BYTES {
-        return Err(corrupt(format!(
-            "{} bytes is shorter than the {CHECKPOINT_HEADER_SIZE_BYTES}-byte header",
-            blob.len()
-        )));
+    let header_size = match blob.first() {
+        Some(&CHECKPOINT_FORMAT_WHOLE) => 1 + 32 + 32,
+        Some(&CHECKPOINT_FORMAT_VERSION) => CHECKPOINT_HEADER_SIZE_BYTES,
+        Some(other) => {
+            return Err(corrupt(format!("format version {other} (this build reads {CHECKPOINT_FORMAT_VERSION})")))
+        }
+        None => 0,
+    };
+    if blob.len() < header_size.max(1) {
+        return Err(corrupt(format!("{} bytes is shorter than the {header_size}-byte header", blob.len())));
     }
-    if blob[0] != CHECKPOINT_FORMAT_VERSION {
-        return Err(corrupt(format!("format version {} (this build reads {CHECKPOINT_FORMAT_VERSION})", blob[0])));
-    }
-    let state = &blob[CHECKPOINT_HEADER_SIZE_BYTES..];
-    if *blake3::hash(state).as_bytes() != hash_at(blob, 33) {
+    let state = if blob[0] == CHECKPOINT_FORMAT_WHOLE {
+        blob[header_size..].to_vec()
+    } else {
+        if blob.len() != header_size {
+            return Err(corrupt(format!("a {}-byte seal, expected {header_size}", blob.len())));
+        }
+        let size_bytes = u64::from_le_bytes(blob[65..73].try_into().expect("8 bytes"));
+        let parts = u32::from_le_bytes(blob[73..77].try_into().expect("4 bytes"));
+        if size_bytes > CHECKPOINT_SIZE_BYTES_MAX as u64 {
+            return Err(corrupt(format!("an image of {size_bytes} bytes is over the bound")));
+        }
+        let mut state = Vec::with_capacity(size_bytes as usize);
+        let mut next = 0u32;
+        each_part(&mut |index, bytes| {
+            if index != next || index >= parts {
+                return Err(corrupt(format!("part {index} found where part {next} of {parts} was expected")));
+            }
+            next += 1;
+            state.extend_from_slice(bytes);
+            Ok(())
+        })?;
+        if next != parts {
+            return Err(corrupt(format!("{next} of its {parts} parts are stored")));
+        }
+        if state.len() as u64 != size_bytes {
+            return Err(corrupt(format!("its parts hold {} bytes, the seal says {size_bytes}", state.len())));
+        }
+        state
+    };
+    if *blake3::hash(&state).as_bytes() != hash_at(blob, 33) {
         return Err(corrupt("state hash mismatch".to_string()));
     }
     Ok((hash_at(blob, 1), state))
@@ -271,14 +341,44 @@ mod tests {
         let _ = encode_entry(&GENESIS_HASH, &entry(0));
     }
 
+    /// Decodes a seal with `parts` as the stored parts.
+    fn decode(seq: u64, blob: &[u8], parts: &[(u32, Vec<u8>)]) -> Result<(Hash, Vec<u8>), StoreError> {
+        decode_checkpoint(seq, blob, |visit| parts.iter().try_for_each(|(i, bytes)| visit(*i, bytes)))
+    }
+
     #[test]
     fn checkpoint_round_trip_and_corruption() {
-        let blob = encode_checkpoint(&[7; 32], b"state bytes").unwrap();
-        assert_eq!(decode_checkpoint(3, &blob).unwrap(), ([7; 32], &b"state bytes"[..]));
-        let mut bad = blob.clone();
-        *bad.last_mut().unwrap() ^= 0xff;
-        let (seq, text) = reason(decode_checkpoint(3, &bad).unwrap_err());
+        let image: Vec<u8> = (0..CHECKPOINT_PART_SIZE_BYTES * 2 + 10).map(|i| i as u8).collect();
+        let parts: Vec<(u32, Vec<u8>)> = image_parts(&image).enumerate().map(|(i, p)| (i as u32, p.to_vec())).collect();
+        assert_eq!(parts.len(), 3);
+        let blob = encode_checkpoint(&[7; 32], &ImageSeal::of(&image)).unwrap();
+        assert_eq!(blob.len(), CHECKPOINT_HEADER_SIZE_BYTES);
+        assert_eq!(decode(3, &blob, &parts).unwrap(), ([7; 32], image.clone()));
+
+        let mut flipped = parts.clone();
+        flipped[1].1[5] ^= 0xff;
+        let (seq, text) = reason(decode(3, &blob, &flipped).unwrap_err());
         assert_eq!((seq, text.as_str()), (3, "checkpoint at seq 3: state hash mismatch"));
+        let text = reason(decode(3, &blob, &parts[..2]).unwrap_err()).1;
+        assert_eq!(text, "checkpoint at seq 3: 2 of its 3 parts are stored");
+        let text = reason(decode(3, &blob, &[parts[0].clone(), parts[2].clone()]).unwrap_err()).1;
+        assert_eq!(text, "checkpoint at seq 3: part 2 found where part 1 of 3 was expected");
+        let mut short = parts.clone();
+        short[2].1.pop();
+        let text = reason(decode(3, &blob, &short).unwrap_err()).1;
+        assert!(text.contains("parts hold"), "{text}");
+    }
+
+    /// A data dir written before parts holds the image inside the seal (version 1).
+    #[test]
+    fn whole_checkpoints_of_version_1_are_read() {
+        let mut blob = vec![1u8];
+        blob.extend_from_slice(&[7; 32]);
+        blob.extend_from_slice(blake3::hash(b"state bytes").as_bytes());
+        blob.extend_from_slice(b"state bytes");
+        assert_eq!(decode(3, &blob, &[]).unwrap(), ([7; 32], b"state bytes".to_vec()));
+        *blob.last_mut().unwrap() ^= 0xff;
+        assert_eq!(reason(decode(3, &blob, &[]).unwrap_err()).1, "checkpoint at seq 3: state hash mismatch");
     }
 
     proptest! {

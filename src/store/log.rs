@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::codec::{
-    check_record, decode_body, decode_checkpoint, encode_checkpoint, record_header, Hash, GENESIS_HASH,
+    check_record, decode_body, decode_checkpoint, encode_checkpoint, image_parts, record_header, Hash, ImageSeal,
+    GENESIS_HASH,
 };
 use super::redb_log::{Checkpoint, VerifyReport, CHECKPOINTS_RETAINED_COUNT};
 use super::StoreError;
@@ -30,8 +31,22 @@ pub trait Log: Send + Sync + 'static {
     /// One raw record, or `None` if `seq` is not stored.
     fn record(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Stores the checkpoint of the state after entry `seq`, keeping the newest few.
-    fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError>;
+    /// Stores part `index` of the image of the checkpoint after entry `seq` (see `codec`), without
+    /// waiting for the disk: the seal that follows the last part is durable, and so makes the parts.
+    /// Part 0 starts the image over: parts stored before for `seq` are removed.
+    fn put_checkpoint_part(&self, seq: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// Seals the checkpoint after entry `seq` whose parts are stored, durably; keeps the newest few
+    /// and removes the parts of every checkpoint not kept.
+    fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError>;
+
+    /// Stores the checkpoint of the state after entry `seq` (its whole image), keeping the newest few.
+    fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {
+        for (index, part) in image_parts(state).enumerate() {
+            self.put_checkpoint_part(seq, index as u32, part)?;
+        }
+        self.seal_checkpoint(seq, &ImageSeal::of(state))
+    }
 
     /// Every retained checkpoint, oldest first, each verified against its log record.
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;
@@ -115,8 +130,9 @@ pub struct MemoryLog {
 #[derive(Debug, Default)]
 struct MemoryInner {
     records: BTreeMap<u64, Vec<u8>>,
-    /// seq → framed checkpoint, as the redb store keeps them.
+    /// seq → checkpoint seal, and (seq, index) → image part, as the redb store keeps them.
     checkpoints: BTreeMap<u64, Vec<u8>>,
+    parts: BTreeMap<(u64, u32), Vec<u8>>,
 }
 
 impl MemoryLog {
@@ -147,7 +163,9 @@ impl MemoryInner {
     }
 
     fn checkpoint(&self, seq: u64, blob: &[u8]) -> Result<Checkpoint, StoreError> {
-        let (entry_hash, state) = decode_checkpoint(seq, blob)?;
+        let (entry_hash, state) = decode_checkpoint(seq, blob, |visit| {
+            self.parts.range((seq, 0)..=(seq, u32::MAX)).try_for_each(|((_, index), bytes)| visit(*index, bytes))
+        })?;
         let Some(record) = self.records.get(&seq) else {
             return Err(StoreError::corrupt(seq, format!("checkpoint at seq {seq}: the log has no entry {seq}")));
         };
@@ -157,7 +175,7 @@ impl MemoryInner {
                 format!("checkpoint at seq {seq}: entry hash differs from log entry {seq}"),
             ));
         }
-        Ok(Checkpoint { seq, entry_hash, state: state.to_vec() })
+        Ok(Checkpoint { seq, entry_hash, state })
     }
 }
 
@@ -178,17 +196,31 @@ impl Log for MemoryLog {
         Ok(self.lock().records.get(&seq).cloned())
     }
 
-    fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {
+    fn put_checkpoint_part(&self, seq: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if index == 0 {
+            inner.parts.retain(|(stored, _), _| *stored != seq);
+        }
+        inner.parts.insert((seq, index), bytes.to_vec());
+        Ok(())
+    }
+
+    fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let entry_hash = match inner.records.get(&seq) {
             Some(bytes) => record_header(seq, bytes)?.hash,
-            None => panic!("put_checkpoint: the log has no entry {seq}"),
+            None => panic!("seal_checkpoint: the log has no entry {seq}"),
         };
-        let blob = encode_checkpoint(&entry_hash, state)?;
+        if let Some((&newest, _)) = inner.checkpoints.last_key_value() {
+            assert!(seq >= newest, "seal_checkpoint: seq {seq} is older than the stored checkpoint {newest}");
+        }
+        let blob = encode_checkpoint(&entry_hash, seal)?;
         inner.checkpoints.insert(seq, blob);
         while inner.checkpoints.len() > CHECKPOINTS_RETAINED_COUNT {
             inner.checkpoints.pop_first();
         }
+        let MemoryInner { checkpoints, parts, .. } = &mut *inner;
+        parts.retain(|(seq, _), _| checkpoints.contains_key(seq));
         Ok(())
     }
 
@@ -325,9 +357,14 @@ impl Log for FaultyLog {
         self.log.record(seq)
     }
 
-    fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {
+    fn put_checkpoint_part(&self, seq: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
         let _gate = self.gate()?;
-        self.log.put_checkpoint(seq, state)
+        self.log.put_checkpoint_part(seq, index, bytes)
+    }
+
+    fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError> {
+        let _gate = self.gate()?;
+        self.log.seal_checkpoint(seq, seal)
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
@@ -351,6 +388,14 @@ impl<T: Log + ?Sized> Log for Arc<T> {
 
     fn record(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).record(seq)
+    }
+
+    fn put_checkpoint_part(&self, seq: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
+        (**self).put_checkpoint_part(seq, index, bytes)
+    }
+
+    fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError> {
+        (**self).seal_checkpoint(seq, seal)
     }
 
     fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {

@@ -7,8 +7,13 @@
 //! One redb file, `DIR/xenledger.redb` ([`database_path`]), holds three tables:
 //!
 //! - `log: u64 -> &[u8]`: seq → one framed log record (see below), seqs contiguous from 1;
-//! - `checkpoints: u64 -> &[u8]`: seq → a framed snapshot of the state after entry `seq`; only the newest
-//!   [`CHECKPOINTS_RETAINED_COUNT`] are kept;
+//! - `checkpoints: u64 -> &[u8]`: seq → the seal of a snapshot of the state after entry `seq`; only the
+//!   newest [`CHECKPOINTS_RETAINED_COUNT`] are kept;
+//! - `checkpoint_parts: (u64, u32) -> &[u8]`: (seq, index) → a part of that snapshot's image, stored
+//!   without an fsync of its own (the next group commit's makes it durable) before its seal, so a
+//!   large image is written a part per commit instead of stalling the log for one long transaction;
+//!   parts without a retained seal (a checkpoint abandoned, or one cut short by a crash) are removed
+//!   when the next seal is stored;
 //! - `meta: &str -> &[u8]`: `format_version` (one byte) and `schema_hash` (UTF-8), written once when the
 //!   file is created and checked on every open.
 //!
@@ -30,7 +35,8 @@
 //! the chain check. [`Store::open`] checks only the meta table; the caller verifies on startup: take
 //! [`Store::latest_checkpoint`], then [`Store::verify_chain`] from `checkpoint.seq + 1` with
 //! `checkpoint.entry_hash` (or from 1 with [`GENESIS_HASH`]). The replay tool verifies everything.
-//! Checkpoints are written in their own durable transaction after the entries they cover.
+//! A checkpoint's seal is written in its own durable transaction after the entries and the parts it
+//! covers.
 //!
 //! **Concurrency.** One writer thread calls the mutating methods; reads may come from any thread. redb is
 //! MVCC, so a read transaction sees one consistent snapshot and never blocks the writer. redb locks the
@@ -44,9 +50,10 @@ mod redb_log;
 use std::path::{Path, PathBuf};
 
 pub use codec::{
-    decode_checkpoint, decode_record, encode_checkpoint, encode_entry, entry_hash, record_header, DecodedRecord, Hash,
-    RecordHeader, CHECKPOINT_FORMAT_VERSION, CHECKPOINT_HEADER_SIZE_BYTES, CHECKPOINT_SIZE_BYTES_MAX,
-    ENTRY_SIZE_BYTES_MAX, FORMAT_VERSION, GENESIS_HASH, RECORD_HEADER_SIZE_BYTES,
+    decode_checkpoint, decode_record, encode_checkpoint, encode_entry, entry_hash, image_parts, record_header,
+    DecodedRecord, Hash, ImageSeal, RecordHeader, CHECKPOINT_FORMAT_VERSION, CHECKPOINT_HEADER_SIZE_BYTES,
+    CHECKPOINT_PART_SIZE_BYTES, CHECKPOINT_SIZE_BYTES_MAX, ENTRY_SIZE_BYTES_MAX, FORMAT_VERSION, GENESIS_HASH,
+    RECORD_HEADER_SIZE_BYTES,
 };
 pub use log::{splitmix64, Fault, FaultyLog, Log, MemoryLog, RecordVisitor};
 pub use redb_log::{Checkpoint, RecordIter, Store, VerifyReport, CHECKPOINTS_RETAINED_COUNT};

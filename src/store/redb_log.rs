@@ -4,17 +4,20 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 
 use crate::entry::Entry;
 use crate::store::codec::{
-    check_record, decode_body, decode_checkpoint, decode_record, encode_checkpoint, record_header, Hash,
-    FORMAT_VERSION, GENESIS_HASH,
+    check_record, decode_body, decode_checkpoint, decode_record, encode_checkpoint, image_parts, record_header, Hash,
+    ImageSeal, FORMAT_VERSION, GENESIS_HASH,
 };
 use crate::store::{database_path, StoreError};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
+const CHECKPOINT_PARTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("checkpoint_parts");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const META_FORMAT_VERSION: &str = "format_version";
@@ -101,6 +104,9 @@ impl Store {
         let path = database_path(dir);
         let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path)?;
         let mut txn = db.begin_write()?;
+        // A data dir from before checkpoint parts gets the (empty) table now, so reads can open it.
+        let had_parts = txn.list_tables()?.any(|table| table.name() == CHECKPOINT_PARTS.name());
+        txn.open_table(CHECKPOINT_PARTS)?;
         let created = {
             let mut meta = txn.open_table(META)?;
             let log = txn.open_table(LOG)?;
@@ -136,7 +142,7 @@ impl Store {
                 }
             }
         };
-        if created {
+        if created || !had_parts {
             txn.set_durability(Durability::Immediate)?;
             txn.commit()?;
         } else {
@@ -207,35 +213,53 @@ impl Store {
         Ok(log.get(seq)?.map(|guard| guard.value().to_vec()))
     }
 
-    /// Stores a checkpoint of `state` (the caller's encoding of the state after entry `seq`), framed with
-    /// the hash of log record `seq` and a hash of `state`, and drops all but the newest
-    /// [`CHECKPOINTS_RETAINED_COUNT`] in the same durable transaction.
+    /// Stores a checkpoint of `state` (the caller's encoding of the state after entry `seq`): its
+    /// parts and its seal (the hash of log record `seq`, the image's size and hash) in one durable
+    /// transaction, as [`Store::seal_checkpoint`] does for parts stored before.
     ///
     /// Panics if the log has no entry `seq` or a newer checkpoint exists: both are writer bugs.
     pub fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         {
-            let log = txn.open_table(LOG)?;
-            let entry_hash = match log.get(seq)? {
-                Some(guard) => record_header(seq, guard.value())?.hash,
-                None => panic!("put_checkpoint: the log has no entry {seq}"),
-            };
-            let blob = encode_checkpoint(&entry_hash, state)?;
-            let mut checkpoints = txn.open_table(CHECKPOINTS)?;
-            let newest = checkpoints.last()?.map(|(key, _)| key.value());
-            if let Some(newest) = newest {
-                assert!(seq >= newest, "put_checkpoint: seq {seq} is older than the stored checkpoint {newest}");
-            }
-            checkpoints.insert(seq, blob.as_slice())?;
-            let mut seqs = Vec::new();
-            for item in checkpoints.iter()? {
-                seqs.push(item?.0.value());
-            }
-            for old in &seqs[..seqs.len().saturating_sub(CHECKPOINTS_RETAINED_COUNT)] {
-                checkpoints.remove(*old)?;
+            let mut parts = txn.open_table(CHECKPOINT_PARTS)?;
+            parts.retain_in((seq, 0)..=(seq, u32::MAX), |_, _| false)?;
+            for (index, part) in image_parts(state).enumerate() {
+                parts.insert((seq, index as u32), part)?;
             }
         }
+        seal_in(&txn, seq, &ImageSeal::of(state))?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Stores part `index` of the image of the checkpoint after entry `seq`, in a transaction that
+    /// does not wait for the disk: the next durable commit (a group commit, the seal) carries it.
+    /// Part 0 starts the image over: parts stored before for `seq` are removed.
+    pub fn put_checkpoint_part(&self, seq: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        {
+            let mut parts = txn.open_table(CHECKPOINT_PARTS)?;
+            if index == 0 {
+                parts.retain_in((seq, 0)..=(seq, u32::MAX), |_, _| false)?;
+            }
+            parts.insert((seq, index), bytes)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Seals the checkpoint after entry `seq` whose parts [`Store::put_checkpoint_part`] stored:
+    /// the seal (the hash of log record `seq`, the image's size, part count and hash) in one
+    /// durable transaction that also drops all but the newest [`CHECKPOINTS_RETAINED_COUNT`]
+    /// checkpoints and every part without a kept seal.
+    ///
+    /// Panics if the log has no entry `seq` or a newer checkpoint exists: both are writer bugs.
+    pub fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        seal_in(&txn, seq, seal)?;
         txn.commit()?;
         Ok(())
     }
@@ -261,7 +285,18 @@ impl Store {
                 checkpoints.insert(key.value(), value.value())?;
             }
         }
+        // Parts are copied a durable piece at a time too, each at most a part's size.
         let mut piece_bytes = 0usize;
+        for item in read.open_table(CHECKPOINT_PARTS)?.iter()? {
+            let (key, value) = item?;
+            txn.open_table(CHECKPOINT_PARTS)?.insert(key.value(), value.value())?;
+            piece_bytes += value.value().len();
+            if piece_bytes >= BACKUP_PIECE_BYTES {
+                txn.commit()?;
+                txn = copy.begin_write()?;
+                piece_bytes = 0;
+            }
+        }
         for item in read.open_table(LOG)?.iter()? {
             let (key, value) = item?;
             txn.open_table(LOG)?.insert(key.value(), value.value())?;
@@ -283,10 +318,11 @@ impl Store {
         let txn = self.db.begin_read()?;
         let log = txn.open_table(LOG)?;
         let checkpoints = txn.open_table(CHECKPOINTS)?;
+        let parts = txn.open_table(CHECKPOINT_PARTS)?;
         let Some((key, value)) = checkpoints.last()? else {
             return Ok(None);
         };
-        verify_checkpoint(&log, key.value(), value.value()).map(Some)
+        verify_checkpoint(&log, &parts, key.value(), value.value()).map(Some)
     }
 
     /// Every retained checkpoint, oldest first, each verified as in [`Store::latest_checkpoint`]; the
@@ -295,10 +331,11 @@ impl Store {
         let txn = self.db.begin_read()?;
         let log = txn.open_table(LOG)?;
         let table = txn.open_table(CHECKPOINTS)?;
+        let parts = txn.open_table(CHECKPOINT_PARTS)?;
         let mut checkpoints = Vec::new();
         for item in table.iter()? {
             let (key, value) = item?;
-            checkpoints.push(verify_checkpoint(&log, key.value(), value.value())?);
+            checkpoints.push(verify_checkpoint(&log, &parts, key.value(), value.value())?);
         }
         Ok(checkpoints)
     }
@@ -427,19 +464,56 @@ impl Store {
         {
             txn.open_table(LOG)?.retain_in(first_removed.., |_, _| false)?;
             txn.open_table(CHECKPOINTS)?.retain_in(first_removed.., |_, _| false)?;
+            txn.open_table(CHECKPOINT_PARTS)?.retain_in((first_removed, 0).., |_, _| false)?;
         }
         txn.commit()?;
         Ok(())
     }
 }
 
-/// Checks a stored checkpoint blob and that the entry hash it names is the hash of log record `seq`.
+/// Writes the seal of the checkpoint after entry `seq` in `txn`, keeps the newest
+/// [`CHECKPOINTS_RETAINED_COUNT`] and removes every part without a kept seal.
+fn seal_in(txn: &redb::WriteTransaction, seq: u64, seal: &ImageSeal) -> Result<(), StoreError> {
+    let log = txn.open_table(LOG)?;
+    let entry_hash = match log.get(seq)? {
+        Some(guard) => record_header(seq, guard.value())?.hash,
+        None => panic!("seal_checkpoint: the log has no entry {seq}"),
+    };
+    let blob = encode_checkpoint(&entry_hash, seal)?;
+    let mut checkpoints = txn.open_table(CHECKPOINTS)?;
+    let newest = checkpoints.last()?.map(|(key, _)| key.value());
+    if let Some(newest) = newest {
+        assert!(seq >= newest, "seal_checkpoint: seq {seq} is older than the stored checkpoint {newest}");
+    }
+    checkpoints.insert(seq, blob.as_slice())?;
+    let mut seqs = Vec::new();
+    for item in checkpoints.iter()? {
+        seqs.push(item?.0.value());
+    }
+    let kept = seqs.len().saturating_sub(CHECKPOINTS_RETAINED_COUNT);
+    for old in &seqs[..kept] {
+        checkpoints.remove(*old)?;
+    }
+    let kept = &seqs[kept..];
+    txn.open_table(CHECKPOINT_PARTS)?.retain(|(seq, _), _| kept.contains(&seq))?;
+    Ok(())
+}
+
+/// Checks a stored checkpoint (its seal and parts) and that the entry hash it names is the hash
+/// of log record `seq`.
 fn verify_checkpoint(
     log: &impl ReadableTable<u64, &'static [u8]>,
+    parts: &impl ReadableTable<(u64, u32), &'static [u8]>,
     seq: u64,
     blob: &[u8],
 ) -> Result<Checkpoint, StoreError> {
-    let (entry_hash, state) = decode_checkpoint(seq, blob)?;
+    let (entry_hash, state) = decode_checkpoint(seq, blob, |visit| {
+        for item in parts.range((seq, 0)..=(seq, u32::MAX))? {
+            let (key, value) = item?;
+            visit(key.value().1, value.value())?;
+        }
+        Ok(())
+    })?;
     let Some(record) = log.get(seq)? else {
         return Err(StoreError::corrupt(seq, format!("checkpoint at seq {seq}: the log has no entry {seq}")));
     };
@@ -447,7 +521,7 @@ fn verify_checkpoint(
         let reason = format!("checkpoint at seq {seq}: entry hash differs from log entry {seq}");
         return Err(StoreError::corrupt(seq, reason));
     }
-    Ok(Checkpoint { seq, entry_hash, state: state.to_vec() })
+    Ok(Checkpoint { seq, entry_hash, state })
 }
 
 /// Raw records `(seq, bytes)` from [`Store::read_range`]. Holds its read snapshot until dropped.
@@ -485,6 +559,14 @@ impl crate::store::Log for Store {
 
     fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {
         Store::put_checkpoint(self, seq, state)
+    }
+
+    fn put_checkpoint_part(&self, seq: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
+        Store::put_checkpoint_part(self, seq, index, bytes)
+    }
+
+    fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError> {
+        Store::seal_checkpoint(self, seq, seal)
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
