@@ -272,8 +272,11 @@ fn durable_in(state: &State, rounds: u32) -> Durable {
     for round in 0..rounds {
         for t in 0..THREADS {
             let label = net_label(round, t);
-            let refs: Vec<String> =
-                table.by_name_label.get(&label).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+            let refs: Vec<String> = table
+                .by_name_label
+                .get(label.as_str())
+                .map(|s| s.iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default();
             assert!(refs.len() <= 1, "{label}: {} networks; a create was applied twice", refs.len());
             let Some(r) = refs.first() else {
                 out.insert((round, t), (false, Vec::new()));

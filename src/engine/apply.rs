@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use imbl::OrdSet;
 
-use super::state::{Deletion, Object, State, User};
+use super::state::{Deletion, Object, Ref, State, User};
 use crate::entry::Change;
 use crate::schema::{schema, ClassId, FieldId, Relation};
 use crate::value::{Value, NULL_REF};
@@ -134,10 +134,11 @@ fn create(state: &mut State, seq: u64, class: ClassId, reference: &str, given: &
             fields[fid] = Value::Set(Vec::new());
         }
     }
-    let object = Object::new(fields, seq, seq);
+    let object = Arc::new(Object::new(fields, seq, seq));
+    let shared: Ref = Arc::from(reference);
+    state.tables[class].by_modified.insert((seq, shared.clone()));
+    state.tables[class].objects.insert(shared, object.clone());
     index_insert(state, class, reference, &object);
-    state.tables[class].by_modified.insert((seq, reference.to_string()));
-    state.tables[class].objects.insert(reference.to_string(), Arc::new(object));
     // Link the other ends of this object's relations.
     for (fid, f) in c.fields.iter().enumerate() {
         let value = state.tables[class].objects[reference].fields[fid].clone();
@@ -175,7 +176,7 @@ fn destroy(state: &mut State, seq: u64, class: ClassId, reference: &str) {
         .remove(reference)
         .unwrap_or_else(|| panic!("entry {seq}: destroy of missing {} {reference}", c.name));
     index_remove(state, class, reference, &object);
-    state.tables[class].by_modified.remove(&(object.modified, reference.to_string()));
+    state.tables[class].by_modified.remove(&(object.modified, Ref::from(reference)));
     for (fid, f) in c.fields.iter().enumerate() {
         match f.relation {
             Relation::One { .. } | Relation::ManyToMany { .. } => {
@@ -252,15 +253,16 @@ fn set_remove(set: &mut Value, reference: &str) {
 /// Changes one object in place (copy-on-write) and stamps it modified at `seq`.
 fn update(state: &mut State, seq: u64, class: ClassId, reference: &str, f: impl FnOnce(&mut Object)) {
     let table = &mut state.tables[class];
-    let slot = table
+    let (shared, slot) = table
         .objects
-        .get_mut(reference)
+        .get_key_value_mut(reference)
         .unwrap_or_else(|| panic!("entry {seq}: no {} {reference}", schema().classes[class].name));
+    let shared = shared.clone();
     let object = Object::edit(slot);
     f(object);
     if object.modified != seq {
-        table.by_modified.remove(&(object.modified, reference.to_string()));
-        table.by_modified.insert((seq, reference.to_string()));
+        table.by_modified.remove(&(object.modified, shared.clone()));
+        table.by_modified.insert((seq, shared));
         object.modified = seq;
     }
 }
@@ -294,13 +296,16 @@ fn index_field(state: &mut State, class: ClassId, fid: FieldId, reference: &str,
     let c = &schema().classes[class];
     let table = &mut state.tables[class];
     let Some(key) = value.as_str() else { return };
+    // The object map's copy of the ref, shared by the indexes.
+    let shared = || table.shared_ref(reference).unwrap_or_else(|| Ref::from(reference));
     if Some(fid) == c.uuid_field {
         match how {
             Index::Insert => {
-                table.by_uuid.insert(key.to_string(), reference.to_string());
+                let shared = shared();
+                table.by_uuid.insert(Arc::from(key), shared);
             }
             Index::Remove => {
-                if table.by_uuid.get(key).map(String::as_str) == Some(reference) {
+                if table.by_uuid.get(key).map(|r| &**r) == Some(reference) {
                     table.by_uuid.remove(key);
                 }
             }
@@ -308,7 +313,8 @@ fn index_field(state: &mut State, class: ClassId, fid: FieldId, reference: &str,
     } else if Some(fid) == c.name_label_field {
         match how {
             Index::Insert => {
-                table.by_name_label.entry(key.to_string()).or_default().insert(reference.to_string());
+                let shared = shared();
+                table.by_name_label.entry(Arc::from(key)).or_default().insert(shared);
             }
             Index::Remove => {
                 if let Some(set) = table.by_name_label.get_mut(key) {

@@ -21,10 +21,10 @@ pub fn read(state: &State, class: &Class, msg: &Message, args: &[Value]) -> Resu
 pub fn read_kind(state: &State, class: &Class, kind: Kind, wire_name: &str, args: &[Value]) -> Result<Value, ApiError> {
     let table = state.table(class.id);
     match kind {
-        Kind::GetAll => Ok(Value::Set(table.objects.keys().map(|r| Value::Ref(r.clone())).collect())),
-        Kind::GetAllRecords => {
-            Ok(Value::Map(table.objects.iter().map(|(r, o)| (Value::Ref(r.clone()), state.record(class, o))).collect()))
-        }
+        Kind::GetAll => Ok(Value::Set(table.objects.keys().map(|r| Value::Ref(r.to_string())).collect())),
+        Kind::GetAllRecords => Ok(Value::Map(
+            table.objects.iter().map(|(r, o)| (Value::Ref(r.to_string()), state.record(class, o))).collect(),
+        )),
         Kind::GetRecord => {
             let r = arg_str(args, 0);
             let o = state.get(class.id, r).ok_or_else(|| ApiError::handle_invalid(&class.name, r))?;
@@ -33,11 +33,11 @@ pub fn read_kind(state: &State, class: &Class, kind: Kind, wire_name: &str, args
         Kind::GetByUuid => {
             let uuid = arg_str(args, 0);
             let r = table.by_uuid.get(uuid).ok_or_else(|| ApiError::uuid_invalid(&class.name, uuid))?;
-            Ok(Value::Ref(r.clone()))
+            Ok(Value::Ref(r.to_string()))
         }
         Kind::GetByNameLabel => {
             let label = arg_str(args, 0);
-            let refs = table.by_name_label.get(label).map(|s| s.iter().map(|r| Value::Ref(r.clone())).collect());
+            let refs = table.by_name_label.get(label).map(|s| s.iter().map(|r| Value::Ref(r.to_string())).collect());
             Ok(Value::Set(refs.unwrap_or_default()))
         }
         Kind::Get(f) => {
@@ -53,7 +53,7 @@ pub fn read_kind(state: &State, class: &Class, kind: Kind, wire_name: &str, args
                 // Every xapi row also has its ref in a `_ref` column (db_cache_impl.ml).
                 let mut lookup = |column: &str| {
                     if column == "_ref" {
-                        return Some(r.clone());
+                        return Some(r.to_string());
                     }
                     let name = where_expr::column_to_field(column);
                     class.field(&name).map(|f| db_string(&o.fields[f]))
@@ -66,9 +66,11 @@ pub fn read_kind(state: &State, class: &Class, kind: Kind, wire_name: &str, args
                 }
             }
             Ok(if kind == Kind::GetAllWhere {
-                Value::Set(matches.into_iter().map(|(r, _)| Value::Ref(r.clone())).collect())
+                Value::Set(matches.into_iter().map(|(r, _)| Value::Ref(r.to_string())).collect())
             } else {
-                Value::Map(matches.into_iter().map(|(r, o)| (Value::Ref(r.clone()), state.record(class, o))).collect())
+                Value::Map(
+                    matches.into_iter().map(|(r, o)| (Value::Ref(r.to_string()), state.record(class, o))).collect(),
+                )
             })
         }
         _ => Err(ApiError::internal(format!("{wire_name} is not a read"))),
@@ -190,7 +192,7 @@ pub fn destroy(tx: &mut Tx, class: &Class, reference: &str) {
             continue;
         }
         for (r, o) in tx.state.table(other.id).objects.iter() {
-            if other.id == class.id && r == reference {
+            if other.id == class.id && &**r == reference {
                 continue;
             }
             for &fid in &ref_fields {

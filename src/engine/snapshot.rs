@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{Deletion, Object, State, User};
+use super::state::{Deletion, Object, Ref, State, User};
 use crate::schema::schema;
 use crate::value::Value;
 
@@ -81,7 +81,7 @@ impl Serialize for ImageOf<'_> {
                 (
                     &c.name,
                     SeqOf(c.fields.len(), || c.fields.iter().map(|f| &f.name)),
-                    SeqOf(objects.len(), || objects.iter().map(|(r, o)| (r, o.created, o.modified, &o.fields))),
+                    SeqOf(objects.len(), || objects.iter().map(|(r, o)| (&**r, o.created, o.modified, &o.fields))),
                 )
             })
         });
@@ -116,11 +116,12 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
                 }
             }
             let table = &mut state.tables[class.id];
+            let reference = Ref::from(reference);
             if let Some(uuid) = class.uuid_field.and_then(|f| fields[f].as_str()) {
-                table.by_uuid.insert(uuid.to_string(), reference.clone());
+                table.by_uuid.insert(Arc::from(uuid), reference.clone());
             }
             if let Some(label) = class.name_label_field.and_then(|f| fields[f].as_str()) {
-                table.by_name_label.entry(label.to_string()).or_default().insert(reference.clone());
+                table.by_name_label.entry(Arc::from(label)).or_default().insert(reference.clone());
             }
             table.by_modified.insert((modified, reference.clone()));
             table.objects.insert(reference, Arc::new(Object::new(fields, created, modified)));

@@ -81,15 +81,27 @@ impl PartialEq for Object {
     }
 }
 
+/// An object reference (or an index key) as the tables hold it: one allocation, shared by the
+/// object map and every index, and copied by a count when a persistent map copies a node on the
+/// path of a change (a `String` key was a fresh allocation per key per copied node).
+pub type Ref = Arc<str>;
+
 /// The objects of one class and its indexes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Table {
-    pub objects: OrdMap<String, Arc<Object>>,
-    pub by_uuid: OrdMap<String, String>,
-    pub by_name_label: OrdMap<String, OrdSet<String>>,
+    pub objects: OrdMap<Ref, Arc<Object>>,
+    pub by_uuid: OrdMap<Arc<str>, Ref>,
+    pub by_name_label: OrdMap<Arc<str>, OrdSet<Ref>>,
     /// (last modified position, ref) of every object: `event.from` reads the objects changed after a
     /// token as a range, instead of scanning the table.
-    pub by_modified: OrdSet<(u64, String)>,
+    pub by_modified: OrdSet<(u64, Ref)>,
+}
+
+impl Table {
+    /// The table's own (shared) copy of `reference`, if it holds that object.
+    pub fn shared_ref(&self, reference: &str) -> Option<Ref> {
+        self.objects.get_key_value(reference).map(|(r, _)| r.clone())
+    }
 }
 
 /// A local user account (the password is an argon2id PHC string, never clear text).

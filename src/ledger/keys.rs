@@ -64,7 +64,7 @@ pub(super) fn open_vault(ledger: &Ledger) -> Result<Vault, LedgerError> {
 fn upgrade(ledger: &Ledger, vault: &Vault) -> Result<(), LedgerError> {
     let state = ledger.snapshot();
     let session = schema().class("session").expect("session class");
-    let sessions: Vec<String> = state.table(session.id).objects.keys().cloned().collect();
+    let sessions: Vec<String> = state.table(session.id).objects.keys().map(|r| r.to_string()).collect();
     let sealed: Vec<(String, String)> =
         live_secret_values(&state).filter(|(_, v)| !vault::is_sealed(v)).map(|(r, v)| (r, vault.seal(&v))).collect();
     if sessions.is_empty() && sealed.is_empty() {
@@ -127,7 +127,7 @@ fn live_secret_values(state: &State) -> impl Iterator<Item = (String, String)> +
         .table(class.id)
         .objects
         .iter()
-        .map(move |(r, o)| (r.clone(), o.fields[value].as_str().unwrap_or("").to_string()))
+        .map(move |(r, o)| (r.to_string(), o.fields[value].as_str().unwrap_or("").to_string()))
 }
 
 /// Every live secret must open: a start with the wrong key file fails here, not at the first read.

@@ -144,7 +144,7 @@ fn collect(
     let shown = |c: &Class| has_events(c) && reader.sees(c) && wants_class(subs, c.id);
     for class in s.classes.iter().filter(|c| shown(c)) {
         let table = state.table(class.id);
-        for (_, r) in table.by_modified.range((since + 1, String::new())..) {
+        for (_, r) in table.by_modified.range((since + 1, crate::engine::state::Ref::from(""))..) {
             let Some(o) = table.objects.get(r) else { continue };
             if !wants(subs, class.id, r) {
                 continue;

@@ -374,7 +374,7 @@ fn host_error(state: &crate::engine::State, e: HostError) -> ApiError {
     match e {
         HostError::BadPowerState { uuid, operation: _, expected, actual } => {
             let vms = schema().class("VM").expect("VM");
-            let vm = state.table(vms.id).by_uuid.get(&uuid).cloned().unwrap_or(uuid);
+            let vm = state.table(vms.id).by_uuid.get(uuid.as_str()).map(|r| r.to_string()).unwrap_or(uuid);
             ApiError::new(
                 ErrorCode::VmBadPowerState,
                 [vm, expected.as_str().to_ascii_lowercase(), actual.as_str().to_ascii_lowercase()],
@@ -408,7 +408,7 @@ pub fn reconcile(ledger: &Ledger, host: &dyn Host) -> Result<(), ApiError> {
             m.iter().any(|(t, _)| !crate::engine::internal::task_is_pending(&state, t.as_str().unwrap_or("")))
         });
         if stale_ops || o.fields[power].as_str() != Some(reported.as_str()) {
-            vms.push((r.clone(), reported.as_str().to_string()));
+            vms.push((r.to_string(), reported.as_str().to_string()));
         }
     }
     tidy_disks(&state, host);
@@ -441,7 +441,7 @@ fn tidy_disks(state: &crate::engine::State, host: &dyn Host) {
     let orphans: Vec<String> = tasks
         .iter()
         .flat_map(|t| (0..DERIVED_UUIDS_PER_TASK).map(move |i| crate::engine::derived_uuid(t, i)))
-        .filter(|uuid| !vdis.by_uuid.contains_key(uuid))
+        .filter(|uuid| !vdis.by_uuid.contains_key(uuid.as_str()))
         .collect();
     for dir in crate::engine::sr_dirs(state) {
         match host.sr_tidy(std::path::Path::new(&dir), &orphans) {

@@ -230,7 +230,7 @@ pub fn fail_orphans(ledger: &Ledger) -> Result<(), ApiError> {
     let class = schema().class("task").expect("task class");
     let snapshot = ledger.snapshot();
     let pending: Vec<String> =
-        snapshot.table(class.id).objects.keys().filter(|r| is_pending(&snapshot, r)).cloned().collect();
+        snapshot.table(class.id).objects.keys().filter(|r| is_pending(&snapshot, r)).map(|r| r.to_string()).collect();
     if pending.is_empty() {
         return Ok(());
     }
@@ -258,14 +258,14 @@ pub fn expired_tasks(state: &crate::engine::State, now: i64) -> Vec<String> {
         let pending = o.fields[status] == Value::Enum("pending".into());
         if pending {
             if now - time(&o.fields[created]) > PENDING_TASK_TIMEOUT_SECS {
-                out.push(r.clone());
+                out.push(r.to_string());
             } else {
                 kept += 1;
             }
         } else if now - time(&o.fields[finished]) > COMPLETED_TASK_TIMEOUT_SECS {
-            out.push(r.clone());
+            out.push(r.to_string());
         } else {
-            completed.push((time(&o.fields[finished]), r.clone()));
+            completed.push((time(&o.fields[finished]), r.to_string()));
         }
     }
     let total = kept + completed.len();

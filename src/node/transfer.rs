@@ -184,8 +184,8 @@ fn target(node: &Node, req: &DiskRequest) -> Result<(String, std::path::PathBuf)
             }
             r.to_string()
         }
-        Some(uuid) => match state.table(vdis.id).by_uuid.get(&uuid.to_ascii_lowercase()) {
-            Some(r) => r.clone(),
+        Some(uuid) => match state.table(vdis.id).by_uuid.get(uuid.to_ascii_lowercase().as_str()) {
+            Some(r) => r.to_string(),
             None => return Err((404, ApiError::new(ErrorCode::UuidInvalid, ["VDI", uuid]))),
         },
     };

@@ -132,7 +132,7 @@ pub fn field<'a>(state: &'a State, class: &str, reference: &str, name: &str) -> 
 /// The refs of a class's live objects.
 pub fn refs_of(state: &State, class: &str) -> BTreeSet<String> {
     let c = schema().class(class).unwrap_or_else(|| panic!("no class {class}"));
-    state.table(c.id).objects.keys().cloned().collect()
+    state.table(c.id).objects.keys().map(|r| r.to_string()).collect()
 }
 
 /// A `(string -> string) map` value as ordered pairs (insertion order kept).
@@ -228,8 +228,8 @@ pub fn check_invariants(state: &State) {
                             .table(oc)
                             .objects
                             .iter()
-                            .filter(|(_, o)| o.fields[of].as_str() == Some(reference.as_str()))
-                            .map(|(r, _)| r.as_str())
+                            .filter(|(_, o)| o.fields[of].as_str() == Some(&**reference))
+                            .map(|(r, _)| &**r)
                             .collect();
                         assert_eq!(
                             listed_set, pointing,
@@ -243,7 +243,7 @@ pub fn check_invariants(state: &State) {
                             if let Some(other) = state.get(oc, r) {
                                 let back = other.fields[of].as_set().unwrap_or_default();
                                 assert!(
-                                    back.iter().any(|v| v.as_str() == Some(reference.as_str())),
+                                    back.iter().any(|v| v.as_str() == Some(&**reference)),
                                     "{}.{} of {reference} lists {r}, which does not list it back",
                                     class.name,
                                     f.name
@@ -260,20 +260,24 @@ pub fn check_invariants(state: &State) {
             let expected: BTreeMap<String, String> = table
                 .objects
                 .iter()
-                .filter_map(|(r, o)| o.fields[uf].as_str().map(|u| (u.to_string(), r.clone())))
+                .filter_map(|(r, o)| o.fields[uf].as_str().map(|u| (u.to_string(), r.to_string())))
                 .collect();
-            let actual: BTreeMap<String, String> = table.by_uuid.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let actual: BTreeMap<String, String> =
+                table.by_uuid.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             assert_eq!(actual, expected, "{} uuid index out of step with its objects", class.name);
         }
         if let Some(nf) = class.name_label_field {
             let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for (r, o) in table.objects.iter() {
                 if let Some(label) = o.fields[nf].as_str() {
-                    expected.entry(label.to_string()).or_default().insert(r.clone());
+                    expected.entry(label.to_string()).or_default().insert(r.to_string());
                 }
             }
-            let actual: BTreeMap<String, BTreeSet<String>> =
-                table.by_name_label.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect())).collect();
+            let actual: BTreeMap<String, BTreeSet<String>> = table
+                .by_name_label
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|r| r.to_string()).collect()))
+                .collect();
             assert_eq!(actual, expected, "{} name_label index out of step with its objects", class.name);
         }
     }

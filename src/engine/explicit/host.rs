@@ -81,7 +81,7 @@ fn guests(state: &State, host: &str) -> Vec<String> {
                 && matches!(o.fields[power].as_str(), Some("Running" | "Paused"))
                 && o.fields[control].as_bool() != Some(true)
         })
-        .map(|(r, _)| r.clone())
+        .map(|(r, _)| r.to_string())
         .collect()
 }
 

@@ -125,7 +125,7 @@ fn filtered(state: &State, class: &Class, keep: impl Fn(&Object) -> bool) -> Res
             .objects
             .iter()
             .filter(|(_, o)| keep(o))
-            .map(|(r, o)| (Value::Ref(r.clone()), state.record(class, o)))
+            .map(|(r, o)| (Value::Ref(r.to_string()), state.record(class, o)))
             .collect(),
     ))
 }

@@ -20,7 +20,7 @@ fn record(r: &RoleRecord) -> Value {
 }
 
 fn refs<'a>(refs: impl Iterator<Item = &'a String>) -> Value {
-    Value::Set(refs.map(|r| Value::Ref(r.clone())).collect())
+    Value::Set(refs.map(|r| Value::Ref(r.to_string())).collect())
 }
 
 fn the_role(call: &Call) -> Result<&'static RoleRecord, ApiError> {

@@ -169,7 +169,7 @@ fn scan_disks(tx: &mut Tx, sr: &str, files: &[(String, u64, u64)]) {
                 }
             }
             // A file of another SR's VDI with this uuid would be a copy: left alone.
-            None if tx.state.table(vdis.id).by_uuid.contains_key(location) => {}
+            None if tx.state.table(vdis.id).by_uuid.contains_key(location.as_str()) => {}
             None => {
                 // Named by a free uuid, the VDI takes it; another name gets a new one.
                 let uuid = if crate::value::is_uuid(location) { location.to_ascii_lowercase() } else { tx.new_uuid() };
@@ -366,7 +366,7 @@ fn introduce_record(
 pub fn introduce(tx: &mut Tx, call: &Call) -> Reply {
     let a = args::SrIntroduce::from(call);
     let uuid = if a.uuid.is_empty() { tx.new_uuid() } else { a.uuid.to_ascii_lowercase() };
-    if tx.state.table(class::SR.get().id).by_uuid.contains_key(&uuid) {
+    if tx.state.table(class::SR.get().id).by_uuid.contains_key(uuid.as_str()) {
         return Err(ApiError::new(ErrorCode::SrUuidExists, [uuid]));
     }
     let kind = a.r#type.to_ascii_lowercase();

@@ -32,7 +32,7 @@ pub fn of_user(state: &State, name: &str) -> Option<String> {
         .objects
         .iter()
         .find(|(_, o)| o.fields[f::subject::SUBJECT_IDENTIFIER.index].as_str() == Some(id.as_str()))
-        .map(|(r, _)| r.clone())
+        .map(|(r, _)| r.to_string())
 }
 
 fn role_ref(role: &str) -> Option<Value> {

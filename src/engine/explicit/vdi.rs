@@ -208,7 +208,7 @@ pub(super) fn forget(tx: &mut Tx, vdi: &str) {
         .objects
         .iter()
         .filter(|(_, o)| o.fields[f::vm::SUSPEND_VDI.index].as_str() == Some(vdi))
-        .map(|(r, _)| r.clone())
+        .map(|(r, _)| r.to_string())
         .collect();
     for vm in suspended {
         tx.put(f::vm::SUSPEND_VDI, &vm, Value::Ref(NULL_REF.into()));

@@ -70,7 +70,7 @@ fn check_introduce(state: &State, call: &Call, _op: &str) -> Result<(), ApiError
             return Err(ApiError::new(ErrorCode::LocationNotUnique, [a.SR.as_str(), a.location.as_str()]));
         }
     }
-    if !uuid.is_empty() && state.table(class::VDI.get().id).by_uuid.contains_key(&uuid) {
+    if !uuid.is_empty() && state.table(class::VDI.get().id).by_uuid.contains_key(uuid.as_str()) {
         return Err(ApiError::new(ErrorCode::UuidInvalid, ["VDI", uuid.as_str()]));
     }
     Ok(())

@@ -146,7 +146,7 @@ impl InternalOp {
 
     /// The parameters its entry is logged with: never a password, a session ref or a secret value.
     pub fn logged_params(&self) -> Vec<Value> {
-        let refs = |rs: &[String]| rs.iter().map(|r| Value::Ref(r.clone())).collect();
+        let refs = |rs: &[String]| rs.iter().map(|r| Value::Ref(r.to_string())).collect();
         let secret = || Value::String("(secret)".into());
         match self {
             InternalOp::FirstStart(_)
@@ -157,7 +157,7 @@ impl InternalOp {
             InternalOp::Login(l) => vec![Value::String(l.user.clone()), secret()],
             InternalOp::SessionGc(rs) | InternalOp::TaskFailOrphans(rs) | InternalOp::TaskGc(rs) => refs(rs),
             InternalOp::Reconcile(vms) => {
-                vms.iter().flat_map(|(r, p)| [Value::Ref(r.clone()), Value::String(p.clone())]).collect()
+                vms.iter().flat_map(|(r, p)| [Value::Ref(r.to_string()), Value::String(p.clone())]).collect()
             }
             InternalOp::UserPut { why: UserChange::ChangePassword, .. } => vec![secret(), secret()],
             InternalOp::UserPut { name, .. } | InternalOp::UserDelete { name } => vec![Value::String(name.clone())],
@@ -339,7 +339,7 @@ pub fn stale_marks(state: &crate::engine::State) -> Vec<(&'static Class, String,
             for (t, _) in o.fields[current].as_map().unwrap_or(&[]) {
                 let t = t.as_str().unwrap_or("");
                 if !tasks::is_pending(state, t) {
-                    out.push((class, r.clone(), t.to_string()));
+                    out.push((class, r.to_string(), t.to_string()));
                 }
             }
         }
@@ -391,7 +391,7 @@ fn stale_hosts(state: &crate::engine::State) -> Vec<StaleHost> {
         if kept.len() != ops.len() || dead {
             let stale = kept.len() != ops.len();
             out.push(StaleHost {
-                host: r.clone(),
+                host: r.to_string(),
                 kept: stale.then_some(kept),
                 dead_metrics: dead.then(|| m.to_string()),
             });

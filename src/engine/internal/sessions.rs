@@ -79,15 +79,15 @@ pub fn expired_sessions(
             Value::DateTime(t) => t,
             _ => 0,
         };
-        let last = last_active.get(r).copied().unwrap_or(stored);
+        let last = last_active.get(&**r).copied().unwrap_or(stored);
         if now - last > SESSION_IDLE_TIMEOUT_SECS {
-            out.push(r.clone());
+            out.push(r.to_string());
             continue;
         }
         groups
             .entry(group_key(o.fields[f_user].as_str().unwrap_or(""), o.fields[f_orig].as_str().unwrap_or("")))
             .or_default()
-            .push((last, r.clone()));
+            .push((last, r.to_string()));
     }
     for (key, mut members) in groups {
         let limit = SESSIONS_PER_ORIGINATOR_MAX - usize::from(extra_in_group == Some(key.as_str()));

@@ -379,7 +379,12 @@ fn disk_sr(state: &State, uuid: &str) -> Result<String, ApiError> {
         }
         return Err(ApiError::new(ErrorCode::UuidInvalid, ["sr", ""]));
     }
-    state.table(srs.id).by_uuid.get(uuid).cloned().ok_or_else(|| ApiError::new(ErrorCode::UuidInvalid, ["sr", uuid]))
+    state
+        .table(srs.id)
+        .by_uuid
+        .get(uuid)
+        .map(|r| r.to_string())
+        .ok_or_else(|| ApiError::new(ErrorCode::UuidInvalid, ["sr", uuid]))
 }
 
 fn provision_disks(state: &State, vm: &str) -> Result<Vec<(DiskSpec, String)>, ApiError> {

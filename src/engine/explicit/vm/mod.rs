@@ -47,7 +47,7 @@ pub fn vm_uuid(state: &State, vm: &str) -> String {
 /// The pool (there is one once the first start is logged).
 pub fn the_pool(state: &State) -> Option<String> {
     let pool = schema().class("pool").expect("pool");
-    state.table(pool.id).objects.keys().next().cloned()
+    state.table(pool.id).objects.keys().next().map(|r| r.to_string())
 }
 
 /// A ref-typed field of the pool (`master`, `default_SR`, …), `OpaqueRef:NULL` without a pool.

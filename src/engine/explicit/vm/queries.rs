@@ -193,7 +193,7 @@ pub fn assert_agile(state: &State, call: &Call) -> Reply {
         .objects
         .keys()
         .filter(|h| get(state, f::host::ENABLED, h).as_bool() != Some(false))
-        .cloned()
+        .map(|r| r.to_string())
         .collect();
     for vif in refs(get(state, f::vm::VIFS, vm)) {
         let network = text(get(state, f::vif::NETWORK, &vif));

@@ -220,7 +220,9 @@ fn finish_revert(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &Don
     let snapshot_of = vdis.field("snapshot_of").expect("VDI.snapshot_of");
     let mut sources = Vec::new();
     for (from, to) in copies {
-        let Some(source) = tx.state.table(vdis.id).by_uuid.get(&from.uuid).cloned() else { continue };
+        let Some(source) = tx.state.table(vdis.id).by_uuid.get(from.uuid.as_str()).map(|r| r.to_string()) else {
+            continue;
+        };
         let old = text(get(&tx.state, f::vdi::SNAPSHOT_OF, &source));
         let pointing: Vec<String> = tx
             .state
@@ -228,7 +230,7 @@ fn finish_revert(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &Don
             .objects
             .iter()
             .filter(|(_, o)| old != NULL_REF && !old.is_empty() && o.fields[snapshot_of].as_str() == Some(old.as_str()))
-            .map(|(r, _)| r.clone())
+            .map(|(r, _)| r.to_string())
             .collect();
         sources.push((source, to, pointing));
     }
@@ -238,7 +240,7 @@ fn finish_revert(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &Don
     }
     let replaced: Vec<String> = remove.iter().map(|f| f.uuid.clone()).collect();
     for uuid in &replaced {
-        if let Some(vdi) = tx.state.table(vdis.id).by_uuid.get(uuid).cloned() {
+        if let Some(vdi) = tx.state.table(vdis.id).by_uuid.get(uuid.as_str()).map(|r| r.to_string()) {
             destroy(tx, vdis, &vdi);
         }
     }
@@ -284,7 +286,7 @@ fn finish_revert(tx: &mut Tx, call: &Call, _task: &str, effect: &Effect, _: &Don
     }
     halt(tx, &vm);
     if let Some((from, to)) = image {
-        let source = tx.state.table(vdis.id).by_uuid.get(&from.uuid).cloned().unwrap_or_default();
+        let source = tx.state.table(vdis.id).by_uuid.get(from.uuid.as_str()).map(|r| r.to_string()).unwrap_or_default();
         let sr = text(get(&tx.state, f::vdi::SR, &source));
         let size = int(&tx.state, &vm, f::vm::MEMORY_STATIC_MAX);
         let vdi = suspend_vdi(tx, &vm_uuid(&tx.state, &vm), to, sr, size);
