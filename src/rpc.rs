@@ -11,6 +11,7 @@ use crate::server::{
     self, Protocol, ResponseBody, RpcHandler, RpcRequest, RpcResponse, TransferMethod, TransferRequest,
     TransferResponse,
 };
+use crate::value::Value;
 use crate::wire::{jsonrpc, xmlrpc};
 
 pub struct NodeHandler {
@@ -88,8 +89,11 @@ impl NodeHandler {
             Err(e) => return malformed(&e.to_string()),
         };
         let body = match self.node.call_with(&request.method, request.params, origin, hints).await {
-            Reply::Rpc(result) => xmlrpc::encode_response(&result),
-            Reply::Bare(value) => xmlrpc::encode_bare(&value),
+            Reply::Rpc(Ok(value)) if is_large(&value) => streamed(move |emit| {
+                xmlrpc::encode_response_pieces(&value, PIECE_BYTES, emit);
+            }),
+            Reply::Rpc(result) => xmlrpc::encode_response(&result).into(),
+            Reply::Bare(value) => xmlrpc::encode_bare(&value).into(),
         };
         RpcResponse { status: 200, content_type: "text/xml", body }
     }
@@ -103,12 +107,42 @@ impl NodeHandler {
             Reply::Rpc(result) => result,
             Reply::Bare(value) => Ok(value),
         };
-        RpcResponse {
-            status: 200,
-            content_type: "application/json",
-            body: jsonrpc::encode_response(call.version, &call.id, &result),
-        }
+        let body = match result {
+            Ok(value) if is_large(&value) => streamed(move |emit| {
+                jsonrpc::encode_response_pieces(call.version, &call.id, &value, PIECE_BYTES, emit);
+            }),
+            result => jsonrpc::encode_response(call.version, &call.id, &result).into(),
+        };
+        RpcResponse { status: 200, content_type: "application/json", body }
     }
+}
+
+/// A reply of at least this many top-level entries (a map of records, a set) is encoded in
+/// pieces while it is sent, instead of whole first: bench `scale`, `VM.get_all_records` of
+/// 10,000 VMs is a 77 MB XML-RPC body, and building it whole (with the copies a growing buffer
+/// makes) held twice that at once.
+const STREAMED_ENTRIES_MIN: usize = 1024;
+/// The size of a streamed reply's pieces.
+const PIECE_BYTES: usize = 256 << 10;
+/// Pieces encoded ahead of the connection: the encoder waits beyond them.
+const PIECES_IN_FLIGHT: usize = 4;
+
+fn is_large(value: &Value) -> bool {
+    match value {
+        Value::Map(entries) => entries.len() >= STREAMED_ENTRIES_MIN,
+        Value::Set(items) => items.len() >= STREAMED_ENTRIES_MIN,
+        _ => false,
+    }
+}
+
+/// A body whose pieces `encode` makes on a blocking thread, each sent as soon as it is made; a
+/// connection that goes away stops the encoding at the next piece.
+fn streamed(encode: impl FnOnce(&mut dyn FnMut(String) -> bool) + Send + 'static) -> ResponseBody {
+    let (to, pieces) = tokio::sync::mpsc::channel(PIECES_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        encode(&mut |piece| to.blocking_send(Ok(bytes::Bytes::from(piece))).is_ok());
+    });
+    ResponseBody::Stream { len: None, pieces }
 }
 
 /// Transport-level failures get HTTP 500 with an HTML body, as xapi's `response_internal_error`.
@@ -117,7 +151,7 @@ fn malformed(reason: &str) -> RpcResponse {
     RpcResponse {
         status: 500,
         content_type: "text/html",
-        body: format!("<html><body><h1>HTTP 500 internal server error</h1>{escaped}</body></html>").into_bytes(),
+        body: format!("<html><body><h1>HTTP 500 internal server error</h1>{escaped}</body></html>").into_bytes().into(),
     }
 }
 

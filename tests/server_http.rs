@@ -47,7 +47,7 @@ impl RpcHandler for Echo {
             };
             let test_header = req.header("x-test").unwrap_or("-");
             let body = format!("{:?} {} {origin} {test_header}", req.protocol, req.body.len());
-            RpcResponse { status: 200, content_type, body: body.into_bytes() }
+            RpcResponse { status: 200, content_type, body: body.into_bytes().into() }
         })
     }
 }

@@ -154,7 +154,7 @@ struct Sink;
 
 impl RpcHandler for Sink {
     fn handle(&self, _req: RpcRequest) -> Pin<Box<dyn Future<Output = RpcResponse> + Send + '_>> {
-        Box::pin(async { RpcResponse { status: 404, content_type: "text/plain", body: Vec::new() } })
+        Box::pin(async { RpcResponse { status: 404, content_type: "text/plain", body: Vec::new().into() } })
     }
 
     fn transfer(&self, mut req: TransferRequest) -> Pin<Box<dyn Future<Output = TransferResponse> + Send + '_>> {

@@ -594,7 +594,7 @@ impl RpcHandler for ParkedReply {
             let since = request_token_seq(&req.body).expect("a token in the request");
             let mut position = self.position.clone();
             let now = *position.wait_for(|at| *at > since).await.expect("the writer outlives the server");
-            RpcResponse { status: 200, content_type: "text/xml", body: self.body(now).as_ref().clone() }
+            RpcResponse { status: 200, content_type: "text/xml", body: self.body(now).as_ref().clone().into() }
         })
     }
 }

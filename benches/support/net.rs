@@ -266,7 +266,7 @@ struct FixedReply(Vec<u8>);
 
 impl RpcHandler for FixedReply {
     fn handle(&self, _req: RpcRequest) -> Pin<Box<dyn Future<Output = RpcResponse> + Send + '_>> {
-        Box::pin(async move { RpcResponse { status: 200, content_type: "text/xml", body: self.0.clone() } })
+        Box::pin(async move { RpcResponse { status: 200, content_type: "text/xml", body: self.0.clone().into() } })
     }
 }
 

@@ -82,10 +82,7 @@ async fn transfer(
 
 fn transfer_response(reply: TransferResponse) -> Response<Body> {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = match reply.body {
-        ResponseBody::Bytes(bytes) => Response::new(full(bytes)),
-        ResponseBody::Stream { len, pieces } => Response::new(ChannelBody { pieces, remaining: len }.boxed_unsync()),
-    };
+    let mut response = Response::new(body_of(reply.body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     for (name, value) in reply.headers {
@@ -187,12 +184,19 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, BodyError> {
     Ok(buffer.freeze())
 }
 
+fn body_of(body: ResponseBody) -> Body {
+    match body {
+        ResponseBody::Bytes(bytes) => full(bytes),
+        ResponseBody::Stream { len, pieces } => ChannelBody { pieces, remaining: len }.boxed_unsync(),
+    }
+}
+
 fn rpc_response(reply: RpcResponse) -> Response<Body> {
     let status = StatusCode::from_u16(reply.status).unwrap_or_else(|_| {
         tracing::error!(status = reply.status, "handler returned an invalid HTTP status");
         StatusCode::INTERNAL_SERVER_ERROR
     });
-    let mut response = Response::new(full(reply.body));
+    let mut response = Response::new(body_of(reply.body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     let content_type = HeaderValue::from_str(reply.content_type).unwrap_or_else(|_| {

@@ -120,13 +120,13 @@ impl RpcRequest {
 }
 
 /// The reply to one RPC call.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcResponse {
     /// HTTP status; 200 for every API-level outcome, failures included.
     pub status: u16,
     /// Sent verbatim as `Content-Type`: `text/xml` or `application/json`, without a charset.
     pub content_type: &'static str,
-    pub body: Vec<u8>,
+    /// The bytes, or (a large reply) pieces sent as they are encoded.
+    pub body: ResponseBody,
 }
 
 /// The layer above the transport: decodes the body, dispatches the call, encodes the reply.

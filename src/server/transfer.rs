@@ -93,6 +93,12 @@ pub enum ResponseBody {
     },
 }
 
+impl From<Vec<u8>> for ResponseBody {
+    fn from(bytes: Vec<u8>) -> ResponseBody {
+        ResponseBody::Bytes(bytes)
+    }
+}
+
 impl TransferResponse {
     /// A short HTML page, as xapi's `http_svr.ml` error responses.
     pub fn page(status: u16, title: &str, message: &str) -> TransferResponse {

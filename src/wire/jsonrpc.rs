@@ -117,6 +117,63 @@ pub fn encode_response(version: Version, id: &serde_json::Value, result: &Result
     out.into_bytes()
 }
 
+/// [`encode_response`] of a successful `value` in pieces of about `piece_bytes` or more, cut
+/// between the entries of a top-level map or set (a `get_all_records` reply), each handed to
+/// `emit` as it is made; `emit` answers false to stop (the reader went away). The pieces put
+/// together are the bytes `encode_response` makes, but never all held at once.
+pub fn encode_response_pieces(
+    version: Version,
+    id: &serde_json::Value,
+    value: &Value,
+    piece_bytes: usize,
+    emit: &mut dyn FnMut(String) -> bool,
+) {
+    let mut out = String::with_capacity(piece_bytes + piece_bytes / 4);
+    out.push_str(match version {
+        Version::V1 => "{\"result\":",
+        Version::V2 => "{\"jsonrpc\":\"2.0\",\"result\":",
+    });
+    let mut cut = |out: &mut String| out.len() < piece_bytes || emit(std::mem::take(out));
+    match value {
+        Value::Map(entries) => {
+            out.push('{');
+            for (i, (key, item)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_string(&mut out, &key_text(key));
+                out.push(':');
+                push_value(&mut out, item);
+                if !cut(&mut out) {
+                    return;
+                }
+            }
+            out.push('}');
+        }
+        Value::Set(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_value(&mut out, item);
+                if !cut(&mut out) {
+                    return;
+                }
+            }
+            out.push(']');
+        }
+        other => push_value(&mut out, other),
+    }
+    if version == Version::V1 {
+        out.push_str(",\"error\":null");
+    }
+    out.push_str(",\"id\":");
+    push_json(&mut out, id);
+    out.push('}');
+    emit(out);
+}
+
 /// Encodes a request: for clients, tests and benches. Parameters are always an array.
 pub fn encode_call(version: Version, id: &serde_json::Value, method: &str, params: &[Value]) -> Vec<u8> {
     let mut out = String::with_capacity(128);
@@ -606,6 +663,30 @@ mod tests {
 
     use super::*;
     use crate::error::ErrorCode;
+
+    /// A large reply sent in pieces is the reply encoded whole, cut between entries, in both
+    /// versions.
+    #[test]
+    fn pieces_put_together_are_the_whole_reply() {
+        for version in [Version::V1, Version::V2] {
+            for value in crate::wire::replies_to_cut() {
+                let whole = String::from_utf8(encode_response(version, &json!(7), &Ok(value.clone()))).unwrap();
+                let mut cut = Vec::new();
+                encode_response_pieces(version, &json!(7), &value, 1000, &mut |piece| {
+                    cut.push(piece);
+                    true
+                });
+                assert_eq!(cut.concat(), whole);
+                assert!(cut[..cut.len() - 1].iter().all(|p| p.len() >= 1000));
+                let mut taken = 0;
+                encode_response_pieces(version, &json!(7), &value, 1000, &mut |_| {
+                    taken += 1;
+                    taken < 2
+                });
+                assert_eq!(taken, if whole.len() > 2000 { 2 } else { 1 }, "the encoding stops when the reader goes");
+            }
+        }
+    }
 
     fn decode(body: &str) -> JsonRequest {
         decode_call(body.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{body}"))

@@ -28,6 +28,21 @@ use crate::value::{format_datetime, Value};
 pub mod jsonrpc;
 pub mod xmlrpc;
 
+/// Replies the piece encoders are tested with: a map of records and a set large enough to be cut
+/// many times at 1,000 bytes, a scalar and an empty map and set.
+#[cfg(test)]
+fn replies_to_cut() -> Vec<Value> {
+    let map =
+        (0..500).map(|i| (Value::Ref(format!("OpaqueRef:{i}")), Value::Record(vec![("n".into(), Value::Int(i))])));
+    vec![
+        Value::Map(map.collect()),
+        Value::Set((0..500).map(|i| Value::str(format!("item {i}"))).collect()),
+        Value::str("small"),
+        Value::Map(vec![]),
+        Value::Set(vec![]),
+    ]
+}
+
 /// The deepest nesting of values a request may carry, counted along the path from a parameter to
 /// its deepest leaf, the parameter included. A scalar parameter has depth 1 and a set of strings
 /// has depth 2. XenAPI's deepest types (a map of sets inside a record) need about 4. The limit

@@ -123,6 +123,46 @@ pub fn encode_response(result: &Result<Value, ApiError>) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// [`encode_response`] of a successful `value` in pieces of about `piece_bytes` or more, cut
+/// between the entries of a top-level map or set (a `get_all_records` reply), each handed to
+/// `emit` as it is made; `emit` answers false to stop (the reader went away). The pieces put
+/// together are the bytes `encode_response` makes, but never all held at once.
+pub fn encode_response_pieces(value: &Value, piece_bytes: usize, emit: &mut dyn FnMut(String) -> bool) {
+    let mut out = String::with_capacity(piece_bytes + piece_bytes / 4);
+    out.push_str(RESPONSE_HEAD);
+    out.push_str(concat!(
+        "<value><struct><member><name>Status</name><value>Success</value></member>",
+        "<member><name>Value</name>"
+    ));
+    let mut cut = |out: &mut String| out.len() < piece_bytes || emit(std::mem::take(out));
+    match value {
+        Value::Map(entries) => {
+            out.push_str("<value><struct>");
+            for (key, item) in entries {
+                push_member(&mut out, &key_text(key), item);
+                if !cut(&mut out) {
+                    return;
+                }
+            }
+            out.push_str("</struct></value>");
+        }
+        Value::Set(items) => {
+            out.push_str("<value><array><data>");
+            for item in items {
+                encode_value(item, &mut out);
+                if !cut(&mut out) {
+                    return;
+                }
+            }
+            out.push_str("</data></array></value>");
+        }
+        other => encode_value(other, &mut out),
+    }
+    out.push_str("</member></struct></value>");
+    out.push_str(RESPONSE_TAIL);
+    emit(out);
+}
+
 /// Encodes a bare value inside `<param>`, without the Status struct: the reply xapi gives to
 /// `system.listMethods` (docs/xenapi-semantics.md §a.3).
 pub fn encode_bare(value: &Value) -> Vec<u8> {
@@ -665,6 +705,32 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
     use crate::value::parse_datetime;
+
+    /// Pieces of `value`'s reply, each at least `piece_bytes` but the last; `stop_after` pieces
+    /// and the reader goes away.
+    fn pieces(value: &Value, piece_bytes: usize, stop_after: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        encode_response_pieces(value, piece_bytes, &mut |piece| {
+            out.push(piece);
+            out.len() < stop_after
+        });
+        out
+    }
+
+    /// A large reply sent in pieces is the reply encoded whole, cut between entries.
+    #[test]
+    fn pieces_put_together_are_the_whole_reply() {
+        for value in crate::wire::replies_to_cut() {
+            let whole = String::from_utf8(encode_response(&Ok(value.clone()))).unwrap();
+            let cut = pieces(&value, 1000, usize::MAX);
+            assert_eq!(cut.concat(), whole);
+            assert!(cut[..cut.len() - 1].iter().all(|p| p.len() >= 1000));
+            if whole.len() > 10_000 {
+                assert!(cut.len() > 10, "{} pieces", cut.len());
+                assert_eq!(pieces(&value, 1000, 3).len(), 3, "the encoding stops when the reader goes");
+            }
+        }
+    }
 
     fn decode(xml: &str) -> Request {
         decode_call(xml.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{xml}"))

@@ -210,3 +210,33 @@ def test_console_constructor_is_refused_as_xapi_refuses_it(server):
                              "params": [session, {"other_config": {}}], "id": 2})[0]
     assert reply["error"] == {"code": 1, "message": "NOT_IMPLEMENTED", "data": ["Console.create"]}
     jsonrpc(server, {"jsonrpc": "2.0", "method": "session.logout", "params": [session], "id": 3})
+
+
+def test_a_large_reply_is_streamed_and_whole_on_both_wires(server):
+    """A reply of 1,024 entries or more is sent as it is encoded (chunked, no Content-Length); the
+    official SDK over XML-RPC and a plain client over JSON-RPC must still read it whole.
+    `role.get_all_records` is one: xapi's static role table holds a role per permission."""
+    from conftest import root_session
+
+    s = root_session(server, "interop-large-reply")
+    try:
+        refs = s.xenapi.role.get_all()
+        assert len(refs) >= 1024, len(refs)
+        records = s.xenapi.role.get_all_records()
+        assert sorted(records) == sorted(refs)
+        some = refs[len(refs) // 2]
+        assert records[some] == s.xenapi.role.get_record(some)
+        session = s._session
+    except BaseException:
+        s.xenapi.session.logout()
+        raise
+    body = json.dumps({"jsonrpc": "2.0", "method": "role.get_all_records", "params": [session], "id": 5})
+    req = urllib.request.Request(server.https_url + "/jsonrpc", data=body.encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=CTX, timeout=60) as resp:
+        assert resp.headers.get("Transfer-Encoding") == "chunked" and resp.headers.get("Content-Length") is None
+        assert resp.headers.get("Content-Type") == "application/json"
+        reply = json.loads(resp.read().decode())
+    assert reply["id"] == 5 and sorted(reply["result"]) == sorted(refs)
+    assert reply["result"][some]["name_label"] == records[some]["name_label"]
+    s.xenapi.session.logout()
