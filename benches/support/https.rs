@@ -113,7 +113,7 @@ impl Conn {
         self.stream.flush().await
     }
 
-    /// Reads one reply, which must have a `Content-Length` (all of this server's have).
+    /// Reads one reply: with a `Content-Length`, or chunked (a large reply the server streams).
     pub async fn receive(&mut self) -> io::Result<Reply<'_>> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
@@ -127,6 +127,7 @@ impl Conn {
             self.fill(0).await?;
         };
         let (status, length) = parse_head(&self.buffer[self.start..head_end])?;
+        let Some(length) = length else { return self.receive_chunked(status, head_end).await };
         let reply_end = head_end + length;
         while self.end < reply_end {
             self.fill(reply_end - self.end).await?;
@@ -134,6 +135,35 @@ impl Conn {
         // `fill` only ever appends, so the offsets stay valid.
         self.start = reply_end;
         Ok(Reply { status, body: &self.buffer[head_end..reply_end] })
+    }
+
+    /// Reads a chunked body that starts at `body_start`, moving each chunk's data down to follow
+    /// the one before, so the body is one slice as with a `Content-Length`.
+    async fn receive_chunked(&mut self, status: u16, body_start: usize) -> io::Result<Reply<'_>> {
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("chunked reply: {what}"));
+        let (mut read, mut write) = (body_start, body_start);
+        loop {
+            let line_end = loop {
+                if let Some(at) = find(&self.buffer[read..self.end], b"\r\n") {
+                    break read + at;
+                }
+                self.fill(0).await?;
+            };
+            let line = std::str::from_utf8(&self.buffer[read..line_end]).map_err(|_| bad("size not UTF-8"))?;
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| bad(line))?;
+            read = line_end + 2;
+            while self.end < read + size + 2 {
+                self.fill(read + size + 2 - self.end).await?;
+            }
+            self.buffer.copy_within(read..read + size, write);
+            write += size;
+            read += size + 2;
+            if size == 0 {
+                break;
+            }
+        }
+        self.start = read;
+        Ok(Reply { status, body: &self.buffer[body_start..write] })
     }
 
     /// Reads more, first making room for at least `wanted` bytes (and some headroom).
@@ -152,8 +182,9 @@ impl Conn {
     }
 }
 
-/// The status and `Content-Length` of a reply head (which ends with the blank line).
-fn parse_head(head: &[u8]) -> io::Result<(u16, usize)> {
+/// The status and `Content-Length` of a reply head (which ends with the blank line); no length
+/// for a chunked reply.
+fn parse_head(head: &[u8]) -> io::Result<(u16, Option<usize>)> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("reply head: {what}"));
     let text = std::str::from_utf8(head).map_err(|_| bad("not UTF-8"))?;
     let mut lines = text.split("\r\n");
@@ -163,12 +194,15 @@ fn parse_head(head: &[u8]) -> io::Result<(u16, usize)> {
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| bad(status_line))?;
-    let length = lines
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .ok_or_else(|| bad("no Content-Length"))?;
-    Ok((status, length))
+    let headers: Vec<(&str, &str)> = lines.filter_map(|line| line.split_once(':')).collect();
+    let header =
+        |wanted: &str| headers.iter().find(|(name, _)| name.eq_ignore_ascii_case(wanted)).map(|(_, v)| v.trim());
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        return Ok((status, None));
+    }
+    let length =
+        header("content-length").and_then(|value| value.parse().ok()).ok_or_else(|| bad("no Content-Length"))?;
+    Ok((status, Some(length)))
 }
 
 /// Where `needle` first occurs in `haystack`.
