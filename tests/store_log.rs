@@ -255,8 +255,8 @@ fn checkpoint_round_trip_keeps_the_newest() {
 }
 
 /// A checkpoint stored a part at a time (as the committer streams a large image) is sealed
-/// durably, survives a reopen, and leaves no part behind: parts of an abandoned image, or of a
-/// checkpoint no longer kept, go with the next seal.
+/// durably, survives a reopen, and leaves no part behind: the parts of a checkpoint no longer
+/// kept, or of one a crash cut short of its seal (found at open), go in later sweeps.
 #[test]
 fn checkpoint_parts_are_sealed_and_swept() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,12 +274,22 @@ fn checkpoint_parts_are_sealed_and_swept() {
         store.seal_checkpoint(6, &ImageSeal::of(&image)).unwrap();
         assert_eq!(store.latest_checkpoint().unwrap().unwrap().state, image);
     }
-    assert_eq!(tamper::checkpoint_part_keys(dir.path()), vec![(6, 0), (6, 1), (6, 2)]);
+    assert_eq!(tamper::checkpoint_part_keys(dir.path()), vec![(3, 0), (6, 0), (6, 1), (6, 2)]);
     let store = open(dir.path());
     let latest = store.latest_checkpoint().unwrap().unwrap();
     assert_eq!((latest.seq, latest.state == image), (6, true));
+    let sweep = |store: &Store| while store.sweep_checkpoint_parts(1).unwrap() {};
+    sweep(&store);
     store.put_checkpoint(8, b"state at 8").unwrap();
+    drop(store);
+    assert_eq!(tamper::checkpoint_part_keys(dir.path()), vec![(6, 0), (6, 1), (6, 2), (8, 0)]);
+    let store = open(dir.path());
     store.put_checkpoint(10, b"state at 10").unwrap();
+    // Dropped by the seal of 10, the parts of 6 are swept a part at a time.
+    assert!(store.sweep_checkpoint_parts(1).unwrap());
+    sweep(&store);
+    assert!(!store.sweep_checkpoint_parts(1).unwrap());
+    assert_eq!(store.latest_checkpoint().unwrap().unwrap().state, b"state at 10");
     drop(store);
     assert_eq!(tamper::checkpoint_part_keys(dir.path()), vec![(8, 0), (10, 0)]);
 }

@@ -366,6 +366,8 @@ impl Writer {
             },
             clock: self.clock.clone(),
             stream: None,
+            // A crash may have left parts; the store knows which.
+            sweeping: true,
             stats: self.checkpoint_stats.clone(),
             poisoned: poisoned.clone(),
         };
@@ -461,6 +463,8 @@ struct Committer {
     clock: Arc<dyn Clock>,
     /// A checkpoint image being encoded on a thread of its own and stored a part per turn.
     stream: Option<checkpoint::ImageStream>,
+    /// Parts of dropped or abandoned checkpoints may remain: removed a part per turn.
+    sweeping: bool,
     stats: Arc<CheckpointStats>,
     poisoned: Arc<AtomicBool>,
 }
@@ -471,7 +475,8 @@ impl Committer {
             // Waking now and then stores the parts of a checkpoint encoded while no batch came (soon
             // while one is being stored), and starts one that fell due with no batch since (a tail
             // recovered at open, the time bound).
-            let idle = if self.stream.is_some() { STREAM_IDLE_WAIT } else { Duration::from_millis(500) };
+            let idle =
+                if self.stream.is_some() || self.sweeping { STREAM_IDLE_WAIT } else { Duration::from_millis(500) };
             let batch = match batches.recv_timeout(idle) {
                 Ok(batch) => batch,
                 Err(RecvTimeoutError::Timeout) => {
@@ -562,16 +567,29 @@ impl Committer {
         }
     }
 
-    /// Stores up to `parts_max` parts of the image being encoded, and its seal once all are.
+    /// Stores up to `parts_max` parts of the image being encoded, and its seal once all are; with
+    /// none being stored, removes up to `parts_max` parts of the checkpoints dropped since.
     fn store_checkpoint_parts(&mut self, parts_max: usize) {
-        let Some(stream) = &mut self.stream else { return };
+        let Some(stream) = &mut self.stream else {
+            if self.sweeping {
+                self.sweeping = self.store.sweep_checkpoint_parts(parts_max).unwrap_or_else(|e| {
+                    tracing::warn!("removing the parts of old checkpoints: {e}");
+                    false
+                });
+            }
+            return;
+        };
         let seq = stream.seq;
         match stream.store(&*self.store, parts_max) {
             Ok(checkpoint::Progress::Pending) => return,
             Ok(checkpoint::Progress::Sealed) => self.stats.stored(self.clock.now_us()),
-            Err(e) => tracing::warn!("writing the checkpoint at entry {seq}: {e}"),
+            Err(e) => {
+                tracing::warn!("writing the checkpoint at entry {seq}: {e}");
+                let _ = self.store.abandon_checkpoint(seq);
+            }
         }
         self.stream = None;
+        self.sweeping = true;
         self.stats.encoding.store(false, Ordering::Relaxed);
     }
 
@@ -581,8 +599,11 @@ impl Committer {
         }
         // An image still being stored is older than this one: sealing it after would put an
         // older checkpoint over a newer one, which the store refuses (a panic in the committer).
-        // It is abandoned, and the parts it stored are removed with this seal.
-        self.stream = None;
+        // It is abandoned, and the parts it stored are removed by later sweeps.
+        if let Some(stream) = self.stream.take() {
+            let _ = self.store.abandon_checkpoint(stream.seq);
+        }
+        self.sweeping = true;
         self.stats.encoding.store(false, Ordering::Relaxed);
         let image = snapshot::encode(state);
         self.store.put_checkpoint(state.seq, &image).map_err(|e| e.to_string())?;

@@ -34,7 +34,7 @@ pub const RECORD_HEADER_SIZE_BYTES: usize = 1 + 32 + 32;
 /// A seal: version byte, entry hash, state hash, image size, part count.
 pub const CHECKPOINT_HEADER_SIZE_BYTES: usize = 1 + 32 + 32 + 8 + 4;
 /// The largest part of a checkpoint image: what one group commit carries of an image being stored.
-pub const CHECKPOINT_PART_SIZE_BYTES: usize = 1 << 20;
+pub const CHECKPOINT_PART_SIZE_BYTES: usize = 256 << 10;
 /// The largest stored log record, framing included. One call's changes fit in far less; the bound keeps
 /// a runaway call from writing a record that every replay must then load whole.
 pub const ENTRY_SIZE_BYTES_MAX: usize = 4 << 20;

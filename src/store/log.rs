@@ -36,9 +36,20 @@ pub trait Log: Send + Sync + 'static {
     /// Part 0 starts the image over: parts stored before for `seq` are removed.
     fn put_checkpoint_part(&self, seq: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError>;
 
-    /// Seals the checkpoint after entry `seq` whose parts are stored, durably; keeps the newest few
-    /// and removes the parts of every checkpoint not kept.
+    /// Seals the checkpoint after entry `seq` whose parts are stored, durably; keeps the newest
+    /// few. The parts of the checkpoints no longer kept go now or in later sweeps.
     fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError>;
+
+    /// Gives up the image of the checkpoint after entry `seq`: it will not be sealed, and its
+    /// parts go now or in later sweeps.
+    fn abandon_checkpoint(&self, _seq: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Removes up to `parts_max` parts of checkpoints dropped or abandoned; whether any remain.
+    fn sweep_checkpoint_parts(&self, _parts_max: usize) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 
     /// Stores the checkpoint of the state after entry `seq` (its whole image), keeping the newest few.
     fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {
@@ -367,6 +378,16 @@ impl Log for FaultyLog {
         self.log.seal_checkpoint(seq, seal)
     }
 
+    fn abandon_checkpoint(&self, seq: u64) -> Result<(), StoreError> {
+        let _gate = self.gate()?;
+        self.log.abandon_checkpoint(seq)
+    }
+
+    fn sweep_checkpoint_parts(&self, parts_max: usize) -> Result<bool, StoreError> {
+        let _gate = self.gate()?;
+        self.log.sweep_checkpoint_parts(parts_max)
+    }
+
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         self.log.checkpoints()
     }
@@ -396,6 +417,14 @@ impl<T: Log + ?Sized> Log for Arc<T> {
 
     fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError> {
         (**self).seal_checkpoint(seq, seal)
+    }
+
+    fn abandon_checkpoint(&self, seq: u64) -> Result<(), StoreError> {
+        (**self).abandon_checkpoint(seq)
+    }
+
+    fn sweep_checkpoint_parts(&self, parts_max: usize) -> Result<bool, StoreError> {
+        (**self).sweep_checkpoint_parts(parts_max)
     }
 
     fn put_checkpoint(&self, seq: u64, state: &[u8]) -> Result<(), StoreError> {

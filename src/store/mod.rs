@@ -4,7 +4,7 @@
 //! the same contract in memory (tests, the simulation), and [`FaultyLog`] a memory log whose
 //! appends fail, tear or stall on a seeded schedule.
 //!
-//! One redb file, `DIR/xenledger.redb` ([`database_path`]), holds three tables:
+//! One redb file, `DIR/xenledger.redb` ([`database_path`]), holds these tables:
 //!
 //! - `log: u64 -> &[u8]`: seq → one framed log record (see below), seqs contiguous from 1;
 //! - `checkpoints: u64 -> &[u8]`: seq → the seal of a snapshot of the state after entry `seq`; only the
@@ -12,8 +12,9 @@
 //! - `checkpoint_parts: (u64, u32) -> &[u8]`: (seq, index) → a part of that snapshot's image, stored
 //!   without an fsync of its own (the next group commit's makes it durable) before its seal, so a
 //!   large image is written a part per commit instead of stalling the log for one long transaction;
-//!   parts without a retained seal (a checkpoint abandoned, or one cut short by a crash) are removed
-//!   when the next seal is stored;
+//! - `checkpoint_garbage: u64 -> ()`: seqs whose parts are to be removed (a checkpoint no longer
+//!   kept, one abandoned, one a crash cut short of its seal, found at open), a few per commit
+//!   (`sweep_checkpoint_parts`), since removing a part reads it;
 //! - `meta: &str -> &[u8]`: `format_version` (one byte) and `schema_hash` (UTF-8), written once when the
 //!   file is created and checked on every open.
 //!

@@ -18,6 +18,8 @@ use crate::store::{database_path, StoreError};
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
 const CHECKPOINT_PARTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("checkpoint_parts");
+/// Seqs whose parts are to be removed, a few at a time ([`Store::sweep_checkpoint_parts`]).
+const CHECKPOINT_GARBAGE: TableDefinition<u64, ()> = TableDefinition::new("checkpoint_garbage");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const META_FORMAT_VERSION: &str = "format_version";
@@ -104,9 +106,28 @@ impl Store {
         let path = database_path(dir);
         let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path)?;
         let mut txn = db.begin_write()?;
-        // A data dir from before checkpoint parts gets the (empty) table now, so reads can open it.
-        let had_parts = txn.list_tables()?.any(|table| table.name() == CHECKPOINT_PARTS.name());
-        txn.open_table(CHECKPOINT_PARTS)?;
+        // A data dir from before checkpoint parts gets the (empty) tables now, so reads can open
+        // them; parts a crash cut short of their seal are marked for the sweep (those of the
+        // oldest and the newest seq stored: a crash leaves at most the one image it was storing).
+        let had_parts = txn.list_tables()?.any(|table| table.name() == CHECKPOINT_GARBAGE.name());
+        let orphans = {
+            let parts = txn.open_table(CHECKPOINT_PARTS)?;
+            let seals = txn.open_table(CHECKPOINTS)?;
+            let mut orphans = Vec::new();
+            for end in [parts.first()?, parts.last()?].into_iter().flatten() {
+                let seq = end.0.value().0;
+                if seals.get(seq)?.is_none() {
+                    orphans.push(seq);
+                }
+            }
+            orphans
+        };
+        {
+            let mut garbage = txn.open_table(CHECKPOINT_GARBAGE)?;
+            for seq in &orphans {
+                garbage.insert(*seq, ())?;
+            }
+        }
         let created = {
             let mut meta = txn.open_table(META)?;
             let log = txn.open_table(LOG)?;
@@ -142,7 +163,7 @@ impl Store {
                 }
             }
         };
-        if created || !had_parts {
+        if created || !had_parts || !orphans.is_empty() {
             txn.set_durability(Durability::Immediate)?;
             txn.commit()?;
         } else {
@@ -253,7 +274,7 @@ impl Store {
     /// Seals the checkpoint after entry `seq` whose parts [`Store::put_checkpoint_part`] stored:
     /// the seal (the hash of log record `seq`, the image's size, part count and hash) in one
     /// durable transaction that also drops all but the newest [`CHECKPOINTS_RETAINED_COUNT`]
-    /// checkpoints and every part without a kept seal.
+    /// checkpoints, marking their parts for [`Store::sweep_checkpoint_parts`].
     ///
     /// Panics if the log has no entry `seq` or a newer checkpoint exists: both are writer bugs.
     pub fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError> {
@@ -262,6 +283,44 @@ impl Store {
         seal_in(&txn, seq, seal)?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// Marks the parts of an image that will not be sealed (its checkpoint abandoned) for
+    /// [`Store::sweep_checkpoint_parts`].
+    pub fn abandon_checkpoint(&self, seq: u64) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        txn.open_table(CHECKPOINT_GARBAGE)?.insert(seq, ())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes up to `parts_max` parts of dropped or abandoned checkpoints, in a transaction
+    /// that does not wait for the disk; whether any remain.
+    pub fn sweep_checkpoint_parts(&self, parts_max: usize) -> Result<bool, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        let remaining = {
+            let mut garbage = txn.open_table(CHECKPOINT_GARBAGE)?;
+            let mut parts = txn.open_table(CHECKPOINT_PARTS)?;
+            let mut removed = 0;
+            while removed < parts_max {
+                let Some(seq) = garbage.first()?.map(|(key, _)| key.value()) else { break };
+                let next = parts.range((seq, 0)..=(seq, u32::MAX))?.next().transpose()?.map(|(key, _)| key.value());
+                match next {
+                    Some(key) => {
+                        parts.remove(key)?;
+                        removed += 1;
+                    }
+                    None => {
+                        garbage.remove(seq)?;
+                    }
+                }
+            }
+            !garbage.is_empty()?
+        };
+        txn.commit()?;
+        Ok(remaining)
     }
 
     /// Writes a consistent copy of the store (meta, log, checkpoints as of one read snapshot) to a
@@ -285,16 +344,25 @@ impl Store {
                 checkpoints.insert(key.value(), value.value())?;
             }
         }
-        // Parts are copied a durable piece at a time too, each at most a part's size.
+        // The parts of the kept checkpoints (not those awaiting the sweep) are copied a durable
+        // piece at a time too.
         let mut piece_bytes = 0usize;
-        for item in read.open_table(CHECKPOINT_PARTS)?.iter()? {
-            let (key, value) = item?;
-            txn.open_table(CHECKPOINT_PARTS)?.insert(key.value(), value.value())?;
-            piece_bytes += value.value().len();
-            if piece_bytes >= BACKUP_PIECE_BYTES {
-                txn.commit()?;
-                txn = copy.begin_write()?;
-                piece_bytes = 0;
+        let seals: Vec<u64> = read
+            .open_table(CHECKPOINTS)?
+            .iter()?
+            .map(|item| item.map(|(key, _)| key.value()))
+            .collect::<Result<_, _>>()?;
+        let parts = read.open_table(CHECKPOINT_PARTS)?;
+        for seq in seals {
+            for item in parts.range((seq, 0)..=(seq, u32::MAX))? {
+                let (key, value) = item?;
+                txn.open_table(CHECKPOINT_PARTS)?.insert(key.value(), value.value())?;
+                piece_bytes += value.value().len();
+                if piece_bytes >= BACKUP_PIECE_BYTES {
+                    txn.commit()?;
+                    txn = copy.begin_write()?;
+                    piece_bytes = 0;
+                }
             }
         }
         for item in read.open_table(LOG)?.iter()? {
@@ -465,6 +533,7 @@ impl Store {
             txn.open_table(LOG)?.retain_in(first_removed.., |_, _| false)?;
             txn.open_table(CHECKPOINTS)?.retain_in(first_removed.., |_, _| false)?;
             txn.open_table(CHECKPOINT_PARTS)?.retain_in((first_removed, 0).., |_, _| false)?;
+            txn.open_table(CHECKPOINT_GARBAGE)?.retain_in(first_removed.., |_, _| false)?;
         }
         txn.commit()?;
         Ok(())
@@ -490,12 +559,14 @@ fn seal_in(txn: &redb::WriteTransaction, seq: u64, seal: &ImageSeal) -> Result<(
     for item in checkpoints.iter()? {
         seqs.push(item?.0.value());
     }
-    let kept = seqs.len().saturating_sub(CHECKPOINTS_RETAINED_COUNT);
-    for old in &seqs[..kept] {
+    // The parts of the checkpoints dropped go later, a few per commit: removing a part reads
+    // it, and a whole image's worth in this transaction stalled the log (bench `scale`: 16–68 ms).
+    let mut garbage = txn.open_table(CHECKPOINT_GARBAGE)?;
+    for old in &seqs[..seqs.len().saturating_sub(CHECKPOINTS_RETAINED_COUNT)] {
         checkpoints.remove(*old)?;
+        garbage.insert(*old, ())?;
     }
-    let kept = &seqs[kept..];
-    txn.open_table(CHECKPOINT_PARTS)?.retain(|(seq, _), _| kept.contains(&seq))?;
+    garbage.remove(seq)?;
     Ok(())
 }
 
@@ -567,6 +638,14 @@ impl crate::store::Log for Store {
 
     fn seal_checkpoint(&self, seq: u64, seal: &ImageSeal) -> Result<(), StoreError> {
         Store::seal_checkpoint(self, seq, seal)
+    }
+
+    fn abandon_checkpoint(&self, seq: u64) -> Result<(), StoreError> {
+        Store::abandon_checkpoint(self, seq)
+    }
+
+    fn sweep_checkpoint_parts(&self, parts_max: usize) -> Result<bool, StoreError> {
+        Store::sweep_checkpoint_parts(self, parts_max)
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
