@@ -111,3 +111,30 @@ mod tests {
         assert_eq!(clock.now_secs(), 5);
     }
 }
+
+/// A pace for background disk work (the parts of a checkpoint image): so many bytes a second,
+/// on real time, like the transport's timeouts, since it only spreads the disk's load and decides
+/// nothing a test or a replay could observe.
+#[derive(Debug)]
+pub struct Pace {
+    bytes_per_s: u64,
+    next: Option<std::time::Instant>,
+}
+
+impl Pace {
+    pub fn new(bytes_per_s: u64) -> Pace {
+        Pace { bytes_per_s: bytes_per_s.max(1), next: None }
+    }
+
+    /// Whether the bytes spent so far have had their time.
+    pub fn ready(&self) -> bool {
+        self.next.is_none_or(|next| std::time::Instant::now() >= next)
+    }
+
+    /// Counts `bytes` just written.
+    pub fn spend(&mut self, bytes: u64) {
+        let now = std::time::Instant::now();
+        let from = self.next.filter(|next| *next > now).unwrap_or(now);
+        self.next = Some(from + Duration::from_micros(bytes.saturating_mul(1_000_000) / self.bytes_per_s));
+    }
+}
