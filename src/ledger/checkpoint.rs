@@ -76,10 +76,12 @@ impl ImageStream {
     }
 }
 
-/// The encoder thread's nice value. Encoding a large state is a few hundred milliseconds of CPU;
-/// at the writers' priority it took a core from them for that long on a 2-core machine, and the
-/// writes' p99 tripled while it ran.
-const ENCODER_NICE: i32 = 10;
+/// The encoder thread's nice value, the lowest. Encoding a large state is a few hundred
+/// milliseconds of CPU; at the writers' priority it took a core from them for that long on a
+/// 2-core machine, and the writes' p99 tripled while it ran (bench `scale`, encoding without
+/// storing: p99 5.1-5.9 ms in checkpoint windows at nice 10, 4.5-4.8 ms at nice 19, against
+/// 2.8-3.7 ms without).
+const ENCODER_NICE: i32 = 19;
 
 /// Lowers the calling thread's priority to [`ENCODER_NICE`] (on Linux the nice value is per
 /// thread), so that the writers' work comes first and the image is made from what CPU is left.
