@@ -34,7 +34,7 @@ impl Redactor {
         let class = schema().class("session").expect("session class");
         let uuid = class.uuid_field.expect("session uuid");
         for (r, o) in state.table(class.id).objects.iter() {
-            self.sessions.insert(r.clone(), o.fields[uuid].as_str().unwrap_or("").to_string());
+            self.sessions.insert(r.to_string(), o.fields[uuid].as_str().unwrap_or("").to_string());
         }
     }
 
