@@ -46,6 +46,12 @@ impl EncodingCache {
         Self::push(&self.xml, out, encode);
     }
 
+    /// The length of the cached XML-RPC and JSON encodings (0 where none is cached yet): what a
+    /// reply that holds this record will need, known before it is written.
+    pub fn cached_len(&self) -> (usize, usize) {
+        (self.xml.get().map_or(0, String::len), self.json.get().map_or(0, String::len))
+    }
+
     /// Appends the JSON encoding to `out`: the cached one, or `encode`'s.
     pub fn push_json(&self, out: &mut String, encode: impl FnOnce(&mut String)) {
         Self::push(&self.json, out, encode);
@@ -170,6 +176,15 @@ impl Value {
         match self {
             Value::Map(v) => Some(v),
             _ => None,
+        }
+    }
+
+    /// The lengths of the XML-RPC and JSON encodings cached for this value, if it is a record
+    /// that keeps them: a reply's buffer is sized by it, instead of growing by doubling.
+    pub fn cached_encoding_len(&self) -> (usize, usize) {
+        match self {
+            Value::Lazy(source) => source.encoding_cache().map_or((0, 0), EncodingCache::cached_len),
+            _ => (0, 0),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::engine::State;
 use crate::entry::Actor;
 use crate::error::{ApiError, ErrorCode};
 use crate::ledger::Job;
+use crate::schema::generated::{class, field as f};
 use crate::schema::{schema, Message};
 use crate::value::Value;
 
@@ -42,11 +43,11 @@ impl Sessions {
     /// [`Sessions::check`] for a session known by its key (a caller's own, checked again while it
     /// waits). `presented` is what an error names: the ref as the caller gave it.
     pub fn check_key(&self, state: &State, key: &str, presented: &str) -> Result<Caller, ApiError> {
-        let class = schema().class("session").expect("session class");
-        let object = state.get(class.id, key).ok_or_else(|| ApiError::session_invalid(presented))?;
-        let field = |name: &str| &object.fields[class.field(name).expect("session field")];
-        let user = field("auth_user_name").as_str().unwrap_or("").to_string();
-        let superuser = field("is_local_superuser").as_bool().unwrap_or(false);
+        // By the generated keys: every call (and every wake of an `event.from`) passes here.
+        let object = state.get(class::SESSION.get().id, key).ok_or_else(|| ApiError::session_invalid(presented))?;
+        let field = |key: crate::schema::FieldKey| &object.fields[key.index];
+        let user = field(f::session::AUTH_USER_NAME).as_str().unwrap_or("").to_string();
+        let superuser = field(f::session::IS_LOCAL_SUPERUSER).as_bool().unwrap_or(false);
         let role = if superuser {
             "pool-admin".to_string()
         } else {
@@ -57,7 +58,7 @@ impl Sessions {
             session: key.to_string(),
             presented: presented.to_string(),
             user,
-            originator: field("originator").as_str().unwrap_or("").to_string(),
+            originator: field(f::session::ORIGINATOR).as_str().unwrap_or("").to_string(),
             superuser,
             role,
         })

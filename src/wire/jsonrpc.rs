@@ -76,7 +76,8 @@ pub fn decode_call(body: &[u8]) -> Result<JsonRequest, DecodeError> {
 
 /// Encodes the reply to a request of `version` with `id`.
 pub fn encode_response(version: Version, id: &serde_json::Value, result: &Result<Value, ApiError>) -> Vec<u8> {
-    let mut out = String::with_capacity(128);
+    let cached = result.as_ref().map_or(0, |value| value.cached_encoding_len().1);
+    let mut out = String::with_capacity(128 + cached);
     match (version, result) {
         (Version::V1, Ok(value)) => {
             out.push_str("{\"result\":");

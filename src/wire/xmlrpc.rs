@@ -96,7 +96,8 @@ fn declared_encoding(body: &[u8]) -> Result<Encoding, DecodeError> {
 /// Encodes a call's result as xapi's `{Status, Value}` or `{Status, ErrorDescription}` struct.
 /// A void result is passed as `Value::String("")` and comes out as `<value></value>`.
 pub fn encode_response(result: &Result<Value, ApiError>) -> Vec<u8> {
-    let mut out = String::with_capacity(256);
+    let cached = result.as_ref().map_or(0, |value| value.cached_encoding_len().0);
+    let mut out = String::with_capacity(256 + cached);
     out.push_str(RESPONSE_HEAD);
     match result {
         Ok(value) => {
