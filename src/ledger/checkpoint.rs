@@ -30,7 +30,8 @@ pub(super) enum Progress {
 }
 
 /// An image being encoded and stored. Dropping it abandons the checkpoint: the encoder stops at
-/// its next part, and the parts stored so far are removed by the next seal.
+/// its next part; the committer marks the parts stored so far for the sweep
+/// (`Log::abandon_checkpoint`), or the next open finds them.
 pub(super) struct ImageStream {
     pub seq: u64,
     next_index: u32,
