@@ -171,12 +171,12 @@ fn set_field(state: &mut State, seq: u64, class: ClassId, reference: &str, fid: 
 
 fn destroy(state: &mut State, seq: u64, class: ClassId, reference: &str) {
     let c = &schema().classes[class];
-    let object = state.tables[class]
+    let (shared, object) = state.tables[class]
         .objects
-        .remove(reference)
+        .remove_with_key(reference)
         .unwrap_or_else(|| panic!("entry {seq}: destroy of missing {} {reference}", c.name));
     index_remove(state, class, reference, &object);
-    state.tables[class].by_modified.remove(&(object.modified, Ref::from(reference)));
+    state.tables[class].by_modified.remove(&(object.modified, shared));
     for (fid, f) in c.fields.iter().enumerate() {
         match f.relation {
             Relation::One { .. } | Relation::ManyToMany { .. } => {

@@ -20,11 +20,13 @@ enum Piece {
     Sealed(ImageSeal),
 }
 
-/// What [`ImageStream::store`] got to.
+/// What [`ImageStream::store_next`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Progress {
-    /// More parts to come.
-    Pending,
+    /// Nothing: the encoder has not made the next part yet.
+    Waiting,
+    /// A part was stored; more are to come.
+    Stored,
     /// Every part is stored and the seal is durable.
     Sealed,
 }
@@ -56,24 +58,22 @@ impl ImageStream {
         Ok(ImageStream { seq, next_index: 0, pieces })
     }
 
-    /// Stores up to `parts_max` parts encoded by now, and the seal once they are all stored.
-    pub fn store(&mut self, log: &dyn Log, parts_max: usize) -> Result<Progress, String> {
-        for _ in 0..parts_max {
-            match self.pieces.try_recv() {
-                Ok(Piece::Part(bytes)) => {
-                    log.put_checkpoint_part(self.seq, self.next_index, &bytes).map_err(|e| e.to_string())?;
-                    self.next_index += 1;
-                }
-                Ok(Piece::Sealed(seal)) => {
-                    debug_assert_eq!(seal.parts, self.next_index);
-                    log.seal_checkpoint(self.seq, &seal).map_err(|e| e.to_string())?;
-                    return Ok(Progress::Sealed);
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return Err("the encoding thread stopped".into()),
+    /// Stores the next part, if the encoder has made it, or the seal once every part is stored.
+    pub fn store_next(&mut self, log: &dyn Log) -> Result<Progress, String> {
+        match self.pieces.try_recv() {
+            Ok(Piece::Part(bytes)) => {
+                log.put_checkpoint_part(self.seq, self.next_index, &bytes).map_err(|e| e.to_string())?;
+                self.next_index += 1;
+                Ok(Progress::Stored)
             }
+            Ok(Piece::Sealed(seal)) => {
+                debug_assert_eq!(seal.parts, self.next_index);
+                log.seal_checkpoint(self.seq, &seal).map_err(|e| e.to_string())?;
+                Ok(Progress::Sealed)
+            }
+            Err(TryRecvError::Empty) => Ok(Progress::Waiting),
+            Err(TryRecvError::Disconnected) => Err("the encoding thread stopped".into()),
         }
-        Ok(Progress::Pending)
     }
 }
 
@@ -166,7 +166,7 @@ mod tests {
         let image = snapshot::encode(&state);
         let mut stream = ImageStream::start(Arc::new(state)).unwrap();
         // The encoder cannot stall while its parts are drained, and its end is an error here.
-        while stream.store(&log, 1).unwrap() == Progress::Pending {
+        while stream.store_next(&log).unwrap() != Progress::Sealed {
             std::thread::yield_now();
         }
         let stored = log.latest_checkpoint().unwrap().unwrap();

@@ -588,17 +588,28 @@ impl Committer {
             return;
         }
         let seq = stream.seq;
-        let stored = stream.store(&*self.store, 1);
-        self.pace.spend(crate::store::CHECKPOINT_PART_SIZE_BYTES as u64);
-        match stored {
-            Ok(checkpoint::Progress::Pending) => return,
-            Ok(checkpoint::Progress::Sealed) => self.stats.stored(self.clock.now_us()),
+        match stream.store_next(&*self.store) {
+            Ok(checkpoint::Progress::Waiting) => {}
+            Ok(checkpoint::Progress::Stored) => self.pace.spend(crate::store::CHECKPOINT_PART_SIZE_BYTES as u64),
+            Ok(checkpoint::Progress::Sealed) => {
+                self.stats.stored(self.clock.now_us());
+                self.end_stream(false);
+            }
             Err(e) => {
                 tracing::warn!("writing the checkpoint at entry {seq}: {e}");
-                let _ = self.store.abandon_checkpoint(seq);
+                self.end_stream(true);
             }
         }
-        self.stream = None;
+    }
+
+    /// Forgets the image being stored (marking its parts for the sweep if it is `abandoned`),
+    /// and sweeps what checkpoints no longer kept left.
+    fn end_stream(&mut self, abandoned: bool) {
+        if let Some(stream) = self.stream.take() {
+            if abandoned {
+                let _ = self.store.abandon_checkpoint(stream.seq);
+            }
+        }
         self.sweeping = true;
         self.stats.encoding.store(false, Ordering::Relaxed);
     }
@@ -610,11 +621,7 @@ impl Committer {
         // An image still being stored is older than this one: sealing it after would put an
         // older checkpoint over a newer one, which the store refuses (a panic in the committer).
         // It is abandoned, and the parts it stored are removed by later sweeps.
-        if let Some(stream) = self.stream.take() {
-            let _ = self.store.abandon_checkpoint(stream.seq);
-        }
-        self.sweeping = true;
-        self.stats.encoding.store(false, Ordering::Relaxed);
+        self.end_stream(true);
         let image = snapshot::encode(state);
         self.store.put_checkpoint(state.seq, &image).map_err(|e| e.to_string())?;
         self.stats.stored(self.clock.now_us());

@@ -142,9 +142,11 @@ fn collect(
     let mut mods = Vec::new();
     let mut dels = Vec::new();
     let shown = |c: &Class| has_events(c) && reader.sees(c) && wants_class(subs, c.id);
+    // The least (position, ref) after `since`: the lower bound of every table's range.
+    let after = (since + 1, crate::engine::state::Ref::from(""));
     for class in s.classes.iter().filter(|c| shown(c)) {
         let table = state.table(class.id);
-        for (_, r) in table.by_modified.range((since + 1, crate::engine::state::Ref::from(""))..) {
+        for (_, r) in table.by_modified.range(after.clone()..) {
             let Some(o) = table.objects.get(r) else { continue };
             if !wants(subs, class.id, r) {
                 continue;

@@ -213,18 +213,16 @@ pub fn decode_checkpoint(
     each_part: impl FnOnce(&mut PartVisitor<'_>) -> Result<(), StoreError>,
 ) -> Result<(Hash, Vec<u8>), StoreError> {
     let corrupt = |reason: String| StoreError::corrupt(seq, format!("checkpoint at seq {seq}: {reason}"));
-    let header_size = match blob.first() {
-        Some(&CHECKPOINT_FORMAT_WHOLE) => 1 + 32 + 32,
-        Some(&CHECKPOINT_FORMAT_VERSION) => CHECKPOINT_HEADER_SIZE_BYTES,
-        Some(other) => {
-            return Err(corrupt(format!("format version {other} (this build reads {CHECKPOINT_FORMAT_VERSION})")))
-        }
-        None => 0,
+    let version = blob.first().copied().unwrap_or(CHECKPOINT_FORMAT_VERSION);
+    let header_size = match version {
+        CHECKPOINT_FORMAT_WHOLE => 1 + 32 + 32,
+        CHECKPOINT_FORMAT_VERSION => CHECKPOINT_HEADER_SIZE_BYTES,
+        other => return Err(corrupt(format!("format version {other} (this build reads {CHECKPOINT_FORMAT_VERSION})"))),
     };
-    if blob.len() < header_size.max(1) {
+    if blob.len() < header_size {
         return Err(corrupt(format!("{} bytes is shorter than the {header_size}-byte header", blob.len())));
     }
-    let state = if blob[0] == CHECKPOINT_FORMAT_WHOLE {
+    let state = if version == CHECKPOINT_FORMAT_WHOLE {
         blob[header_size..].to_vec()
     } else {
         if blob.len() != header_size {

@@ -109,7 +109,7 @@ impl Store {
         // A data dir from before checkpoint parts gets the (empty) tables now, so reads can open
         // them; parts a crash cut short of their seal are marked for the sweep (those of the
         // oldest and the newest seq stored: a crash leaves at most the one image it was storing).
-        let had_parts = txn.list_tables()?.any(|table| table.name() == CHECKPOINT_GARBAGE.name());
+        let has_part_tables = txn.list_tables()?.any(|table| table.name() == CHECKPOINT_GARBAGE.name());
         let orphans = {
             let parts = txn.open_table(CHECKPOINT_PARTS)?;
             let seals = txn.open_table(CHECKPOINTS)?;
@@ -163,7 +163,7 @@ impl Store {
                 }
             }
         };
-        if created || !had_parts || !orphans.is_empty() {
+        if created || !has_part_tables || !orphans.is_empty() {
             txn.set_durability(Durability::Immediate)?;
             txn.commit()?;
         } else {

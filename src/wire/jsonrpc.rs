@@ -79,10 +79,10 @@ pub fn encode_response(version: Version, id: &serde_json::Value, result: &Result
     let cached = result.as_ref().map_or(0, |value| value.cached_encoding_len().1);
     let mut out = String::with_capacity(128 + cached);
     match (version, result) {
-        (Version::V1, Ok(value)) => {
-            out.push_str("{\"result\":");
+        (_, Ok(value)) => {
+            out.push_str(result_open(version));
             push_value(&mut out, value);
-            out.push_str(",\"error\":null");
+            out.push_str(result_close(version));
         }
         (Version::V1, Err(error)) => {
             out.push_str("{\"result\":null,\"error\":[");
@@ -92,10 +92,6 @@ pub fn encode_response(version: Version, id: &serde_json::Value, result: &Result
                 push_string(&mut out, param);
             }
             out.push(']');
-        }
-        (Version::V2, Ok(value)) => {
-            out.push_str("{\"jsonrpc\":\"2.0\",\"result\":");
-            push_value(&mut out, value);
         }
         (Version::V2, Err(error)) => {
             out.push_str("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":");
@@ -130,10 +126,7 @@ pub fn encode_response_pieces(
     emit: &mut dyn FnMut(String) -> bool,
 ) {
     let mut out = String::with_capacity(piece_bytes + piece_bytes / 4);
-    out.push_str(match version {
-        Version::V1 => "{\"result\":",
-        Version::V2 => "{\"jsonrpc\":\"2.0\",\"result\":",
-    });
+    out.push_str(result_open(version));
     let mut cut = |out: &mut String| out.len() < piece_bytes || emit(std::mem::take(out));
     match value {
         Value::Map(entries) => {
@@ -166,13 +159,27 @@ pub fn encode_response_pieces(
         }
         other => push_value(&mut out, other),
     }
-    if version == Version::V1 {
-        out.push_str(",\"error\":null");
-    }
+    out.push_str(result_close(version));
     out.push_str(",\"id\":");
     push_json(&mut out, id);
     out.push('}');
     emit(out);
+}
+
+/// What a successful reply's result follows, by version.
+fn result_open(version: Version) -> &'static str {
+    match version {
+        Version::V1 => "{\"result\":",
+        Version::V2 => "{\"jsonrpc\":\"2.0\",\"result\":",
+    }
+}
+
+/// What follows a successful reply's result before its id: 1.0 says there is no error.
+fn result_close(version: Version) -> &'static str {
+    match version {
+        Version::V1 => ",\"error\":null",
+        Version::V2 => "",
+    }
 }
 
 /// Encodes a request: for clients, tests and benches. Parameters are always an array.

@@ -101,10 +101,7 @@ pub fn encode_response(result: &Result<Value, ApiError>) -> Vec<u8> {
     out.push_str(RESPONSE_HEAD);
     match result {
         Ok(value) => {
-            out.push_str(concat!(
-                "<value><struct><member><name>Status</name><value>Success</value></member>",
-                "<member><name>Value</name>"
-            ));
+            out.push_str(SUCCESS_OPEN);
             encode_value(value, &mut out);
         }
         Err(error) => {
@@ -131,10 +128,7 @@ pub fn encode_response(result: &Result<Value, ApiError>) -> Vec<u8> {
 pub fn encode_response_pieces(value: &Value, piece_bytes: usize, emit: &mut dyn FnMut(String) -> bool) {
     let mut out = String::with_capacity(piece_bytes + piece_bytes / 4);
     out.push_str(RESPONSE_HEAD);
-    out.push_str(concat!(
-        "<value><struct><member><name>Status</name><value>Success</value></member>",
-        "<member><name>Value</name>"
-    ));
+    out.push_str(SUCCESS_OPEN);
     let mut cut = |out: &mut String| out.len() < piece_bytes || emit(std::mem::take(out));
     match value {
         Value::Map(entries) => {
@@ -254,6 +248,9 @@ pub fn encode_call(method: &str, params: &[Value]) -> Vec<u8> {
 }
 
 const RESPONSE_HEAD: &str = "<?xml version=\"1.0\"?><methodResponse><params><param>";
+/// What a successful reply's value follows: the Status member and the Value member's name.
+const SUCCESS_OPEN: &str =
+    concat!("<value><struct><member><name>Status</name><value>Success</value></member>", "<member><name>Value</name>");
 const RESPONSE_TAIL: &str = "</param></params></methodResponse>";
 
 fn push_string_value(out: &mut String, s: &str) {
