@@ -1,10 +1,11 @@
 //! `Ledger`: the engine, its projections and its log, behind one handle.
 //!
 //! One writer thread owns the store's write side. Callers submit jobs (data: [`Job`]);
-//! the writer drains whatever is queued into one batch, executes each job against a working
-//! copy of the state, appends all resulting entries in one durable redb transaction (group
-//! commit), publishes the new state as a snapshot, wakes waiters, and only then answers each
-//! caller. Readers load the current snapshot and never wait for the writer.
+//! the writer executes each job as it comes against a working copy of the state and adds the
+//! entries to the batch waiting for the committer (`handover.rs`); the committer appends all of a
+//! batch's entries in one durable redb transaction (group commit), publishes the new state as a
+//! snapshot, wakes waiters, and only then answers each caller. Readers load the current snapshot
+//! and never wait for the writer.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 mod checkpoint;
+mod handover;
 mod keys;
 
 pub use keys::{rekey, Rekeyed};
@@ -303,8 +305,9 @@ fn recover(store: &dyn Log) -> Result<(State, OpenReport, [u8; 32]), LedgerError
 }
 
 /// The executing half of the writer: runs jobs against the working state and encodes entries.
-/// It hands each batch to the committer and goes on with the next batch while the previous one is
-/// being made durable, so execution overlaps the fsync. Callers are answered by the committer.
+/// It adds what it executed to the batch waiting for the committer and goes on with the next jobs
+/// while the committer makes the previous batch durable, so execution overlaps the fsync and a
+/// commit carries every job executed meanwhile. Callers are answered by the committer.
 struct Writer {
     store: Arc<dyn Log>,
     published: Arc<ArcSwap<State>>,
@@ -328,6 +331,17 @@ struct Batch {
     stop: bool,
 }
 
+impl Batch {
+    /// Adds `later` (executed after this batch) to it; returns the state it no longer ends in.
+    fn append(&mut self, later: Batch) -> Arc<State> {
+        self.records.extend(later.records);
+        self.replies.extend(later.replies);
+        self.checkpoints.extend(later.checkpoints);
+        self.stop |= later.stop;
+        std::mem::replace(&mut self.state, later.state)
+    }
+}
+
 /// How long an idle committer waits for a batch while a checkpoint's parts are being stored.
 const STREAM_IDLE_WAIT: Duration = Duration::from_millis(2);
 /// The rate a checkpoint image is stored at, a part per turn at most, so that no commit waits
@@ -335,13 +349,6 @@ const STREAM_IDLE_WAIT: Duration = Duration::from_millis(2);
 /// as they came, left parts taking 20-30 ms now and then and the writes' p99 doubled while an
 /// image was stored (bench `scale`). 32 MiB/s stores the 38 MB image of 10,000 VMs in about 1.2 s.
 const CHECKPOINT_STORE_BYTES_PER_S: u64 = 32 << 20;
-
-/// Executed batches queued for the committer beyond the one it is writing: none. The writer
-/// executes the next batch while the committer writes, then waits to hand it over; meanwhile new
-/// calls queue up and join the batch after. With one queued batch the writer drained the queue
-/// too early and batches got small: xmlrpc-writes 24k/s against 30.6k/s with none (bench, 64
-/// connections).
-const BATCHES_IN_FLIGHT: usize = 0;
 
 fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
@@ -353,7 +360,7 @@ impl Writer {
     fn run(mut self, rx: Receiver<Request>) {
         let mut state: State = (**self.published.load()).clone();
         let poisoned = Arc::new(AtomicBool::new(false));
-        let (to_committer, batches) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let handover = Arc::new(handover::Handover::default());
         let committer = Committer {
             store: self.store.clone(),
             published: self.published.clone(),
@@ -376,7 +383,10 @@ impl Writer {
         };
         let committer = std::thread::Builder::new()
             .name("xenledger-commit".into())
-            .spawn(move || committer.run(batches))
+            .spawn({
+                let handover = handover.clone();
+                move || committer.run(&handover)
+            })
             .expect("spawn the committer thread");
         loop {
             let first = match rx.recv_timeout(Duration::from_secs(3600)) {
@@ -416,11 +426,12 @@ impl Writer {
             }
             batch.state = Arc::new(state.clone());
             let stop = batch.stop;
-            if to_committer.send(batch).is_err() || stop {
+            handover.put(batch);
+            if stop {
                 break;
             }
         }
-        drop(to_committer);
+        handover.close();
         let _ = committer.join();
     }
 
@@ -475,25 +486,28 @@ struct Committer {
 }
 
 impl Committer {
-    fn run(mut self, batches: Receiver<Batch>) {
+    fn run(mut self, handover: &handover::Handover) {
         loop {
             // Waking now and then stores the parts of a checkpoint encoded while no batch came (soon
             // while one is being stored), and starts one that fell due with no batch since (a tail
             // recovered at open, the time bound).
             let idle =
                 if self.stream.is_some() || self.sweeping { STREAM_IDLE_WAIT } else { Duration::from_millis(500) };
-            let batch = match batches.recv_timeout(idle) {
-                Ok(batch) => batch,
-                Err(RecvTimeoutError::Timeout) => {
+            let batch = match handover.take(idle) {
+                handover::Taken::Batch(batch) => batch,
+                handover::Taken::Idle => {
                     self.store_checkpoint_parts();
                     if !self.poisoned.load(Ordering::Acquire) && self.checkpoint_due() {
                         self.encode_checkpoint(self.published.load_full());
                     }
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                handover::Taken::Closed => break,
             };
             let mut replies = batch.replies;
+            // The state this batch replaces, dropped once the callers are answered: it may hold the
+            // last copies of the objects the batch changed, and freeing them is not the callers' wait.
+            let mut replaced = None;
             if !batch.records.is_empty() {
                 let result = if self.poisoned.load(Ordering::Acquire) {
                     Err("an earlier append failed".to_string())
@@ -505,7 +519,7 @@ impl Committer {
                         self.since_checkpoint += batch.records.len() as u64;
                         self.bytes_since_checkpoint += batch.records.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
                         let seq = batch.state.seq;
-                        self.published.store(batch.state.clone());
+                        replaced = Some(self.published.swap(batch.state.clone()));
                         self.committed.send_replace(seq);
                     }
                     Err(e) => {
@@ -522,6 +536,7 @@ impl Committer {
             for (reply, outcome) in replies {
                 let _ = reply.send(outcome);
             }
+            drop(replaced);
             let durable = !self.poisoned.load(Ordering::Acquire);
             if durable && batch.stop {
                 let _ = self.write_checkpoint(&batch.state);
