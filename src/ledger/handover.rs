@@ -87,6 +87,15 @@ impl Handover {
     }
 }
 
+/// Closes the hand-over when dropped, so that a writer that panics still ends the committer.
+pub(super) struct CloseOnDrop<'a>(pub(super) &'a Handover);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -121,11 +130,12 @@ mod tests {
     }
 
     #[test]
-    fn a_stop_is_kept_and_close_ends_the_committer_after_the_last_batch() {
+    fn a_stop_is_kept_and_the_writers_exit_ends_the_committer_after_the_last_batch() {
         let handover = Handover::default();
         handover.put(batch(&[1], false));
         handover.put(batch(&[], true));
-        handover.close();
+        // How the writer closes on its way out, a panic's included.
+        drop(CloseOnDrop(&handover));
         let Taken::Batch(taken) = handover.take(Duration::ZERO) else { panic!("a batch waits") };
         assert!(taken.stop);
         assert_eq!(taken.state.seq, 0, "the last lot's state, even an empty one");

@@ -388,6 +388,7 @@ impl Writer {
                 move || committer.run(&handover)
             })
             .expect("spawn the committer thread");
+        let closer = handover::CloseOnDrop(&handover);
         loop {
             let first = match rx.recv_timeout(Duration::from_secs(3600)) {
                 Ok(m) => m,
@@ -431,7 +432,7 @@ impl Writer {
                 break;
             }
         }
-        handover.close();
+        drop(closer);
         let _ = committer.join();
     }
 
