@@ -136,8 +136,8 @@ fn create(state: &mut State, seq: u64, class: ClassId, reference: &str, given: &
     }
     let object = Arc::new(Object::new(fields, seq, seq));
     let shared: Ref = Arc::from(reference);
-    state.tables[class].by_modified.insert((seq, shared.clone()));
-    state.tables[class].objects.insert(shared, object.clone());
+    state.table_mut(class).by_modified.insert((seq, shared.clone()));
+    state.table_mut(class).objects.insert(shared, object.clone());
     index_insert(state, class, reference, &object);
     // Link the other ends of this object's relations.
     for (fid, f) in c.fields.iter().enumerate() {
@@ -171,12 +171,13 @@ fn set_field(state: &mut State, seq: u64, class: ClassId, reference: &str, fid: 
 
 fn destroy(state: &mut State, seq: u64, class: ClassId, reference: &str) {
     let c = &schema().classes[class];
-    let (shared, object) = state.tables[class]
+    let (shared, object) = state
+        .table_mut(class)
         .objects
         .remove_with_key(reference)
         .unwrap_or_else(|| panic!("entry {seq}: destroy of missing {} {reference}", c.name));
     index_remove(state, class, reference, &object);
-    state.tables[class].by_modified.remove(&(object.modified, shared));
+    state.table_mut(class).by_modified.remove(&(object.modified, shared));
     for (fid, f) in c.fields.iter().enumerate() {
         match f.relation {
             Relation::One { .. } | Relation::ManyToMany { .. } => {
@@ -252,7 +253,7 @@ fn set_remove(set: &mut Value, reference: &str) {
 
 /// Changes one object in place (copy-on-write) and stamps it modified at `seq`.
 fn update(state: &mut State, seq: u64, class: ClassId, reference: &str, f: impl FnOnce(&mut Object)) {
-    let table = &mut state.tables[class];
+    let table = state.table_mut(class);
     let (shared, slot) = table
         .objects
         .get_key_value_mut(reference)
@@ -294,7 +295,7 @@ fn index_object(state: &mut State, class: ClassId, reference: &str, object: &Obj
 /// `value`.
 fn index_field(state: &mut State, class: ClassId, fid: FieldId, reference: &str, value: &Value, how: Index) {
     let c = &schema().classes[class];
-    let table = &mut state.tables[class];
+    let table = state.table_mut(class);
     let Some(key) = value.as_str() else { return };
     // The object map's copy of the ref, shared by the indexes.
     let shared = || table.shared_ref(reference).unwrap_or_else(|| Ref::from(reference));

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod db_string;
 pub mod effect;
 pub mod explicit;
+pub mod fields;
 pub mod implicit;
 pub mod internal;
 mod long;

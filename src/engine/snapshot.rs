@@ -115,7 +115,7 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
                     fields[*fid] = v;
                 }
             }
-            let table = &mut state.tables[class.id];
+            let table = state.table_mut(class.id);
             let reference = Ref::from(reference);
             if let Some(uuid) = class.uuid_field.and_then(|f| fields[f].as_str()) {
                 table.by_uuid.insert(Arc::from(uuid), reference.clone());

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
+use super::fields::Fields;
 use crate::schema::{schema, Class, ClassId, FieldId};
 use crate::value::{EncodingCache, Value};
 
@@ -43,7 +44,7 @@ impl crate::value::Members for ObjectRecord {
 /// it, and shared by every later one.
 #[derive(Debug)]
 pub struct Object {
-    pub fields: Vec<Value>,
+    pub fields: Fields,
     pub created: u64,
     pub modified: u64,
     /// The record's XML-RPC and JSON encodings; emptied by every change.
@@ -51,8 +52,8 @@ pub struct Object {
 }
 
 impl Object {
-    pub fn new(fields: Vec<Value>, created: u64, modified: u64) -> Object {
-        Object { fields, created, modified, encodings: EncodingCache::default() }
+    pub fn new(fields: impl Into<Fields>, created: u64, modified: u64) -> Object {
+        Object { fields: fields.into(), created, modified, encodings: EncodingCache::default() }
     }
 
     pub fn get(&self, field: FieldId) -> &Value {
@@ -69,7 +70,8 @@ impl Object {
 }
 
 impl Clone for Object {
-    /// A copy starts without encodings: it is about to be changed.
+    /// A copy starts without encodings: it is about to be changed. It shares the field chunks
+    /// until a set copies the one it changes.
     fn clone(&self) -> Object {
         Object::new(self.fields.clone(), self.created, self.modified)
     }
@@ -124,8 +126,10 @@ pub struct Deletion {
 pub struct State {
     /// The last log entry folded in (0 for the empty state).
     pub seq: u64,
-    /// Indexed by `ClassId`.
-    pub tables: Vec<Table>,
+    /// Indexed by `ClassId`. Each table behind its own `Arc`, so that the writer's copy of the state
+    /// for a job (see [`crate::engine::Tx`]) copies 67 pointers and a change copies the one table
+    /// it touches ([`State::table_mut`]), not the four persistent maps of every class.
+    pub tables: Vec<Arc<Table>>,
     pub users: OrdMap<String, User>,
     pub deletions: imbl::Vector<Deletion>,
     /// Deletions at or before this position have been forgotten; a token older than it cannot be
@@ -146,7 +150,7 @@ impl State {
     pub fn new() -> State {
         State {
             seq: 0,
-            tables: vec![Table::default(); schema().classes.len()],
+            tables: (0..schema().classes.len()).map(|_| Arc::new(Table::default())).collect(),
             users: OrdMap::new(),
             deletions: imbl::Vector::new(),
             events_horizon: 0,
@@ -155,6 +159,11 @@ impl State {
 
     pub fn table(&self, class: ClassId) -> &Table {
         &self.tables[class]
+    }
+
+    /// The table of `class`, ready to change: copied first if another state shares it.
+    pub fn table_mut(&mut self, class: ClassId) -> &mut Table {
+        Arc::make_mut(&mut self.tables[class])
     }
 
     pub fn get(&self, class: ClassId, reference: &str) -> Option<&Arc<Object>> {
