@@ -664,3 +664,45 @@ fn map_and_set_edits_record_the_member_not_the_collection() {
         .expect("the chain verifies");
     assert_eq!(xenledger::engine::snapshot::hash(&folded), xenledger::engine::snapshot::hash(&l.snapshot()));
 }
+
+/// A snapshot keeps the version of an object it was taken with while later writes change fields
+/// in every part of it: versions share the chunks of fields they did not change
+/// (`engine/fields.rs`), and a change copies the chunk it touches, never writes into a shared one.
+#[test]
+fn every_snapshot_keeps_its_version_of_an_object() {
+    let (_dir, l) = fresh();
+    let vm = ok_ref(&l, "VM.create", vec![vm_record("v0", &[])]);
+    let vm_class = xenledger::schema::schema().class_id("VM").expect("VM");
+    let fields_now = |l: &Ledger| {
+        let state = l.snapshot();
+        let fields = state.get(vm_class, &vm).expect("the VM").fields.to_vec();
+        (state, fields)
+    };
+    let r = || Value::Ref(vm.clone());
+    // From the first fields of a VM to its last ones, and one field twice.
+    let writes: Vec<(&str, Vec<Value>)> = vec![
+        ("VM.set_name_label", vec![r(), s("v1")]),
+        ("VM.set_user_version", vec![r(), Value::Int(7)]),
+        ("VM.add_to_other_config", vec![r(), s("k"), s("v")]),
+        ("VM.set_PV_args", vec![r(), s("console=hvc0")]),
+        ("VM.add_to_xenstore_data", vec![r(), s("vm-data/x"), s("1")]),
+        ("VM.add_tags", vec![r(), s("t")]),
+        ("VM.set_recommendations", vec![r(), s("<restrictions/>")]),
+        ("VM.set_hardware_platform_version", vec![r(), Value::Int(2)]),
+        ("VM.set_name_label", vec![r(), s("v2")]),
+    ];
+    let mut versions = vec![fields_now(&l)];
+    for (method, args) in writes {
+        ok(&l, method, args);
+        let (state, fields) = fields_now(&l);
+        assert_ne!(fields, versions.last().expect("a version").1, "{method} changed the VM");
+        versions.push((state, fields));
+    }
+    for (i, (state, fields)) in versions.iter().enumerate() {
+        let held = state.get(vm_class, &vm).expect("the VM").fields.to_vec();
+        assert_eq!(&held, fields, "the snapshot of version {i} changed under later writes");
+    }
+    let count = |fields: &[Value]| fields.iter().filter(|v| v.as_str() == Some("v1")).count();
+    assert_eq!(count(&versions[1].1), 1, "version 1 holds its name");
+    assert_eq!(count(&versions[9].1), 0, "the last version holds the later name");
+}
