@@ -136,8 +136,9 @@ fn create(state: &mut State, seq: u64, class: ClassId, reference: &str, given: &
     }
     let object = Arc::new(Object::new(fields, seq, seq));
     let shared: Ref = Arc::from(reference);
-    state.table_mut(class).by_modified.insert((seq, shared.clone()));
-    state.table_mut(class).objects.insert(shared, object.clone());
+    let table = state.table_mut(class);
+    table.by_modified.insert((seq, shared.clone()));
+    table.objects.insert(shared, object.clone());
     index_insert(state, class, reference, &object);
     // Link the other ends of this object's relations.
     for (fid, f) in c.fields.iter().enumerate() {

@@ -10,7 +10,7 @@
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
-use serde::ser::{Serialize, SerializeSeq, Serializer};
+use serde::ser::{Serialize, Serializer};
 
 use crate::value::Value;
 
@@ -20,25 +20,25 @@ const CHUNK: usize = 16;
 
 #[derive(Clone, Default)]
 pub struct Fields {
+    /// Every chunk holds [`CHUNK`] values but the last, which holds the rest.
     chunks: Vec<Arc<[Value]>>,
-    len: usize,
 }
 
 impl Fields {
     pub fn len(&self) -> usize {
-        self.len
+        self.chunks.last().map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.chunks.is_empty()
     }
 
     pub fn get(&self, field: usize) -> Option<&Value> {
         self.chunks.get(field / CHUNK).and_then(|chunk| chunk.get(field % CHUNK))
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Value> + Clone {
-        Iter { chunks: self.chunks.iter(), chunk: [].iter(), left: self.len }
+    pub fn iter(&self) -> Iter<'_> {
+        self.into_iter()
     }
 
     pub fn to_vec(&self) -> Vec<Value> {
@@ -48,13 +48,13 @@ impl Fields {
 
 impl From<Vec<Value>> for Fields {
     fn from(values: Vec<Value>) -> Fields {
-        let len = values.len();
-        let mut chunks = Vec::with_capacity(len.div_ceil(CHUNK));
+        // Moved, not cloned, into the chunks.
         let mut values = values.into_iter();
+        let mut chunks = Vec::with_capacity(values.len().div_ceil(CHUNK));
         while values.len() > 0 {
-            chunks.push(values.by_ref().take(CHUNK).collect::<Arc<[Value]>>());
+            chunks.push(values.by_ref().take(CHUNK).collect());
         }
-        Fields { chunks, len }
+        Fields { chunks }
     }
 }
 
@@ -75,7 +75,7 @@ impl IndexMut<usize> for Fields {
 
 impl PartialEq for Fields {
     fn eq(&self, other: &Fields) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
+        self.iter().eq(other.iter())
     }
 }
 
@@ -88,11 +88,8 @@ impl std::fmt::Debug for Fields {
 /// Serialised as the vector of values it holds (the checkpoint image's form).
 impl Serialize for Fields {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.len))?;
-        for value in self.iter() {
-            seq.serialize_element(value)?;
-        }
-        seq.end()
+        // The iterator's exact length becomes the sequence's length prefix.
+        serializer.collect_seq(self.iter())
     }
 }
 
@@ -101,7 +98,7 @@ impl<'a> IntoIterator for &'a Fields {
     type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Iter<'a> {
-        Iter { chunks: self.chunks.iter(), chunk: [].iter(), left: self.len }
+        Iter { chunks: self.chunks.iter(), chunk: [].iter(), left: self.len() }
     }
 }
 
