@@ -386,13 +386,41 @@ pub fn format_mac(mut b: [u8; 6]) -> String {
 
 /// The text form of a UUID's 16 bytes (`8-4-4-4-12` lower-case hex).
 pub fn format_uuid(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    let mut text = String::with_capacity(36);
+    push_uuid(&mut text, b);
+    text
+}
+
+/// Appends the 36-character form of `b` (lower-case hex, dashes after bytes 4, 6, 8 and 10) to
+/// `out`. Every session check digests a ref to its key through here, so it writes the digits
+/// directly instead of formatting each byte.
+pub fn push_uuid(out: &mut String, b: &[u8; 16]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_are_lower_case_hex_in_groups_of_8_4_4_4_12() {
+        let bytes: [u8; 16] = std::array::from_fn(|i| (i as u8) * 17);
+        assert_eq!(format_uuid(&bytes), "00112233-4455-6677-8899-aabbccddeeff");
+        // The form every stored uuid and session key was written in before `push_uuid`.
+        let hex: String = bytes.iter().map(|x| format!("{x:02x}")).collect();
+        let formatted = format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]);
+        assert_eq!(format_uuid(&bytes), formatted);
+        let mut appended = String::from("OpaqueRef:");
+        push_uuid(&mut appended, &bytes);
+        assert_eq!(appended, format!("OpaqueRef:{formatted}"));
+    }
 
     #[test]
     fn datetime_round_trip_and_forms() {
