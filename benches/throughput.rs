@@ -363,6 +363,38 @@ fn report(scenario: &str, clients: usize, ops: u64, seconds: f64, latencies: Opt
 /// Extra keys of a result line, in order.
 type Extra = Vec<(&'static str, serde_json::Value)>;
 
+/// The ledger's group commits over a run: `commits`, `entries_per_commit` and `disk_busy`, the
+/// share of the timed seconds the committer spent appending and syncing (the rest it waited for
+/// work or answered callers).
+struct CommitWindow {
+    commits: u64,
+    entries: u64,
+    busy_us: u64,
+}
+
+impl CommitWindow {
+    fn start(ledger: &Ledger) -> CommitWindow {
+        let stats = ledger.commit_stats();
+        CommitWindow {
+            commits: stats.commits.load(std::sync::atomic::Ordering::Acquire),
+            entries: stats.entries.load(std::sync::atomic::Ordering::Relaxed),
+            busy_us: stats.busy_us.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn extra(&self, ledger: &Ledger, seconds: f64) -> Extra {
+        let stats = ledger.commit_stats();
+        let commits = stats.commits.load(std::sync::atomic::Ordering::Acquire) - self.commits;
+        let entries = stats.entries.load(std::sync::atomic::Ordering::Relaxed) - self.entries;
+        let busy_us = stats.busy_us.load(std::sync::atomic::Ordering::Relaxed) - self.busy_us;
+        vec![
+            ("commits", json!(commits)),
+            ("entries_per_commit", json!(round2(entries as f64 / commits.max(1) as f64))),
+            ("disk_busy", json!(round2(busy_us as f64 / 1e6 / seconds))),
+        ]
+    }
+}
+
 /// CPU seconds (user + system) of the whole process so far, from `/proc/self/stat` (10 ms ticks).
 /// Other builds share this machine's CPUs; comparing this with wall time shows when they did.
 fn process_cpu_s() -> f64 {
@@ -540,13 +572,16 @@ fn engine_writes(options: &Options) {
     let vms = Arc::new(create_vms(&ledger, |l| l, clients));
     let before = ledger.snapshot().seq;
     let writer = ledger.clone();
+    let window = CommitWindow::start(&ledger);
     let run = run_clients(clients, options.seconds, 1, move |client, n| {
         let args = vec![Value::str(&vms[client]), Value::str(format!("vm-{client}-{n}"))];
         writer.invoke(bench_actor(), "VM.set_name_label", args).expect("VM.set_name_label");
     });
     let entries = ledger.snapshot().seq - before;
     assert_eq!(entries, run.ops, "one log entry per call");
-    run.report("engine-writes", clients, vec![("entries", json!(entries))]);
+    let mut extra = vec![("entries", json!(entries))];
+    extra.extend(window.extra(&ledger, run.seconds));
+    run.report("engine-writes", clients, extra);
     drop(ledger);
 }
 

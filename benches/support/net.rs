@@ -24,7 +24,7 @@ use xenledger::value::Value;
 use xenledger::wire::{jsonrpc, xmlrpc};
 
 use super::https::{self, Conn, Running, JSON_SUCCESS, XML_SUCCESS};
-use super::{create_vms_on, load_avg, process_cpu_s, round2, temp_dir, Extra, Latencies, Options, Run};
+use super::{create_vms_on, load_avg, process_cpu_s, round2, temp_dir, CommitWindow, Extra, Latencies, Options, Run};
 
 /// VMs in the served state.
 pub const VMS: usize = 100;
@@ -384,6 +384,7 @@ pub fn xmlrpc_writes(options: &Options) {
     let clients = options.clients.unwrap_or(64);
     let (dir, node, vms) = open_node("net-writes", VMS.max(clients));
     let before = node.ledger.snapshot().seq;
+    let window = CommitWindow::start(&node.ledger);
     let (run, traffic) = run_node_clients(&node, &dir, options, clients, Wire::Xml, move |session, client| {
         let (session, vm) = (Value::str(session), Value::str(&vms[client]));
         Box::new(move |n, out| {
@@ -403,6 +404,8 @@ pub fn xmlrpc_writes(options: &Options) {
         ("ratio_to_redb_ceiling", ratio(ops_per_s, &REDB_CEILING_OPS_PER_S)),
     ];
     extra.extend(traffic_extra(&run, traffic));
+    // The logins' commits (one entry each, before timing) are counted too.
+    extra.extend(window.extra(&node.ledger, run.seconds));
     run.report("xmlrpc-writes", clients, extra);
     drop(node);
 }

@@ -102,9 +102,28 @@ impl CheckpointStats {
     }
 }
 
+/// The committer's group commits since open: how many, the entries they carried and the time
+/// spent in them (appending and making durable), so that a bench can tell how full the commits
+/// are and how busy the disk is.
+#[derive(Default, Debug)]
+pub struct CommitStats {
+    pub commits: AtomicU64,
+    pub entries: AtomicU64,
+    pub busy_us: AtomicU64,
+}
+
+impl CommitStats {
+    fn committed(&self, entries: usize, busy_us: i64) {
+        self.entries.fetch_add(entries as u64, Ordering::Relaxed);
+        self.busy_us.fetch_add(busy_us.max(0) as u64, Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Release);
+    }
+}
+
 pub struct Ledger {
     state: Arc<ArcSwap<State>>,
     checkpoint_stats: Arc<CheckpointStats>,
+    commit_stats: Arc<CommitStats>,
     queue: SyncSender<Request>,
     committed: watch::Receiver<u64>,
     writer: Option<JoinHandle<()>>,
@@ -149,6 +168,7 @@ impl Ledger {
         let (queue, rx) = mpsc::sync_channel(QUEUE_JOBS_MAX);
         let (committed_tx, committed) = watch::channel(seq);
         let checkpoint_stats = Arc::new(CheckpointStats::default());
+        let commit_stats = Arc::new(CommitStats::default());
         let writer = Writer {
             store: store.clone(),
             published: state.clone(),
@@ -159,6 +179,7 @@ impl Ledger {
             jobs_run: 0,
             clock: clock.clone(),
             checkpoint_stats: checkpoint_stats.clone(),
+            commit_stats: commit_stats.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("xenledger-writer".into())
@@ -167,6 +188,7 @@ impl Ledger {
         Ok(Ledger {
             state,
             checkpoint_stats,
+            commit_stats,
             queue,
             committed,
             writer: Some(handle),
@@ -181,6 +203,11 @@ impl Ledger {
     /// The committer's checkpoints so far.
     pub fn checkpoint_stats(&self) -> &CheckpointStats {
         &self.checkpoint_stats
+    }
+
+    /// The committer's group commits so far.
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.commit_stats
     }
 
     /// The clock that stamps entries; the node reads time from it too.
@@ -319,6 +346,7 @@ struct Writer {
     jobs_run: u64,
     clock: Arc<dyn Clock>,
     checkpoint_stats: Arc<CheckpointStats>,
+    commit_stats: Arc<CommitStats>,
 }
 
 /// One executed batch on its way to the disk.
@@ -379,6 +407,7 @@ impl Writer {
             sweeping: true,
             pace: crate::clock::Pace::new(CHECKPOINT_STORE_BYTES_PER_S),
             stats: self.checkpoint_stats.clone(),
+            commit_stats: self.commit_stats.clone(),
             poisoned: poisoned.clone(),
         };
         let committer = std::thread::Builder::new()
@@ -483,6 +512,7 @@ struct Committer {
     /// The rate parts are stored at.
     pace: crate::clock::Pace,
     stats: Arc<CheckpointStats>,
+    commit_stats: Arc<CommitStats>,
     poisoned: Arc<AtomicBool>,
 }
 
@@ -510,6 +540,7 @@ impl Committer {
             // last copies of the objects the batch changed, and freeing them is not the callers' wait.
             let mut replaced = None;
             if !batch.records.is_empty() {
+                let started_us = self.clock.now_us();
                 let result = if self.poisoned.load(Ordering::Acquire) {
                     Err("an earlier append failed".to_string())
                 } else {
@@ -517,6 +548,7 @@ impl Committer {
                 };
                 match result {
                     Ok(()) => {
+                        self.commit_stats.committed(batch.records.len(), self.clock.now_us() - started_us);
                         self.since_checkpoint += batch.records.len() as u64;
                         self.bytes_since_checkpoint += batch.records.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
                         let seq = batch.state.seq;
