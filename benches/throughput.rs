@@ -367,26 +367,29 @@ type Extra = Vec<(&'static str, serde_json::Value)>;
 /// share of the timed seconds the committer spent appending and syncing (the rest it waited for
 /// work or answered callers).
 struct CommitWindow {
-    commits: u64,
-    entries: u64,
-    busy_us: u64,
+    /// Commits, entries and microseconds committing when the window opened.
+    at_start: [u64; 3],
 }
 
 impl CommitWindow {
-    fn start(ledger: &Ledger) -> CommitWindow {
+    fn totals(ledger: &Ledger) -> [u64; 3] {
         let stats = ledger.commit_stats();
-        CommitWindow {
-            commits: stats.commits.load(std::sync::atomic::Ordering::Acquire),
-            entries: stats.entries.load(std::sync::atomic::Ordering::Relaxed),
-            busy_us: stats.busy_us.load(std::sync::atomic::Ordering::Relaxed),
-        }
+        let commits = stats.commits.load(std::sync::atomic::Ordering::Acquire);
+        [
+            commits,
+            stats.entries.load(std::sync::atomic::Ordering::Relaxed),
+            stats.busy_us.load(std::sync::atomic::Ordering::Relaxed),
+        ]
+    }
+
+    fn start(ledger: &Ledger) -> CommitWindow {
+        CommitWindow { at_start: CommitWindow::totals(ledger) }
     }
 
     fn extra(&self, ledger: &Ledger, seconds: f64) -> Extra {
-        let stats = ledger.commit_stats();
-        let commits = stats.commits.load(std::sync::atomic::Ordering::Acquire) - self.commits;
-        let entries = stats.entries.load(std::sync::atomic::Ordering::Relaxed) - self.entries;
-        let busy_us = stats.busy_us.load(std::sync::atomic::Ordering::Relaxed) - self.busy_us;
+        let [commits, entries, busy_us] = CommitWindow::totals(ledger);
+        let [commits, entries, busy_us] =
+            [commits - self.at_start[0], entries - self.at_start[1], busy_us - self.at_start[2]];
         vec![
             ("commits", json!(commits)),
             ("entries_per_commit", json!(round2(entries as f64 / commits.max(1) as f64))),

@@ -65,6 +65,12 @@ struct MethodFigures {
     latency: Histogram,
 }
 
+/// Whether `method` (`Async.` or not) is a message of the datamodel: only those get a label of
+/// their own.
+fn is_known(method: &str) -> bool {
+    crate::schema::schema().lookup(method.strip_prefix("Async.").unwrap_or(method)).is_some()
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs to ~26 s.
     Histogram::new(exponential_buckets(0.0001, 4.0, 10))
@@ -123,7 +129,7 @@ impl Metrics {
                 return;
             }
         }
-        let method = match self.is_known(method) {
+        let method = match is_known(method) {
             true => method.to_string(),
             false => "unknown".to_string(),
         };
@@ -135,14 +141,10 @@ impl Metrics {
         self.latency.get_or_create(&vec![("method", method)]).observe(seconds);
     }
 
-    fn is_known(&self, method: &str) -> bool {
-        crate::schema::schema().lookup(method.strip_prefix("Async.").unwrap_or(method)).is_some()
-    }
-
     /// The figures of a known `method`, remembered for its next calls; `None` for a method the
     /// datamodel does not have (never remembered, so a client cannot grow the map).
     fn learn(&self, method: &str) -> Option<MethodFigures> {
-        if !self.is_known(method) {
+        if !is_known(method) {
             return None;
         }
         let labels = vec![("method", method.to_string()), ("outcome", "success".to_string())];
